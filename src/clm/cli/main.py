@@ -1,0 +1,40 @@
+"""Entry point of the ``clm`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from clm import __version__
+from clm.core.errors import UserError
+
+
+# Each module adds its sub-commands; keep one line per command group.
+GROUPS: list = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clm", description="Creative Learning Model: DQN agents and GANs that learn together.")
+    parser.add_argument("--version", action="version", version=f"clm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Core services: config, run directory, logging, checkpoints, seeding, devices."""

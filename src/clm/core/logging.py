@@ -1,0 +1,67 @@
+"""Metric logging: TensorBoard, metrics.jsonl and a console progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clm.core.rundir import dumps_line
+
+
+class MetricLogger:
+    """Writes each logged step to ``metrics.jsonl`` and TensorBoard (``tb/``),
+    and drives a tqdm progress bar (steps, steps/s, ETA, latest figures).
+
+    ``quiet=True`` disables the bar (e.g. for ``--json`` output or tests).
+    """
+
+    def __init__(self, run_dir: Path, total_steps: int | None = None, quiet: bool = False,
+                 tensorboard: bool = True, initial_step: int = 0, unit: str = "step"):
+        self.run_dir = Path(run_dir)
+        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+        self._bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total_steps, initial=initial_step, unit=unit,
+                             dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+        self._last_step = initial_step
+        self._t0 = time.perf_counter()
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Record ``metrics`` (name -> number) at ``step``."""
+        row = {"step": int(step), "time": round(time.perf_counter() - self._t0, 3), **metrics}
+        self._jsonl.write(dumps_line(row) + "\n")
+        if self._tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._tb.add_scalar(k, v, step)
+
+    def image(self, tag: str, image_hwc, step: int) -> None:
+        """An image (H, W, 3 uint8 array) in TensorBoard."""
+        if self._tb is not None:
+            self._tb.add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def progress(self, step: int, **postfix: Any) -> None:
+        """Advance the bar to ``step`` and show ``postfix`` figures."""
+        if self._bar is not None:
+            self._bar.update(step - self._last_step)
+            if postfix:
+                self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v)
+                                       for k, v in postfix.items()}, refresh=False)
+        self._last_step = step
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._tb is not None:
+            self._tb.flush()
+            self._tb.close()
+        self._jsonl.close()

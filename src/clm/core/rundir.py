@@ -1,0 +1,101 @@
+"""The run directory contract: config.yaml, metrics.jsonl, summary.json,
+checkpoints/, tb/ (see ../shared/DESIGN.md), and atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from clm.core.errors import UserError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename, so that a
+    reader (or a crash) never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item") and callable(v.item):  # numpy / torch scalars
+        return _json_safe(v.item())
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def dumps_line(obj: dict[str, Any]) -> str:
+    """One compact JSON line (non-finite floats become null)."""
+    return json.dumps(_json_safe(obj), separators=(",", ":"))
+
+
+def new_run_dir(command: str, out: str | Path | None = None, root: str | Path = "runs") -> Path:
+    """Create the run directory: ``out`` if given, else runs/<command>-<time>."""
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(root) / f"{command}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(root) / f"{command}-{stamp}-{n}"
+    else:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out {path} exists and is not a directory", exit_code=2)
+        if path.is_dir() and (path / "summary.json").exists():
+            raise UserError(
+                f"--out {path} already holds a finished run; choose another folder "
+                f"or continue it with --resume {path}",
+                exit_code=2,
+            )
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} has no summary.json: is it a finished run directory?")
+    return json.loads(path.read_text())
+
+
+def require_run_dir(path: str | Path, kind: str) -> Path:
+    """Check that ``path`` is a run directory of ``kind`` (it has config.yaml)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"run directory {path} does not exist", exit_code=2)
+    if not (path / "config.yaml").is_file():
+        raise UserError(
+            f"{path} is not a clm run directory (no config.yaml); pass the folder a "
+            f"'clm {kind} train' run wrote",
+            exit_code=2,
+        )
+    return path
