@@ -1,0 +1,132 @@
+"""Reading and writing level files in the Boxoban format.
+
+A file holds puzzles separated by ``; N`` lines (N is the puzzle number);
+empty lines between puzzles are ignored. A file or string without any ``;``
+line holds one level (or several separated by empty lines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from clm.core.errors import UserError
+from clm.core.rundir import atomic_write_text
+from clm.domains.levels.level import Level, LevelError
+
+
+class LevelList(list):
+    """A ``list[Level]`` that also says what was skipped while reading.
+
+    ``skipped``: how many puzzles were invalid and left out (only with
+    ``skip_invalid=True``); ``problems``: one message per skipped puzzle.
+    """
+
+    def __init__(self, levels: Iterable[Level] = (), skipped: int = 0, problems: Sequence[str] = ()):
+        super().__init__(levels)
+        self.skipped = skipped
+        self.problems = list(problems)
+
+
+def _blocks(text: str) -> list[tuple[str | None, int, list[str]]]:
+    """Split text into (puzzle number or None, first line number, rows)."""
+    blocks: list[tuple[str | None, int, list[str]]] = []
+    number: str | None = None
+    rows: list[str] = []
+    first = 0
+
+    def flush() -> None:
+        nonlocal rows, number
+        if rows:
+            blocks.append((number, first, rows))
+            number = None
+        rows = []
+
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if line.startswith(";"):
+            flush()
+            number = line[1:].strip()
+        elif line.strip() == "":
+            flush()
+        else:
+            if not rows:
+                first = lineno
+            rows.append(line)
+    flush()
+    return blocks
+
+
+def parse_levels(
+    text: str, source: str = "<string>", skip_invalid: bool = False, name_prefix: str = ""
+) -> LevelList:
+    """Parse every puzzle in ``text`` (Boxoban format, or a single level).
+
+    Each level's name is ``name_prefix`` + its puzzle number (or its 0-based
+    position when the text has no ``; N`` lines). Invalid puzzles raise
+    :class:`LevelError` naming source, puzzle number and line, unless
+    ``skip_invalid``, in which case they are counted in ``.skipped``.
+    """
+    out = LevelList()
+    for index, (number, first_line, rows) in enumerate(_blocks(text)):
+        label = number if number else str(index)
+        try:
+            level = Level.from_text(
+                "\n".join(rows), source=source, number=label, first_line=first_line, name=f"{name_prefix}{label}"
+            )
+        except LevelError as e:
+            if not skip_invalid:
+                raise
+            out.skipped += 1
+            out.problems.append(str(e))
+            continue
+        out.append(level)
+    return out
+
+
+def _level_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder of levels")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+        if not files:
+            raise UserError(f"{path}: folder holds no .txt level files")
+        return files
+    return [path]
+
+
+def read_levels(path: str | Path, skip_invalid: bool = False) -> LevelList:
+    """Read levels from a Boxoban file, or from every ``.txt`` file of a
+    folder (in sorted order). Names are ``<file stem>/<puzzle number>``.
+
+    Returns a :class:`LevelList`; with ``skip_invalid`` its ``.skipped``
+    says how many puzzles were invalid and left out.
+    """
+    path = Path(path)
+    out = LevelList()
+    for f in _level_files(path):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{f}: not a text file of levels ({e.reason} at byte {e.start})") from None
+        except OSError as e:
+            raise UserError(f"{f}: cannot read ({e.strerror})") from None
+        got = parse_levels(text, source=str(f), skip_invalid=skip_invalid, name_prefix=f"{f.stem}/")
+        out.extend(got)
+        out.skipped += got.skipped
+        out.problems.extend(got.problems)
+    if not out and not out.skipped:
+        raise UserError(f"{path}: holds no levels")
+    return out
+
+
+def format_levels(levels: Sequence[Level]) -> str:
+    """Boxoban text: ``; i`` before each puzzle, an empty line after it."""
+    return "".join(f"; {i}\n{lv.to_text()}\n\n" for i, lv in enumerate(levels))
+
+
+def write_levels(path: str | Path, levels: Sequence[Level]) -> Path:
+    """Write levels as a Boxoban file, atomically (readers never see half a
+    file). Puzzles are numbered 0..N-1. Returns the path."""
+    path = Path(path)
+    atomic_write_text(path, format_levels(levels))
+    return path
