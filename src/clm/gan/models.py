@@ -1,0 +1,194 @@
+"""Generators and discriminators for (C, H, W) data.
+
+Images: a DCGAN-style pair. DCGAN grows a 4x4 map to 64x64 through four
+stride-2 stages; an 8x8 digit leaves room for only two, so G here is
+linear -> (ceil(H/4), ceil(W/4)) map -> two "upsample to size + 3x3 conv +
+BatchNorm + ReLU" stages -> 3x3 conv to C channels. Upsampling to an exact size
+(not transposed convs) makes any H, W work (8 -> 2,4,8; 10 -> 3,5,10; 28 ->
+7,14,28) without cropping or checkerboard artefacts. D mirrors it with strided
+3x3 convs and LeakyReLU, no BatchNorm (BatchNorm breaks the per-sample gradient
+penalty of WGAN-GP and couples samples in a batch). An MLP pair is offered too
+(``arch="mlp"``): on 8x8 data it is as good and is the honest baseline.
+
+Tile grids (levels): ``TileGenerator`` shares G's backbone but outputs logits
+over tile types per cell and samples them with straight-through Gumbel-softmax:
+the forward value is an exact one-hot grid, the backward pass is the softmax's
+gradient, so D (and later an agent) can backprop into G.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _sn(module: nn.Module, on: bool) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(module) if on else module
+
+
+class ImageGenerator(nn.Module):
+    """z (B, z_dim) [+ condition (B, cond_dim)] -> x (B, C, H, W).
+
+    ``out_activation="tanh"`` for images in [-1, 1]; ``None`` returns raw
+    outputs (logits, for the tile generator).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], z_dim: int = 32, width: int = 64, cond_dim: int = 0,
+                 arch: str = "dcgan", out_activation: str | None = "tanh"):
+        super().__init__()
+        self.shape, self.z_dim, self.cond_dim, self.arch = tuple(shape), z_dim, cond_dim, arch
+        c, h, w = self.shape
+        in_dim = z_dim + cond_dim
+        if arch == "dcgan":
+            self.h0, self.w0 = math.ceil(h / 4), math.ceil(w / 4)
+            self.fc = nn.Sequential(nn.Linear(in_dim, 2 * width * self.h0 * self.w0),
+                                    nn.BatchNorm1d(2 * width * self.h0 * self.w0), nn.ReLU(True))
+            self.width = width
+            self.body = nn.Sequential(
+                nn.Upsample(size=(math.ceil(h / 2), math.ceil(w / 2)), mode="nearest"),
+                nn.Conv2d(2 * width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+                nn.Upsample(size=(h, w), mode="nearest"),
+                nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+                nn.Conv2d(width, c, 3, padding=1),
+            )
+        elif arch == "mlp":
+            hidden = 4 * width
+            self.fc = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(True),
+                                    nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(True),
+                                    nn.Linear(hidden, c * h * w))
+            self.body = None
+        else:
+            raise ValueError(f"unknown generator arch '{arch}': use dcgan or mlp")
+        self.out_activation = out_activation
+
+    def raw(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError("this generator is conditional: pass a condition")
+            z = torch.cat([z, cond.to(z.dtype)], 1)
+        h = self.fc(z)
+        if self.body is None:
+            return h.view(-1, *self.shape)
+        return self.body(h.view(-1, 2 * self.width, self.h0, self.w0))
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.raw(z, cond)
+        return torch.tanh(out) if self.out_activation == "tanh" else out
+
+
+class MinibatchStd(nn.Module):
+    """Appends one channel holding the mean over features of the per-feature
+    standard deviation across the batch (Improved Techniques' minibatch
+    discrimination, in the simple form of Karras et al. 2018): a collapsed G
+    gives a low value that D can spot."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        std = x.float().std(0, unbiased=False) if len(x) > 1 else torch.zeros_like(x[0]).float()
+        stat = (std + 1e-8).mean().to(x.dtype)
+        return torch.cat([x, stat.expand(x.shape[0], 1, *x.shape[2:])], 1)
+
+
+class ImageDiscriminator(nn.Module):
+    """x (B, C, H, W) [+ condition] -> (logit (B,), features (B, F)).
+
+    ``features`` is the penultimate layer, used by feature matching. A
+    condition enters by projection (Miyato & Koyama 2018): logit +=
+    <embed(cond), features>.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], width: int = 64, cond_dim: int = 0, arch: str = "dcgan",
+                 spectral_norm: bool = False, minibatch_std: bool = False):
+        super().__init__()
+        c, h, w = shape
+        self.cond_dim = cond_dim
+        if arch == "dcgan":
+            h1, w1 = (h + 1) // 2, (w + 1) // 2
+            h2, w2 = (h1 + 1) // 2, (w1 + 1) // 2
+            self.conv = nn.Sequential(
+                _sn(nn.Conv2d(c, width, 3, padding=1), spectral_norm), nn.LeakyReLU(0.2, True),
+                _sn(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), spectral_norm), nn.LeakyReLU(0.2, True),
+            )
+            self.mbstd = MinibatchStd() if minibatch_std else None
+            self.conv2 = nn.Sequential(
+                _sn(nn.Conv2d(2 * width + int(minibatch_std), 2 * width, 3, stride=2, padding=1), spectral_norm),
+                nn.LeakyReLU(0.2, True), nn.Flatten())
+            self.feature_dim = 2 * width * h2 * w2
+        elif arch == "mlp":
+            hidden = 4 * width
+            self.conv = nn.Sequential(nn.Flatten(), _sn(nn.Linear(c * h * w, hidden), spectral_norm),
+                                      nn.LeakyReLU(0.2, True))
+            self.mbstd = None
+            self.mb_linear = minibatch_std
+            self.conv2 = nn.Sequential(_sn(nn.Linear(hidden + int(minibatch_std), hidden), spectral_norm),
+                                       nn.LeakyReLU(0.2, True))
+            self.feature_dim = hidden
+        else:
+            raise ValueError(f"unknown discriminator arch '{arch}': use dcgan or mlp")
+        self.arch = arch
+        self.minibatch_std = minibatch_std
+        self.head = _sn(nn.Linear(self.feature_dim, 1), spectral_norm)
+        self.embed = _sn(nn.Linear(cond_dim, self.feature_dim, bias=False), spectral_norm) if cond_dim else None
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.conv(x)
+        if self.minibatch_std:
+            if self.arch == "dcgan":
+                h = self.mbstd(h)
+            else:
+                stat = h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+                h = torch.cat([h, stat.to(h.dtype).expand(len(h), 1)], 1)
+        feats = self.conv2(h)
+        logit = self.head(feats).squeeze(1)
+        if self.embed is not None:
+            if cond is None:
+                raise ValueError("this discriminator is conditional: pass a condition")
+            logit = logit + (self.embed(cond.to(feats.dtype)) * feats).sum(1)
+        return logit, feats
+
+
+class TileGenerator(nn.Module):
+    """z [+ condition] -> one-hot tile grid (B, n_tiles, H, W).
+
+    ``forward`` samples each cell's tile with straight-through Gumbel-softmax
+    at temperature ``tau`` (forward: exact one-hot; backward: the relaxed
+    softmax's gradient). ``probs`` gives the per-cell softmax, which the
+    decoder uses to build a valid level.
+    """
+
+    def __init__(self, n_tiles: int, height: int, width_cells: int, z_dim: int = 32, width: int = 64,
+                 cond_dim: int = 0, arch: str = "dcgan", tau: float = 1.0):
+        super().__init__()
+        self.backbone = ImageGenerator((n_tiles, height, width_cells), z_dim, width, cond_dim, arch, out_activation=None)
+        self.shape, self.z_dim, self.cond_dim, self.tau = (n_tiles, height, width_cells), z_dim, cond_dim, tau
+
+    def logits(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.backbone.raw(z, cond)
+
+    def probs(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.logits(z, cond).float().softmax(1)
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, hard: bool = True) -> torch.Tensor:
+        return F.gumbel_softmax(self.logits(z, cond).float(), tau=self.tau, hard=hard, dim=1)
+
+
+class EMA:
+    """An exponential moving average of a model's weights, used for sampling
+    (Yazici et al. 2019: the averaged G gives better samples than the last
+    iterate). Buffers (BatchNorm statistics) are copied, not averaged."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - self.decay)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
