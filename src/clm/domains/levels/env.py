@@ -192,13 +192,14 @@ class SokobanVecEnv(gymnasium.vector.VectorEnv):
         s = self._state
         s.step(check_actions(actions, self.num_envs))
         done = s.terminated | s.truncated
+        # Only rows that ended are written; with copy the rest stay zero.
         final = np.zeros_like(self._final_obs) if self.copy else self._final_obs
-        if done.any():
-            idx = np.flatnonzero(done)
-            final[idx] = s.obs[idx]
-            s.load(idx, self.source.draw(self._rng, len(idx)))
-        infos = {"final_obs": final, "_final_obs": done, "solved": s.terminated.copy()}
-        return self._out(s.obs), s.reward.copy(), s.terminated.copy(), s.truncated.copy(), infos
+        idx = np.flatnonzero(done)
+        if len(idx):
+            s.load(idx, self.source.draw(self._rng, len(idx)), final_obs=final)
+        terminated = s.terminated.copy()
+        infos = {"final_obs": final, "_final_obs": done, "solved": terminated}
+        return self._out(s.obs), s.reward.copy(), terminated, s.truncated.copy(), infos
 
     @property
     def levels(self) -> list[Level]:

@@ -179,11 +179,15 @@ def step_batch_numba(tiles, obs, player, steps, on_goal, n_boxes, actions, width
 
     tiles (N, HW) int8; obs (N, 7, HW) uint8 one-hot of tiles; player (N,)
     flat cell index; steps, on_goal, n_boxes (N,) int; actions (N,) int.
-    Writes reward (float32), terminated, truncated (bool).
+    Writes reward (float32), terminated, truncated (bool). Returns -1, or
+    the index of an action outside 0..3 (then nothing has changed).
     """
     n = tiles.shape[0]
     hw = tiles.shape[1]
     height = hw // width
+    for i in range(n):
+        if actions[i] < 0 or actions[i] > 3:
+            return i
     for i in range(n):
         a = actions[i]
         dr = 0
@@ -246,6 +250,45 @@ def step_batch_numba(tiles, obs, player, steps, on_goal, n_boxes, actions, width
         terminated[i] = done
         truncated[i] = (not done) and steps[i] >= max_steps
         reward[i] = rew
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def load_rows_numba(tiles, obs, player, steps, on_goal, n_boxes, idx, new_tiles, final_obs, save_final):
+    """Load new levels (k, HW) into rows ``idx`` of a batch, rebuilding
+    those rows' one-hot; optionally first copy their obs into final_obs.
+    Returns the index (in new_tiles) of a level without exactly one player,
+    or -1 when all are fine (nothing is loaded then from that level on)."""
+    hw = tiles.shape[1]
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        if save_final:
+            final_obs[i, :, :] = obs[i, :, :]
+        n_player = 0
+        for q in range(hw):
+            t = new_tiles[j, q]
+            if t == 5 or t == 6:
+                n_player += 1
+        if n_player != 1:
+            return j
+        obs[i, :, :] = 0
+        boxes = 0
+        good = 0
+        for q in range(hw):
+            t = new_tiles[j, q]
+            tiles[i, q] = t
+            obs[i, t, q] = 1
+            if t == 5 or t == 6:
+                player[i] = q
+            elif t == 3:
+                boxes += 1
+            elif t == 4:
+                boxes += 1
+                good += 1
+        steps[i] = 0
+        on_goal[i] = good
+        n_boxes[i] = boxes
+    return -1
 
 
 class BatchState:
@@ -273,41 +316,43 @@ class BatchState:
         # Shaped views of the flat buffers (same memory, made once).
         self.obs = self.obs_flat.reshape(num_envs, N_TILES, h, w)
         self.tiles = self.tiles_flat.reshape(num_envs, h, w)
+        self._no_final = np.zeros((1, N_TILES, 1), dtype=np.uint8)
 
-    def load(self, idx: np.ndarray, tiles: np.ndarray) -> None:
-        """Start levels ``tiles`` (k, H, W) in the rows ``idx``."""
+    def load(self, idx: np.ndarray, tiles: np.ndarray, final_obs: np.ndarray | None = None) -> None:
+        """Start levels ``tiles`` (k, H, W) in the rows ``idx``; with
+        ``final_obs`` ((N, 7, H, W)), first copy those rows' current
+        observations there."""
         k = len(idx)
-        if tiles.shape[1:] != self.shape:
-            raise UserError(f"levels of size {tiles.shape[1:]} cannot join a batch of size {self.shape}")
-        flat = tiles.reshape(k, -1).astype(np.int8)
-        is_player = (flat == PLAYER) | (flat == PLAYER_ON_GOAL)
-        counts = is_player.sum(axis=1)
-        if (counts != 1).any():
-            raise UserError(f"a level with {int(counts[counts != 1][0])} players cannot be played; give valid levels")
-        self.tiles_flat[idx] = flat
-        self.obs_flat[idx] = flat[:, None, :] == np.arange(N_TILES, dtype=np.int8)[None, :, None]
-        self.player[idx] = is_player.argmax(axis=1)
-        self.steps[idx] = 0
-        self.on_goal[idx] = (flat == BOX_ON_GOAL).sum(axis=1)
-        self.n_boxes[idx] = ((flat == BOX) | (flat == BOX_ON_GOAL)).sum(axis=1)
+        if tuple(tiles.shape[1:]) != self.shape:
+            raise UserError(f"levels of size {tuple(tiles.shape[1:])} cannot join a batch of size {self.shape}")
+        flat = np.ascontiguousarray(tiles.reshape(k, -1), dtype=np.int8)
+        final_flat = self._no_final if final_obs is None else final_obs.reshape(self.num_envs, N_TILES, -1)
+        bad = load_rows_numba(
+            self.tiles_flat, self.obs_flat, self.player, self.steps, self.on_goal, self.n_boxes,
+            np.asarray(idx, dtype=np.int64), flat, final_flat, final_obs is not None,
+        )  # fmt: skip
+        if bad >= 0:
+            raise UserError(f"level {bad} of those loaded does not have exactly one player; give valid levels")
 
     def step(self, actions: np.ndarray) -> None:
         """Advance every row by its action; results in reward/terminated/truncated."""
-        step_batch_numba(
+        bad = step_batch_numba(
             self.tiles_flat, self.obs_flat, self.player, self.steps, self.on_goal, self.n_boxes, actions,
             self.shape[1], self.max_steps, self.reward, self.terminated, self.truncated,
         )  # fmt: skip
+        if bad >= 0:
+            raise ValueError(f"actions must lie in 0..3 (up, down, left, right); env {bad} got {actions[bad]}")
 
 
 def check_actions(actions, num_envs: int) -> np.ndarray:
     a = np.asarray(actions)
     if a.shape != (num_envs,):
         raise ValueError(f"expected {num_envs} actions, got shape {a.shape}")
-    if a.dtype.kind not in "iu":
-        raise ValueError(f"actions must be integers 0..3, got dtype {a.dtype}")
-    if a.size and (a.min() < 0 or a.max() >= N_ACTIONS):
-        raise ValueError(f"actions must lie in 0..3 (up, down, left, right), got {a.min()}..{a.max()}")
-    return a.astype(np.int64, copy=False)
+    if a.dtype != np.int64:
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integers 0..3, got dtype {a.dtype}")
+        a = a.astype(np.int64)
+    return a  # the range 0..3 is checked by the step kernel
 
 
 # -------------------------------------------------------------- torch batch
