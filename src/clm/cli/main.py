@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from clm import __version__
+from clm.cli import dqn
 from clm.cli import levels
 from clm.core.errors import UserError
 
-
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [levels]
+GROUPS: list = [dqn, levels]
 
 
 def build_parser() -> argparse.ArgumentParser:

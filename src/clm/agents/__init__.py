@@ -1,0 +1,1 @@
+"""The DQN family."""

@@ -1,0 +1,471 @@
+"""DQN with its common extensions, top to bottom in one file.
+
+One agent with switches: MLP or conv Q-network, dueling head, Double DQN,
+n-step returns, uniform or prioritized replay, hard or Polyak target updates,
+an epsilon-greedy schedule, Huber loss, gradient clipping, several
+environments stepped together, and greedy evaluation that keeps the best
+checkpoint. Hyperparameters live in ``DQNConfig``.
+
+Why it is fast on a CPU: the target network only changes between training
+bursts (its updates are counted in env steps, as in Stable-Baselines3), so a
+burst of ``gradient_steps`` updates samples all its batches at once and
+evaluates the target network on all their next states in one forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.adam import adam
+
+from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_observations,
+                             make_vec_env, restore_env_state)
+from clm.agents.networks import QNetwork
+from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
+from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.errors import UserError
+from clm.core.runtime import resolve_device, rng_state, set_rng_state
+
+
+@dataclass
+class DQNConfig:
+    """Hyperparameters of a DQN run (defaults: solve CartPole-v1 quickly)."""
+
+    env_id: str = "CartPole-v1"  #: Gymnasium id of the environment
+    seed: int = 0  #: seed of every random draw (same seed, same device -> same numbers)
+    total_steps: int = 50_000  #: environment steps to train for (summed over envs)
+    num_envs: int = 1  #: environments stepped together
+    device: str = "cpu"  #: cpu, cuda or auto
+    threads: int = 0  #: torch threads; 0 picks 1 (best for small networks on shared cores)
+    network: Literal["auto", "mlp", "conv"] = "auto"  #: Q-network kind; auto: conv for 3-D observations
+    hidden: tuple[int, ...] = (256, 256)  #: widths of the fully connected layers
+    conv_channels: tuple[int, ...] = (32, 64)  #: channels of the 3x3 conv layers
+    channels_last: bool | None = None  #: observations are (H, W, C); None guesses (last dim < first)
+    dueling: bool = False  #: dueling value/advantage head
+    double_dqn: bool = False  #: Double DQN target (online argmax, target value)
+    n_step: int = 1  #: n-step returns
+    gamma: float = 0.99  #: discount
+    lr: float = 2.3e-3  #: Adam learning rate
+    batch_size: int = 64  #: transitions per gradient step
+    buffer_size: int = 100_000  #: replay capacity in transitions
+    learning_starts: int = 1_000  #: env steps before the first update
+    train_freq: int = 256  #: env steps between training bursts
+    gradient_steps: int = 128  #: updates per training burst
+    target_update_interval: int = 10  #: env steps between target updates
+    tau: float = 1.0  #: target update rate: 1.0 copies (hard), < 1 Polyak-averages
+    loss: Literal["huber", "mse"] = "huber"  #: TD loss
+    max_grad_norm: float = 10.0  #: gradient clipping by global norm (0: off)
+    epsilon_start: float = 1.0  #: exploration at step 0
+    epsilon_end: float = 0.04  #: exploration after the schedule
+    exploration_fraction: float = 0.16  #: share of total_steps over which epsilon falls linearly
+    prioritized: bool = False  #: prioritized replay (proportional, sum tree)
+    per_alpha: float = 0.6  #: priority exponent
+    per_beta: float = 0.4  #: importance-weight exponent at step 0, annealed to 1
+    per_eps: float = 1e-6  #: added to |TD error| so that no priority is 0
+    eval_interval: int = 5_000  #: env steps between greedy evaluations (0: only at the end)
+    eval_episodes: int = 20  #: episodes per evaluation
+    target_return: float | None = None  #: record when a greedy evaluation first reaches this
+    stop_at_target: bool = False  #: stop training once target_return is reached
+    log_interval: int = 1_000  #: env steps between metric rows
+    checkpoint_interval: int = 25_000  #: env steps between checkpoints (0: only at the end)
+
+    def validate(self) -> None:
+        positive = ["total_steps", "num_envs", "batch_size", "buffer_size", "train_freq",
+                    "gradient_steps", "target_update_interval", "n_step", "eval_episodes",
+                    "log_interval"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.tau <= 1:
+            raise UserError(f"config key 'tau' must be in (0, 1], got {self.tau}")
+        if not 0 <= self.gamma <= 1:
+            raise UserError(f"config key 'gamma' must be in [0, 1], got {self.gamma}")
+        if self.buffer_size < self.num_envs * max(2, self.n_step + 1):
+            raise UserError("config key 'buffer_size' is too small for num_envs and n_step")
+
+
+def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(1.0, t / duration)
+
+
+class DQN:
+    """A DQN agent bound to a vector environment.
+
+    >>> agent = DQN(DQNConfig(total_steps=20_000))
+    >>> summary = agent.learn()
+    >>> agent.evaluate(10)
+    """
+
+    def __init__(self, cfg: DQNConfig, envs: gym.vector.VectorEnv | None = None,
+                 eval_envs: gym.vector.VectorEnv | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.envs = envs if envs is not None else make_vec_env(cfg.env_id, cfg.num_envs)
+        check_spaces(self.envs, cfg.env_id)
+        if self.envs.num_envs != cfg.num_envs:
+            raise UserError(f"the vector env has {self.envs.num_envs} envs, config num_envs is {cfg.num_envs}")
+        self._eval_envs = eval_envs
+        self.same_step = autoreset_mode(self.envs) == gym.vector.AutoresetMode.SAME_STEP
+        obs_space = self.envs.single_observation_space
+        self.n_actions = int(self.envs.single_action_space.n)
+        obs_shape = tuple(obs_space.shape)
+        kind = cfg.network
+        if kind == "auto":
+            kind = "conv" if len(obs_shape) == 3 else "mlp"
+        channels_last = cfg.channels_last
+        if channels_last is None:
+            channels_last = len(obs_shape) == 3 and obs_shape[-1] < obs_shape[0]
+        net_args = dict(obs_shape=obs_shape, n_actions=self.n_actions, kind=kind, hidden=cfg.hidden,
+                        conv_channels=cfg.conv_channels, dueling=cfg.dueling, channels_last=channels_last)
+        torch.manual_seed(cfg.seed)
+        self.q = QNetwork(**net_args).to(self.device)
+        self.q_target = QNetwork(**net_args).to(self.device)
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.q_target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self._bind_adam_state()
+        replay_cls = PrioritizedReplay if cfg.prioritized else UniformReplay
+        extra = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.prioritized else {}
+        self.replay = replay_cls(cfg.buffer_size, cfg.num_envs, obs_shape, obs_dtype=obs_space.dtype,
+                                 n_step=cfg.n_step, gamma=cfg.gamma, device=self.device, **extra)
+        self.rng = np.random.default_rng(cfg.seed)
+        # Counters and episode bookkeeping: all of it goes into checkpoints.
+        self.env_steps = 0
+        self.gradient_steps = 0
+        self.episodes = 0
+        self.best_eval_return = -math.inf
+        self.target_reached_at: dict[str, float] | None = None
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.wall_before = 0.0  # wall seconds of earlier sessions of a resumed run
+        self._obs: np.ndarray | None = None
+        self._prev_done = np.zeros(cfg.num_envs, dtype=bool)
+        self._ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._loss_count = 0
+        self.exact_resume = True
+
+    # -- acting -------------------------------------------------------------------------
+    def epsilon(self) -> float:
+        c = self.cfg
+        return linear_schedule(c.epsilon_start, c.epsilon_end, c.exploration_fraction * c.total_steps,
+                               self.env_steps)
+
+    @torch.no_grad()
+    def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(obs, device=self.device).float()
+        return self.q(x).argmax(dim=1).cpu().numpy()
+
+    def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
+        n = len(obs)
+        explore = self.rng.random(n) < epsilon
+        random_actions = self.rng.integers(0, self.n_actions, size=n)
+        if explore.all():  # no forward pass needed: early training is all exploration
+            return random_actions
+        return np.where(explore, random_actions, self.greedy_actions(obs))
+
+    # -- learning -------------------------------------------------------------------------
+    def _td_loss(self, obs, actions, target, weights):
+        q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
+        td = q - target
+        if self.cfg.loss == "huber":
+            per_item = F.smooth_l1_loss(q, target, reduction="none")
+        else:
+            per_item = td.pow(2)
+        return (weights * per_item).mean(), td.detach()
+
+    def _bind_adam_state(self) -> None:
+        """Give every parameter its Adam state now and keep lists of it, so that
+        ``_update`` can call the fused functional Adam directly."""
+        self._params = list(self.q.parameters())
+        for p in self._params:
+            st = self.optimizer.state[p]
+            if not st:
+                st.update(step=torch.zeros((), dtype=torch.float32),
+                          exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+        states = [self.optimizer.state[p] for p in self._params]
+        self._adam = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                      [s["step"] for s in states])
+
+    def _update(self, loss: torch.Tensor) -> None:
+        """One Adam step on ``loss``, the same maths as ``loss.backward()``,
+        ``clip_grad_norm_`` and ``Adam.step()``. Profiling showed the generic
+        path's bookkeeping (zero_grad, grad accumulation, the optimizer's
+        Python wrapper) cost as much as the 256x256 matmuls themselves on a
+        CPU, so gradients come from ``autograd.grad`` and feed the fused
+        functional Adam."""
+        grads = list(torch.autograd.grad(loss, self._params))
+        if self.cfg.max_grad_norm > 0:
+            norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+            torch._foreach_mul_(grads, (self.cfg.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
+        group = self.optimizer.param_groups[0]
+        exp_avgs, exp_avg_sqs, steps = self._adam
+        adam(self._params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, amsgrad=False,
+             beta1=group["betas"][0], beta2=group["betas"][1], lr=group["lr"],
+             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
+        self._loss_sum += loss.detach()
+        self._loss_count += 1
+        self.gradient_steps += 1
+
+    @torch.no_grad()
+    def td_targets(self, b: ReplayBatch, target_next: torch.Tensor) -> torch.Tensor:
+        """n-step TD targets: R + gamma^k (1 - done) Q'(s', a*), where a* is the
+        target net's argmax, or the online net's with Double DQN."""
+        if self.cfg.double_dqn:
+            best = self.q(b.next_obs).argmax(dim=1, keepdim=True)
+            value = target_next.gather(1, best).squeeze(1)
+        else:
+            value = target_next.max(dim=1).values
+        return b.returns + b.discounts * value
+
+    def train_burst(self, n_updates: int) -> None:
+        """``n_updates`` gradient steps with the target network held fixed."""
+        c = self.cfg
+        if c.prioritized:
+            beta = linear_schedule(c.per_beta, 1.0, c.total_steps, self.env_steps)
+            for _ in range(n_updates):  # priorities change after each step: sample one by one
+                b = self.replay.sample(c.batch_size, self.rng, beta=beta)
+                target = self.td_targets(b, self.q_target(b.next_obs).detach())
+                loss, td = self._td_loss(b.obs, b.actions, target, b.weights)
+                self._update(loss)
+                self.replay.update_priorities(b.indices, td.cpu().numpy())
+            return
+        # Uniform replay: every batch of the burst in one draw, the fixed target
+        # net on all their next states in one forward pass.
+        B = c.batch_size
+        burst = self.replay.gather(self.replay.sample_indices(n_updates * B, self.rng))
+        with torch.no_grad():
+            target_next = self.q_target(burst.next_obs)
+        targets = None if c.double_dqn else self.td_targets(burst, target_next)
+        for i in range(n_updates):
+            s = slice(i * B, (i + 1) * B)
+            b = burst.slice(s)
+            # Double DQN's argmax needs the online net as it is at this step.
+            target = targets[s] if targets is not None else self.td_targets(b, target_next[s])
+            loss, _ = self._td_loss(b.obs, b.actions, target, b.weights)
+            self._update(loss)
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        if self.cfg.tau >= 1.0:
+            self.q_target.load_state_dict(self.q.state_dict())
+        else:
+            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.cfg.tau)
+
+    def collect_step(self) -> None:
+        """One vector step: act, store the transitions, track episodes, update
+        the target net when its interval ticks."""
+        c = self.cfg
+        if self._obs is None:
+            self._obs, _ = self.envs.reset(seed=c.seed)
+        obs = self._obs
+        actions = self.act(obs, self.epsilon())
+        next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
+        done = np.logical_or(terminated, truncated)
+        if self.same_step:
+            real_next, valid = final_observations(next_obs, infos, done), None
+        else:  # next-step autoreset: this step only reset the envs that ended last step
+            real_next, valid = next_obs, ~self._prev_done
+        self.replay.add(obs, actions, rewards, real_next, terminated, truncated, valid)
+        live = valid if valid is not None else True
+        self._ep_return += np.where(live, rewards, 0.0)
+        for i in np.flatnonzero(done):
+            self.recent_returns.append(float(self._ep_return[i]))
+            self._ep_return[i] = 0.0
+            self.episodes += 1
+        self._prev_done = done
+        self._obs = next_obs
+        before = self.env_steps
+        self.env_steps += c.num_envs
+        if self.env_steps // c.target_update_interval > before // c.target_update_interval:
+            self.update_target()
+        if self.env_steps >= c.learning_starts and self.env_steps // c.train_freq > before // c.train_freq:
+            self.train_burst(c.gradient_steps)
+
+    def pop_mean_loss(self) -> float | None:
+        if self._loss_count == 0:
+            return None
+        value = float(self._loss_sum) / self._loss_count
+        self._loss_sum.zero_()
+        self._loss_count = 0
+        return value
+
+    def learn(self, logger=None, checkpoint_dir: Path | None = None,
+              on_eval=None) -> dict[str, Any]:
+        """Train until ``total_steps``; returns the summary figures.
+
+        Evaluates greedily every ``eval_interval`` steps (keeping the best
+        weights in ``checkpoint_dir/best``), logs every ``log_interval`` steps
+        and checkpoints every ``checkpoint_interval`` steps. On Ctrl-C it saves
+        a checkpoint and re-raises ``KeyboardInterrupt``.
+        """
+        c = self.cfg
+        t0 = time.perf_counter()
+        steps_at_start = self.env_steps
+        next_log = _next_multiple(self.env_steps, c.log_interval)
+        next_eval = _next_multiple(self.env_steps, c.eval_interval) if c.eval_interval > 0 else math.inf
+        next_ckpt = (_next_multiple(self.env_steps, c.checkpoint_interval)
+                     if c.checkpoint_interval > 0 else math.inf)
+        wall = lambda: self.wall_before + time.perf_counter() - t0  # noqa: E731
+        try:
+            while self.env_steps < c.total_steps:
+                self.collect_step()
+                if self.env_steps >= next_eval:
+                    next_eval = _next_multiple(self.env_steps, c.eval_interval)
+                    self._evaluate_and_keep_best(logger, checkpoint_dir, wall())
+                    if on_eval is not None:
+                        on_eval(self)
+                    if c.stop_at_target and self.target_reached_at is not None:
+                        break
+                if self.env_steps >= next_log:
+                    next_log = _next_multiple(self.env_steps, c.log_interval)
+                    elapsed = time.perf_counter() - t0
+                    row = {"loss": self.pop_mean_loss(), "epsilon": self.epsilon(),
+                           "episodes": self.episodes, "gradient_steps": self.gradient_steps,
+                           "env_steps_per_second": (self.env_steps - steps_at_start) / max(elapsed, 1e-9)}
+                    if self.recent_returns:
+                        row["episode_return"] = float(np.mean(self.recent_returns))
+                    if logger is not None:
+                        logger.log(self.env_steps, {k: v for k, v in row.items() if v is not None})
+                        logger.progress(self.env_steps, ret=row.get("episode_return", float("nan")),
+                                        best=self.best_eval_return)
+                if checkpoint_dir is not None and self.env_steps >= next_ckpt:
+                    next_ckpt = _next_multiple(self.env_steps, c.checkpoint_interval)
+                    self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
+        except KeyboardInterrupt:
+            if checkpoint_dir is not None:
+                self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
+            raise
+        train_wall = wall()
+        final = self.evaluate(c.eval_episodes)
+        mean, std = float(np.mean(final)), float(np.std(final))
+        if mean > self.best_eval_return:
+            self.best_eval_return = mean
+            if checkpoint_dir is not None:
+                self.save_weights(Path(checkpoint_dir) / "best", eval_return=mean)
+        if c.target_return is not None and self.target_reached_at is None and mean >= c.target_return:
+            self.target_reached_at = {"env_steps": self.env_steps, "wall_seconds": train_wall}
+        if logger is not None:
+            logger.log(self.env_steps, {"eval_return_mean": mean, "eval_return_std": std})
+        if checkpoint_dir is not None:
+            self.save(Path(checkpoint_dir) / "latest", wall_seconds=train_wall)
+        total_wall = wall()
+        summary = {
+            "eval_return_mean": mean,
+            "eval_return_std": std,
+            "best_eval_return": self.best_eval_return,
+            "env_steps": self.env_steps,
+            "gradient_steps": self.gradient_steps,
+            "episodes": self.episodes,
+            "wall_seconds": total_wall,
+            "train_wall_seconds": train_wall,
+            "env_steps_per_second": self.env_steps / max(train_wall, 1e-9),
+            "exact_resume": self.exact_resume,
+        }
+        if c.target_return is not None:
+            hit = self.target_reached_at
+            summary["target_return"] = c.target_return
+            summary["target_reached_env_steps"] = hit["env_steps"] if hit else None
+            summary["target_reached_seconds"] = hit["wall_seconds"] if hit else None
+        return summary
+
+    def _evaluate_and_keep_best(self, logger, checkpoint_dir, wall_seconds: float) -> None:
+        returns = self.evaluate(self.cfg.eval_episodes)
+        mean = float(np.mean(returns))
+        if logger is not None:
+            logger.log(self.env_steps, {"eval_return_mean": mean, "eval_return_std": float(np.std(returns))})
+        if mean > self.best_eval_return:
+            self.best_eval_return = mean
+            if checkpoint_dir is not None:
+                self.save_weights(Path(checkpoint_dir) / "best", eval_return=mean)
+        t = self.cfg.target_return
+        if t is not None and self.target_reached_at is None and mean >= t:
+            self.target_reached_at = {"env_steps": self.env_steps, "wall_seconds": wall_seconds}
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self, n_episodes: int, seed: int | None = None) -> np.ndarray:
+        """Greedy returns of ``n_episodes`` episodes, one per env of an eval vector env."""
+        if self._eval_envs is None or self._eval_envs.num_envs != n_episodes:
+            self._eval_envs = make_vec_env(self.cfg.env_id, n_episodes)
+        return greedy_returns(self._eval_envs, self.greedy_actions,
+                              seed=self.cfg.seed + 10_000 if seed is None else seed)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {**{f"q.{k}": v for k, v in self.q.state_dict().items()},
+                **{f"q_target.{k}": v for k, v in self.q_target.state_dict().items()}}
+
+    def save_weights(self, folder: Path, **meta: Any) -> None:
+        save_checkpoint(folder, self.weights(), {}, {"kind": "dqn", "env_steps": self.env_steps, **meta})
+
+    def save(self, folder: Path, wall_seconds: float = 0.0) -> None:
+        """The full training state: resuming from it continues exactly."""
+        env_blob, whole = env_state(self.envs)
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "replay": self.replay.state_dict(),
+            "counters": {"env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
+                         "episodes": self.episodes, "best_eval_return": self.best_eval_return,
+                         "wall_seconds": wall_seconds, "target_reached_at": self.target_reached_at},
+            "rng": {"numpy_generator": self.rng.bit_generator.state, "global": rng_state()},
+            "episode": {"obs": self._obs, "prev_done": self._prev_done, "ep_return": self._ep_return,
+                        "recent_returns": list(self.recent_returns)},
+            "env": env_blob,
+        }
+        save_checkpoint(folder, self.weights(), state,
+                        {"kind": "dqn", "env_steps": self.env_steps, "exact_resume": whole})
+
+    def load(self, folder: Path, with_state: bool = True) -> None:
+        weights, state, meta = load_checkpoint(folder, map_location=self.device, with_state=with_state)
+        if meta.get("kind") != "dqn":
+            raise UserError(f"{folder} is not a DQN checkpoint (kind: {meta.get('kind')})")
+        try:
+            self.q.load_state_dict({k[2:]: v for k, v in weights.items() if k.startswith("q.")})
+            self.q_target.load_state_dict({k[9:]: v for k, v in weights.items() if k.startswith("q_target.")})
+        except RuntimeError as e:
+            raise UserError(f"checkpoint {folder} does not fit this config's network: {str(e).splitlines()[0]}")
+        if not with_state:
+            return
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._bind_adam_state()
+        self.replay.load_state_dict(state["replay"])
+        cnt = state["counters"]
+        self.env_steps, self.gradient_steps = cnt["env_steps"], cnt["gradient_steps"]
+        self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]
+        self.wall_before, self.target_reached_at = cnt["wall_seconds"], cnt["target_reached_at"]
+        self.rng.bit_generator.state = state["rng"]["numpy_generator"]
+        set_rng_state(state["rng"]["global"])
+        ep = state["episode"]
+        self._obs, self._prev_done, self._ep_return = ep["obs"], ep["prev_done"], ep["ep_return"]
+        self.recent_returns = deque(ep["recent_returns"], maxlen=20)
+        self.envs = restore_env_state(self.envs, state["env"])
+        self.exact_resume = bool(meta.get("exact_resume", False))
+
+
+def greedy_returns(envs: gym.vector.VectorEnv, policy, seed: int) -> np.ndarray:
+    """Run every env of ``envs`` for exactly one episode with ``policy(obs) ->
+    actions``; return the episode returns (later episodes are ignored)."""
+    obs, _ = envs.reset(seed=seed)
+    n = envs.num_envs
+    returns = np.zeros(n)
+    running = np.ones(n, dtype=bool)
+    while running.any():
+        obs, rewards, terminated, truncated, _ = envs.step(policy(obs))
+        returns += np.where(running, rewards, 0.0)
+        running &= ~np.logical_or(terminated, truncated)
+    return returns
+
+
+def _next_multiple(value: int, interval: int) -> int:
+    return (value // interval + 1) * interval
+

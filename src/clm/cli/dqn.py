@@ -1,0 +1,130 @@
+"""``clm dqn train|eval|envs``: the DQN agent on any Gymnasium environment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from clm.core.config import load_config, read_yaml, save_config
+from clm.core.errors import UsageError
+from clm.core.rundir import dumps_line, new_run_dir, require_run_dir, write_summary
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    group = sub.add_parser("dqn", help="train and evaluate DQN agents on Gymnasium environments")
+    cmds = group.add_subparsers(dest="dqn_command", metavar="SUBCOMMAND", required=True)
+
+    train = cmds.add_parser("train", help="train a DQN agent",
+                            description="Train a DQN agent. Settings: DQNConfig keys, from --config "
+                                        "and key=value overrides (e.g. lr=0.001 hidden=64,64).")
+    train.add_argument("--env", help="Gymnasium environment id (default: the config's env_id)")
+    train.add_argument("--config", help="YAML file of DQNConfig keys")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    train.add_argument("--out", help="run directory (default runs/dqn-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    train.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    train.set_defaults(func=cmd_train)
+
+    ev = cmds.add_parser("eval", help="evaluate a trained agent greedily")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--episodes", type=int, default=20)
+    ev.add_argument("--checkpoint", choices=["best", "latest"], default="best",
+                    help="which weights to evaluate (default: best, falling back to latest)")
+    ev.add_argument("--seed", type=int, default=None, help="seed of the evaluation episodes")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    envs = cmds.add_parser("envs", help="list the environment ids DQN can use")
+    envs.add_argument("--filter", default="", help="only ids containing this text")
+    envs.set_defaults(func=cmd_envs)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from clm.agents.dqn import DQN, DQNConfig
+    from clm.core.logging import MetricLogger
+    from clm.core.runtime import seed_everything, set_threads
+
+    overrides = list(args.overrides)
+    if args.env:
+        overrides.append(f"env_id={args.env}")
+    if args.resume:
+        run_dir = require_run_dir(args.resume, "dqn")
+        if args.config:
+            raise UsageError("--resume continues a run with its own config.yaml; drop --config")
+        cfg = load_config(DQNConfig, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+    else:
+        cfg = load_config(DQNConfig, args.config, overrides)
+        run_dir = new_run_dir("dqn", args.out)
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    agent = DQN(cfg)
+    if args.resume:
+        agent.load(run_dir / "checkpoints" / "latest")
+        if not agent.exact_resume:
+            print("warning: the environment state could not be saved; the resumed run restarts "
+                  "its episodes (not bit-exact)", file=sys.stderr)
+    save_config(cfg, run_dir / "config.yaml")
+    logger = MetricLogger(run_dir, total_steps=cfg.total_steps, quiet=args.json,
+                          initial_step=agent.env_steps, unit="step")
+    try:
+        summary = agent.learn(logger=logger, checkpoint_dir=run_dir / "checkpoints")
+    except KeyboardInterrupt:
+        logger.close()
+        print(f"\ninterrupted at env step {agent.env_steps}; checkpoint saved. Continue with:\n"
+              f"  clm dqn train --resume {run_dir}", file=sys.stderr)
+        return 130
+    logger.close()
+    summary = {"env_id": cfg.env_id, **summary}
+    write_summary(run_dir, summary)
+    if args.json:
+        print(dumps_line({**summary, "run_dir": str(run_dir)}))
+    else:
+        print(f"eval return {summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} "
+              f"(best {summary['best_eval_return']:.1f}) after {summary['env_steps']} steps, "
+              f"{summary['wall_seconds']:.1f} s, {summary['env_steps_per_second']:.0f} steps/s")
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from clm.agents.dqn import DQN, DQNConfig
+    from clm.core.runtime import set_threads
+
+    if args.episodes < 1:
+        raise UsageError("--episodes must be >= 1")
+    run_dir = require_run_dir(args.run_dir, "dqn")
+    cfg = load_config(DQNConfig, base=read_yaml(run_dir / "config.yaml"))
+    set_threads(cfg.threads)
+    agent = DQN(cfg)
+    folder = run_dir / "checkpoints" / args.checkpoint
+    if args.checkpoint == "best" and not (folder / "meta.json").exists():
+        folder = run_dir / "checkpoints" / "latest"
+    agent.load(folder, with_state=False)
+    returns = agent.evaluate(args.episodes, seed=args.seed)
+    out = {"eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+           "episodes": args.episodes, "checkpoint": folder.name, "env_id": cfg.env_id}
+    if args.json:
+        print(dumps_line(out))
+    else:
+        print(f"{cfg.env_id}: greedy return {out['eval_return_mean']:.2f} +- {out['eval_return_std']:.2f} "
+              f"over {args.episodes} episodes ({folder})")
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    try:
+        import minatar.gym
+
+        minatar.gym.register_envs()
+    except Exception:  # MinAtar is optional; list what is registered
+        pass
+    for env_id in sorted(gym.registry):
+        if args.filter.lower() in env_id.lower():
+            print(env_id)
+    return 0
+

@@ -1,0 +1,18 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def boxoban_dir():
+    """The Boxoban corpus (../shared/data/boxoban or $CLM_BOXOBAN_DIR); tests skip without it."""
+    from pathlib import Path
+
+    env = os.environ.get("CLM_BOXOBAN_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data" / "boxoban"
+    if not (path / "unfiltered").is_dir():
+        pytest.skip(f"Boxoban data not found at {path}: set CLM_BOXOBAN_DIR or place it at ../shared/data/boxoban")
+    return path
