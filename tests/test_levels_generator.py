@@ -57,3 +57,20 @@ def test_sampler_is_a_level_source():
 def test_impossible_requests_raise_user_error(size, boxes, match):
     with pytest.raises(UserError, match=match):
         generate_level(np.random.default_rng(0), size=size, n_boxes=boxes)
+
+
+def test_sampler_feeds_the_env_and_solutions_replay_there():
+    env_mod = pytest.importorskip("clm.domains.levels.env")
+    sampler = LevelSampler(size=(8, 8), n_boxes=2, min_pushes=3)
+    env = env_mod.SokobanEnv(sampler)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (7, 8, 8)
+    level = sampler(np.random.default_rng(1), 1)[0]
+    env.reset(options={"level": level})
+    res = solve_level(level)
+    terminated = False
+    for i, ch in enumerate(res.moves):
+        _, _, terminated, truncated, _ = env.step("udlr".index(ch.lower()))
+        assert not truncated
+        assert terminated == (i == len(res.moves) - 1)
+    assert terminated
