@@ -55,12 +55,11 @@ def playable_fraction(levels: Sequence[Level], time_limit: float = 10.0, n_jobs:
     return sum(r.solved for r in results) / len(results)
 
 
-def _onehot_features(tiles: np.ndarray, keep: np.ndarray) -> torch.Tensor:
-    """(N, K) float32 one-hot rows restricted to the columns in ``keep``."""
-    n = tiles.shape[0]
-    flat = torch.from_numpy(tiles.reshape(n, -1).astype(np.int64))
-    oh = torch.nn.functional.one_hot(flat, N_TILES).reshape(n, -1)
-    return oh[:, torch.from_numpy(keep)].to(torch.float32)
+def _onehot_features(flat: np.ndarray, keep: np.ndarray) -> torch.Tensor:
+    """(N, K) float32 one-hot rows restricted to the (cell * N_TILES + tile)
+    columns in ``keep``: column k is 1 where cell keep[k] // 7 holds tile keep[k] % 7."""
+    cells, tiles = keep // N_TILES, keep % N_TILES
+    return torch.from_numpy((flat[:, cells] == tiles[None, :]).astype(np.float32))
 
 
 def novelty(levels, reference, chunk: int = 2048) -> np.ndarray:
@@ -88,10 +87,10 @@ def novelty(levels, reference, chunk: int = 2048) -> np.ndarray:
     constant_match = (all_a & all_b).any(axis=1)
     keep = np.flatnonzero(((in_a & in_b) & ~constant_match[:, None]).reshape(-1))
     n_const = int(constant_match.sum())
-    qa = _onehot_features(a, keep)
+    qa = _onehot_features(fa, keep)
     best = torch.zeros(n)
     for start in range(0, b.shape[0], chunk):
-        qb = _onehot_features(b[start:start + chunk], keep)
+        qb = _onehot_features(fb[start:start + chunk], keep)
         matches = qa @ qb.T  # (N, chunk) counts of equal variable cells
         best = torch.maximum(best, matches.max(dim=1).values)
     return (cells - n_const - best.round().to(torch.int64)).numpy()

@@ -40,6 +40,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from numba import njit
 
+from clm.core.errors import UserError
+
 __all__ = ["SolveResult", "solve_level", "solve_arrays", "solve_levels", "difficulty", "warmup"]
 
 # Directions as in the simulator: 0 up, 1 down, 2 left, 3 right.
@@ -491,6 +493,9 @@ class _Problem:
         goals = np.asarray(goals, bool)
         boxes = np.asarray(boxes, bool)
         h, w = walls.shape
+        if (h + 2) * (w + 2) > 32000:
+            # Cells are stored as int16 in the search tables.
+            raise UserError(f"level of {h}x{w} cells is too large for the solver (at most 32000 cells)")
         self.height, self.width_orig = h, w
         self.width = w + 2
         self.walls = np.pad(walls, 1, constant_values=True).ravel()
