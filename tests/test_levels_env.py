@@ -253,3 +253,22 @@ def test_sources_file_list_sampler_and_set_source(tmp_path):
 def test_bad_sampler_is_reported():
     with pytest.raises(UserError, match="returned 0 levels"):
         SokobanVecEnv(lambda rng, n: [], 2)
+
+
+def test_pickled_env_continues_exactly():
+    import pickle
+
+    pool = sampler_of(6, 7)(np.random.default_rng(9), 50)
+    env = SokobanVecEnv(pool, 16, max_steps=10, seed=4)
+    env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        env.step(rng.integers(0, 4, 16))
+    twin = pickle.loads(pickle.dumps(env))
+    for _ in range(30):
+        a = rng.integers(0, 4, 16)
+        got, want = twin.step(a), env.step(a)
+        for g, w in zip(got[:4], want[:4]):
+            assert np.array_equal(g, w)
+        assert np.array_equal(got[4]["final_obs"], want[4]["final_obs"])
+    assert np.array_equal(twin._state.obs.argmax(1), twin._state.tiles)

@@ -318,6 +318,19 @@ class BatchState:
         self.tiles = self.tiles_flat.reshape(num_envs, h, w)
         self._no_final = np.zeros((1, N_TILES, 1), dtype=np.uint8)
 
+    # Pickling (checkpoints) would turn the shaped views into separate
+    # arrays, so they are dropped and rebuilt from the flat buffers.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["obs"], state["tiles"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        h, w = self.shape
+        self.obs = self.obs_flat.reshape(self.num_envs, N_TILES, h, w)
+        self.tiles = self.tiles_flat.reshape(self.num_envs, h, w)
+
     def load(self, idx: np.ndarray, tiles: np.ndarray, final_obs: np.ndarray | None = None) -> None:
         """Start levels ``tiles`` (k, H, W) in the rows ``idx``; with
         ``final_obs`` ((N, 7, H, W)), first copy those rows' current
