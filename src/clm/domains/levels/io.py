@@ -12,7 +12,20 @@ from pathlib import Path
 
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
-from clm.domains.levels.level import Level, LevelError
+import numpy as np
+
+from clm.domains.levels.level import (
+    _CHAR_TO_TILE,
+    BOX,
+    BOX_ON_GOAL,
+    GOAL,
+    PLAYER,
+    PLAYER_ON_GOAL,
+    Level,
+    LevelError,
+    enclosed_mask,
+    tiles_to_levels,
+)
 
 
 class LevelList(list):
@@ -66,12 +79,40 @@ def parse_levels(
     :class:`LevelError` naming source, puzzle number and line, unless
     ``skip_invalid``, in which case they are counted in ``.skipped``.
     """
+    blocks = _blocks(text)
+    labels = [number if number else str(index) for index, (number, _, _) in enumerate(blocks)]
+    parsed: list[Level | None] = [None] * len(blocks)
+    # Fast path: puzzles of one size are decoded and checked as one array;
+    # any that fails a check is parsed again one by one for its exact error.
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (_, _, rows) in enumerate(blocks):
+        width = len(rows[0])
+        if width >= 3 and len(rows) >= 3 and all(len(r) == width for r in rows):
+            groups.setdefault((len(rows), width), []).append(i)
+    for (h, w), members in groups.items():
+        joined = "".join("".join(blocks[i][2]) for i in members).encode("ascii", errors="replace")
+        tiles = _CHAR_TO_TILE[np.frombuffer(joined, dtype=np.uint8)].reshape(len(members), h, w)
+        ok = (tiles != 255).all(axis=(1, 2))
+        flat = tiles.reshape(len(members), -1)
+        n_player = ((flat == PLAYER) | (flat == PLAYER_ON_GOAL)).sum(1)
+        n_box = ((flat == BOX) | (flat == BOX_ON_GOAL)).sum(1)
+        n_goal = ((flat == GOAL) | (flat == BOX_ON_GOAL) | (flat == PLAYER_ON_GOAL)).sum(1)
+        ok &= (n_player == 1) & (n_box == n_goal) & (n_box >= 1)
+        good = np.flatnonzero(ok)
+        if good.size:
+            good_tiles = tiles[good].astype(np.int8)
+            good = good[enclosed_mask(good_tiles)]
+            names = [f"{name_prefix}{labels[members[j]]}" for j in good]
+            for j, level in zip(good, tiles_to_levels(tiles[good].astype(np.int8), names=names)):
+                parsed[members[j]] = level
     out = LevelList()
-    for index, (number, first_line, rows) in enumerate(_blocks(text)):
-        label = number if number else str(index)
+    for i, (number, first_line, rows) in enumerate(blocks):
+        if parsed[i] is not None:
+            out.append(parsed[i])
+            continue
         try:
             level = Level.from_text(
-                "\n".join(rows), source=source, number=label, first_line=first_line, name=f"{name_prefix}{label}"
+                "\n".join(rows), source=source, number=labels[i], first_line=first_line, name=f"{name_prefix}{labels[i]}"
             )
         except LevelError as e:
             if not skip_invalid:

@@ -243,17 +243,19 @@ class Level:
         """An edge cell reachable from the player through non-wall cells
         (boxes ignored, as they can move), or None when enclosed."""
         h, w = self.shape
-        open_cells = ~self.walls
-        seen = np.zeros((h, w), dtype=bool)
-        stack = [self.player]
-        seen[self.player] = True
+        # Plain lists: indexing them is far faster than numpy scalars.
+        open_cells = (~self.walls).tolist()
+        seen = [[False] * w for _ in range(h)]
+        r0, c0 = self.player
+        stack = [(r0, c0)]
+        seen[r0][c0] = True
         while stack:
             r, c = stack.pop()
             if r == 0 or c == 0 or r == h - 1 or c == w - 1:
                 return (r, c)
             for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
-                if open_cells[rr, cc] and not seen[rr, cc]:
-                    seen[rr, cc] = True
+                if open_cells[rr][cc] and not seen[rr][cc]:
+                    seen[rr][cc] = True
                     stack.append((rr, cc))
         return None
 
@@ -318,6 +320,8 @@ def tiles_to_levels(tiles: np.ndarray, names: Sequence[str] | None = None, where
     if tiles.size and (tiles.min() < 0 or tiles.max() >= N_TILES):
         raise LevelError(f"{_at(where)}tile ids must lie in 0..6, got {int(tiles.min())}..{int(tiles.max())}")
     n = tiles.shape[0]
+    if n == 0:
+        return []
     walls = tiles == WALL
     goals = (tiles == GOAL) | (tiles == BOX_ON_GOAL) | (tiles == PLAYER_ON_GOAL)
     boxes = (tiles == BOX) | (tiles == BOX_ON_GOAL)
@@ -334,6 +338,28 @@ def tiles_to_levels(tiles: np.ndarray, names: Sequence[str] | None = None, where
         Level(walls[i], goals[i], boxes[i], (int(rows[i]), int(cols[i])), name=(names[i] if names is not None else ""))
         for i in range(n)
     ]
+
+
+def enclosed_mask(tiles: np.ndarray) -> np.ndarray:
+    """(N,) bool: for (N, H, W) tile grids with one player each, whether the
+    cells the player can reach (walls block, boxes do not) stay off the
+    grid's edge. Batch flood fill by repeated 4-neighbour dilation."""
+    tiles = np.asarray(tiles)
+    open_cells = tiles != WALL
+    reach = (tiles == PLAYER) | (tiles == PLAYER_ON_GOAL)
+    while True:
+        grown = reach.copy()
+        grown[:, 1:, :] |= reach[:, :-1, :]
+        grown[:, :-1, :] |= reach[:, 1:, :]
+        grown[:, :, 1:] |= reach[:, :, :-1]
+        grown[:, :, :-1] |= reach[:, :, 1:]
+        grown &= open_cells
+        grown |= reach  # the start cell counts even if it were a wall
+        if np.array_equal(grown, reach):
+            break
+        reach = grown
+    edge = reach[:, 0, :].any(1) | reach[:, -1, :].any(1) | reach[:, :, 0].any(1) | reach[:, :, -1].any(1)
+    return ~edge
 
 
 def tile_player_counts(tiles: np.ndarray) -> np.ndarray:
