@@ -202,3 +202,23 @@ def test_boxoban_files_parse_and_round_trip(tmp_path):
     assert [a.key() for a in again] == [b.key() for b in levels]
     text = (boxoban_split("hard") / "000.txt").read_text()
     assert text.split("; 1")[0].split("\n", 1)[1].strip("\n") == levels[0].to_text()
+
+
+def test_batch_enclosure_matches_single_level_flood_fill():
+    from clm.domains.levels.level import enclosed_mask
+
+    rng = np.random.default_rng(0)
+    levels = []
+    for i in range(300):
+        h, w = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+        walls = rng.random((h, w)) < 0.45
+        if i % 2:
+            walls[0, :] = walls[-1, :] = walls[:, 0] = walls[:, -1] = True
+        free = np.argwhere(~walls)
+        if len(free) == 0:
+            continue
+        p = tuple(int(v) for v in free[rng.integers(len(free))])
+        levels.append(Level(walls, np.zeros((h, w)), np.zeros((h, w)), p))
+    got = [bool(enclosed_mask(lv.to_tiles()[None])[0]) for lv in levels]
+    want = [lv._leak() is None for lv in levels]
+    assert got == want and 20 < sum(want) < len(want) - 20
