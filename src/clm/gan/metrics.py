@@ -107,8 +107,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
 # Novelty and memorisation
 def nearest_distances(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """L2 distance from each query (flattened) to its nearest reference row."""
-    q = torch.as_tensor(np.asarray(queries, np.float32)).flatten(1)
-    r = torch.as_tensor(np.asarray(reference, np.float32)).flatten(1)
+    q = torch.as_tensor(np.asarray(queries, np.float64)).flatten(1)
+    r = torch.as_tensor(np.asarray(reference, np.float64)).flatten(1)
     return torch.cat([torch.cdist(q[i:i + chunk], r).min(1).values for i in range(0, len(q), chunk)]).numpy()
 
 
@@ -245,21 +245,30 @@ def check_samples(x: torch.Tensor | np.ndarray, shape: tuple[int, ...], name: st
 
 def build_reference(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                     n_classes: int, cache_dir: Path | None, key: str, classifier_epochs: int = 30,
-                    seed: int = 0, prdc_k: int = 5) -> Reference:
-    """Train (or load) the classifier and compute the real-vs-real floors."""
+                    seed: int = 0, prdc_k: int = 5, n_eval: int = 0,
+                    compute_threshold: bool = True) -> Reference:
+    """Train (or load) the classifier and compute the real-vs-real floors.
+
+    ``n_eval``: the number of generated samples that will be evaluated; the
+    floors use a fixed random subset of that many training examples (all of
+    them when ``n_eval`` is 0 or larger), so floor and metric share sample size.
+    """
     clf, meta = load_or_train_classifier(cache_dir, key, train_x, train_y, n_classes, test_x, test_y,
                                          epochs=classifier_epochs, seed=seed)
-    train_f, _ = classifier_outputs(clf, train_x)
+    floor_x = train_x
+    if 0 < n_eval < len(train_x):
+        floor_x = train_x[torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))[:n_eval]]
+    train_f, _ = classifier_outputs(clf, floor_x)
     test_f, _ = classifier_outputs(clf, test_x)
     test_stats = gaussian_stats(test_f)
     floor = frechet_distance_stats(*gaussian_stats(train_f), *test_stats)
     tr, te = train_x.numpy(), test_x.numpy()
     return Reference(clf, meta, tr, te, test_f, test_stats, floor, prdc(test_f, train_f, prdc_k),
-                     memorisation_threshold(te, tr), n_classes, prdc_k)
+                     memorisation_threshold(te, tr) if compute_threshold else float("nan"), n_classes, prdc_k)
 
 
 def evaluate_samples(samples: torch.Tensor | np.ndarray, ref: Reference,
-                     class_balance: bool = True) -> dict[str, float]:
+                     class_balance: bool = True, novelty: bool = True) -> dict[str, float]:
     """All metrics of one generated batch against ``ref`` (flat dict)."""
     x = check_samples(samples, ref.train_x.shape[1:])
     feats, pred = classifier_outputs(ref.classifier, torch.from_numpy(x))
@@ -270,8 +279,9 @@ def evaluate_samples(samples: torch.Tensor | np.ndarray, ref: Reference,
     }
     out.update(prdc(ref.test_features, feats, ref.prdc_k))
     out.update({f"{k}_floor": v for k, v in ref.floor_prdc.items()})
-    out.update(novelty_stats(x, ref.train_x, ref.memorised_threshold))
-    out["memorised_threshold"] = ref.memorised_threshold
+    if novelty:
+        out.update(novelty_stats(x, ref.train_x, ref.memorised_threshold))
+        out["memorised_threshold"] = ref.memorised_threshold
     if class_balance:
         frac = np.bincount(pred, minlength=ref.n_classes) / len(pred)
         out.update({f"class_fraction_{c}": float(f) for c, f in enumerate(frac)})

@@ -1,0 +1,151 @@
+"""``clm gan train | sample | eval``: the GAN family on digits, MNIST or levels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from clm.core.errors import UsageError, UserError
+
+SUMMARY_KEYS = ("fd_clf", "fd_clf_floor", "fd_clf_ratio", "precision", "recall", "density", "coverage",
+                "novelty_mean", "memorised_fraction", "class_fraction_min", "class_fraction_max",
+                "tile_kl", "tile_kl_floor", "valid_fraction", "raw_valid_fraction", "duplicate_fraction",
+                "solvable_fraction", "fid_inception", "kid_inception", "fid_error", "wall_seconds")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("gan", help="train, sample and evaluate GANs (digits, MNIST, Sokoban levels)")
+    sub = p.add_subparsers(dest="gan_command", metavar="SUBCOMMAND", required=True)
+
+    t = sub.add_parser("train", help="train a GAN; writes a run directory",
+                       description="Train G and D. Hyperparameters: --config FILE and key=value overrides "
+                                   "(see clm.gan.train.GanConfig, e.g. steps=2000 loss=hinge spectral_norm=true).")
+    t.add_argument("--data", help="digits | mnist:PATH_TO_IMAGES_IDX | levels:PATH (Boxoban file or folder)")
+    t.add_argument("--config", help="YAML file of GanConfig keys")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    t.add_argument("--out", help="run directory to create (default runs/gan-<time>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run",
+                       description="Images: .png grid or .npy array (N, C, H, W) in [-1, 1]. "
+                                   "Levels: .txt (Boxoban, decoded valid levels) or .png.")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", required=True, help="output file: .png, .npy (images) or .txt (levels)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("eval", help="recompute the metrics of a trained run (writes eval.json)")
+    e.add_argument("run_dir", metavar="RUN_DIR")
+    e.add_argument("--fid-weights", help="local torch-fidelity InceptionV3 weights: adds FID/KID")
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.set_defaults(func=cmd_eval)
+
+
+def _print_summary(summary: dict[str, Any], run_dir: Path, as_json: bool) -> None:
+    from clm.core.rundir import dumps_line
+
+    if as_json:
+        print(dumps_line({"run_dir": str(run_dir), **summary}))
+        return
+    print(f"run directory: {run_dir}")
+    for k in SUMMARY_KEYS:
+        if k in summary:
+            v = summary[k]
+            print(f"  {k:22s} {v:.4g}" if isinstance(v, float) else f"  {k:22s} {v}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from clm.core.config import load_config
+    from clm.core.rundir import new_run_dir, require_run_dir
+    from clm.gan.train import GanConfig, train
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data={args.data}")
+    if args.resume:
+        if args.out:
+            raise UsageError("--resume continues a run in its own folder; drop --out")
+        run_dir = require_run_dir(args.resume, "gan")
+        cfg = load_config(GanConfig, args.config or (run_dir / "config.yaml"), overrides)
+        if not (run_dir / "checkpoints" / "last").exists() and not (run_dir / "checkpoints" / "last.old").exists():
+            raise UserError(f"{run_dir} has no checkpoint to resume from (checkpoints/last is missing)")
+        (run_dir / "summary.json").unlink(missing_ok=True)  # a longer run replaces the old summary at its end
+        summary = train(cfg, run_dir, resume=True, quiet=args.json)
+    else:
+        cfg = load_config(GanConfig, args.config, overrides)
+        run_dir = new_run_dir("gan", args.out)
+        summary = train(cfg, run_dir, resume=False, quiet=args.json)
+    _print_summary(summary, run_dir, args.json)
+    return 0
+
+
+def _load_run(run_dir_arg: str):
+    from clm.core.config import load_config
+    from clm.core.runtime import resolve_device, set_threads
+    from clm.core.rundir import require_run_dir
+    from clm.gan.train import GanConfig, get_data, load_generator
+
+    run_dir = require_run_dir(run_dir_arg, "gan")
+    cfg = load_config(GanConfig, run_dir / "config.yaml")
+    set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    data = get_data(cfg)
+    G = load_generator(run_dir, cfg, data, device)
+    return run_dir, cfg, data, G, device
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from clm.gan.train import generate
+
+    if args.n < 1:
+        raise UsageError(f"-n must be at least 1, got {args.n}")
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    run_dir, cfg, data, G, device = _load_run(args.run_dir)
+    allowed = (".png", ".txt") if data.kind == "levels" else (".png", ".npy")
+    if suffix not in allowed:
+        raise UsageError(f"--out {out}: for {data.kind} use a file ending in {' or '.join(allowed)}")
+    gen = torch.Generator().manual_seed(args.seed)
+    pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
+    x, conds = generate(G, args.n, pool, device, generator=gen)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if data.kind == "levels":
+        from clm.domains.levels import write_levels
+        from clm.gan.decode import decode_levels
+        from clm.gan.render import levels_grid
+
+        n_boxes = (conds.argmax(1) + 1).tolist() if conds is not None else None
+        levels = decode_levels(x.numpy(), n_boxes)
+        if suffix == ".txt":
+            write_levels(out, levels)
+        else:
+            from clm.domains.images import save_png
+            save_png(levels_grid(levels), out)
+    elif suffix == ".npy":
+        np.save(out, x.numpy())
+    else:
+        from clm.domains.images import image_grid, save_png
+        save_png(image_grid(x), out)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from clm.core.rundir import atomic_write_text, _json_safe
+    from clm.gan.train import evaluate_generator
+
+    run_dir, cfg, data, G, device = _load_run(args.run_dir)
+    if args.fid_weights:
+        cfg.fid_weights = args.fid_weights
+    metrics = evaluate_generator(G, data, cfg, run_dir, device)
+    atomic_write_text(run_dir / "eval.json", json.dumps(_json_safe(metrics), indent=2) + "\n")
+    _print_summary(metrics, run_dir, args.json)
+    return 0

@@ -1,0 +1,355 @@
+"""GAN training, the whole algorithm in one file (CleanRL style).
+
+Read top to bottom: the config (every hyperparameter, one line each), the
+set-up (data, G, D, EMA, optimisers, resume), the loop (D steps, then one G
+step, EMA, divergence checks, logging, images, checkpoints) and the final
+evaluation that writes ``summary.json``.
+
+The loss is the seed's by default: D maximises
+J_D = E_real[log D(x)] + E_G[log(1 - D(G(z)))], G maximises the
+non-saturating J_G = E[log D(G(z))]; hinge and WGAN-GP are switches, as are
+the stabilisers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.config import save_config
+from clm.core.errors import UserError
+from clm.core.logging import MetricLogger
+from clm.core.rundir import write_summary
+from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
+from clm.gan import losses
+from clm.gan.augment import diff_augment, parse_policy
+from clm.gan.data import GanData, load_gan_data
+from clm.gan.models import EMA, ImageDiscriminator, ImageGenerator, TileGenerator
+
+
+@dataclass
+class GanConfig:
+    """Hyperparameters of ``clm gan train`` (``key=value`` on the command line)."""
+
+    data: str = "digits"  # digits | mnist:PATH (IDX images, labels beside) | levels:PATH (Boxoban file/folder)
+    seed: int = 0  # seed of weights, noise and batch order
+    device: str = "auto"  # cpu | cuda | auto
+    threads: int = 0  # torch CPU threads (0: min(2, cores))
+    steps: int = 6000  # generator updates
+    batch_size: int = 64  # real and fake samples per D step
+    z_dim: int = 32  # latent size
+    arch: Literal["dcgan", "mlp"] = "dcgan"  # conv (DCGAN-style) or MLP networks
+    g_width: int = 64  # G's base channel count (MLP hidden = 4x)
+    d_width: int = 32  # D's base channel count (MLP hidden = 4x)
+    conditional: bool = False  # condition G and D on the class (digits) or box count (levels)
+    loss: Literal["ns", "hinge", "wgan-gp"] = "ns"  # ns: the seed's non-saturating loss
+    gp_weight: float = 10.0  # WGAN-GP gradient penalty weight
+    d_steps: int = 1  # D updates per G update (WGAN-GP wants 5)
+    lr_g: float = 2e-4  # Adam learning rate of G
+    lr_d: float = 2e-4  # Adam learning rate of D
+    beta1: float = 0.5  # Adam beta1 (DCGAN's 0.5; WGAN-GP uses 0.0)
+    beta2: float = 0.999  # Adam beta2
+    spectral_norm: bool = False  # spectral normalisation on D's layers
+    ema: bool = True  # sample from an exponential moving average of G
+    ema_decay: float = 0.999  # EMA decay per G step
+    feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
+    label_smoothing: float = 0.0  # one-sided: real target = 1 - this (ns loss only)
+    minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
+    diffaug: str = "translation"  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
+    amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU, with a note)
+    gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
+    test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
+    split_seed: int = 0  # seed of the train/test split (fixed: all runs compare on one split)
+    levels_reference: str = ""  # levels: held-out reference file/folder (default: sibling valid/ split)
+    max_levels: int = 0  # levels: keep at most this many training levels (0: all)
+    max_boxes: int = 6  # levels: size of the box-count condition one-hot
+    log_every: int = 100  # steps between metric rows
+    image_every: int = 1000  # steps between TensorBoard sample grids
+    checkpoint_every: int = 1000  # steps between checkpoints
+    eval_samples: int = 0  # samples for the final metrics (0: as many as training examples, at most 2000)
+    classifier_epochs: int = 30  # epochs of the FD-clf feature classifier
+    fid_weights: str = ""  # local torch-fidelity InceptionV3 weights: adds FID/KID (nothing is downloaded)
+    divergence_patience: int = 1000  # stop when D's loss stays below divergence_loss this many steps
+    divergence_loss: float = 1e-3  # D loss counted as "collapsed to zero" (ns and hinge)
+    final_eval: bool = True  # compute the metrics into summary.json at the end (off: quick runs, tests)
+    solve_samples: int = 200  # levels: decoded samples given to the solver (0: skip)
+    solve_time_limit: float = 2.0  # levels: solver seconds per level
+
+    def validate(self) -> None:
+        checks = [(self.steps >= 0, "steps must be >= 0"), (self.batch_size >= 2, "batch_size must be >= 2"),
+                  (self.z_dim >= 1, "z_dim must be >= 1"), (self.d_steps >= 1, "d_steps must be >= 1"),
+                  (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
+                  (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
+                  (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
+                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"),
+                  (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
+        for ok, msg in checks:
+            if not ok:
+                raise UserError(f"bad config: {msg}")
+        try:
+            parse_policy(self.diffaug)
+        except ValueError as e:
+            raise UserError(f"bad config: {e}")
+
+
+class GanDiverged(UserError):
+    """Training stopped because the losses went NaN or D won outright."""
+
+
+def get_data(cfg: GanConfig) -> GanData:
+    return load_gan_data(cfg.data, cfg.test_fraction, cfg.split_seed, cfg.levels_reference, cfg.max_levels,
+                         cfg.max_boxes)
+
+
+def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageDiscriminator]:
+    """G and D for the data's kind and shape."""
+    cond_dim = data.cond_dim if cfg.conditional else 0
+    c, h, w = data.shape
+    if data.kind == "levels":
+        G: torch.nn.Module = TileGenerator(c, h, w, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, cfg.gumbel_tau)
+    else:
+        G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch)
+    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std)
+    return G, D
+
+
+@torch.no_grad()
+def generate(G: torch.nn.Module, n: int, cond_pool: torch.Tensor | None, device: torch.device,
+             generator: torch.Generator | None = None, batch: int = 1024) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples from G in eval mode (images in [-1, 1]; for a tile generator,
+    per-cell probabilities), with conditions cycled from ``cond_pool``."""
+    was_training = G.training
+    G.eval()
+    outs, conds = [], []
+    for i in range(0, n, batch):
+        m = min(batch, n - i)
+        z = torch.randn(m, G.z_dim, generator=generator).to(device)
+        c = None
+        if G.cond_dim:
+            c = cond_pool[torch.arange(i, i + m) % len(cond_pool)].to(device)
+            conds.append(c.cpu())
+        x = G.probs(z, c) if isinstance(G, TileGenerator) else G(z, c)
+        outs.append(x.float().cpu())
+    G.train(was_training)
+    return torch.cat(outs), (torch.cat(conds) if conds else None)
+
+
+def weights_of(G: torch.nn.Module, D: torch.nn.Module, ema: EMA | None) -> dict[str, torch.Tensor]:
+    w = {f"G.{k}": v for k, v in G.state_dict().items()}
+    w.update({f"D.{k}": v for k, v in D.state_dict().items()})
+    if ema is not None:
+        w.update({f"G_ema.{k}": v for k, v in ema.model.state_dict().items()})
+    return w
+
+
+def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.device) -> torch.nn.Module:
+    """The sampling generator of a run: its EMA copy when it has one."""
+    weights, _, _ = load_checkpoint(Path(run_dir) / "checkpoints" / "last", map_location=device, with_state=False)
+    G, _ = build_models(cfg, data)
+    sd = _sub(weights, "G_ema.") or _sub(weights, "G.")
+    try:
+        G.load_state_dict(sd)
+    except RuntimeError as e:
+        raise UserError(f"checkpoint in {run_dir} does not match its config.yaml ({str(e).splitlines()[0]})")
+    return G.to(device).eval()
+
+
+def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str) -> np.ndarray:
+    """An RGB grid of samples for TensorBoard / PNG output."""
+    from clm.domains.images import image_grid
+
+    was = G.training
+    G.eval()
+    with torch.no_grad():
+        if kind == "levels":
+            from clm.gan.decode import decode_levels
+            from clm.gan.render import levels_grid
+
+            G.train(was)
+            return levels_grid(decode_levels(G.probs(z, cond).cpu().numpy()))
+        x = G(z, cond).float().cpu()
+    G.train(was)
+    return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
+
+
+def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    """Train G and D as ``cfg`` says, writing the run directory; returns the summary."""
+    run_dir = Path(run_dir)
+    t_start = time.perf_counter()
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    use_amp = cfg.amp and device.type == "cuda"
+    if cfg.amp and not use_amp and not quiet:
+        print("note: amp=true needs a CUDA device; training in float32 on the CPU")
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    aug = parse_policy(cfg.diffaug)
+    save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
+
+    # ---- data, models, optimisers
+    data = get_data(cfg)
+    train_x = data.train_x.to(device)
+    train_c = data.train_cond.to(device)
+    n_train = len(train_x)
+    G, D = build_models(cfg, data)
+    G, D = G.to(device), D.to(device)
+    ema = EMA(G, cfg.ema_decay) if cfg.ema else None
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    real_target = 1.0 - cfg.label_smoothing if cfg.loss == "ns" else 1.0
+    cond = (lambda c: c) if cfg.conditional else (lambda c: None)
+    # fixed noise for the sample grids, from its own generator so it never shifts the training stream
+    fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
+    fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
+    if cfg.conditional and data.kind == "images":  # one row per class
+        fixed_c = torch.nn.functional.one_hot(torch.arange(64) % data.n_classes, data.n_classes).float().to(device)
+    step, collapsed_for = 0, 0
+    ckpt_dir = run_dir / "checkpoints" / "last"
+    if resume:
+        weights, state, _ = load_checkpoint(ckpt_dir, map_location=device)
+        G.load_state_dict(_sub(weights, "G."))
+        D.load_state_dict(_sub(weights, "D."))
+        if ema is not None:
+            ema.model.load_state_dict(_sub(weights, "G_ema."))
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        step, collapsed_for = state["step"], state["collapsed_for"]
+        set_rng_state(state["rng"])
+
+    def save(at_step: int) -> None:
+        save_checkpoint(ckpt_dir, weights_of(G, D, ema),
+                        {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": at_step,
+                         "collapsed_for": collapsed_for, "rng": rng_state()},
+                        {"step": at_step, "data": cfg.data, "kind": data.kind})
+
+    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step)
+    d_critic = lambda x, c: D(diff_augment(x, aug), c)[0]  # noqa: E731
+    try:
+        # ---- the loop
+        while step < cfg.steps:
+            # (1) D: real against generated, d_steps times
+            for _ in range(cfg.d_steps):
+                idx = torch.randint(n_train, (cfg.batch_size,), device=device)
+                fidx = torch.randint(n_train, (cfg.batch_size,), device=device)  # conditions of the fakes
+                real, c_real, c_fake = train_x[idx], train_c[idx], train_c[fidx]
+                z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)
+                with autocast():
+                    with torch.no_grad():
+                        fake = G(z, cond(c_fake))
+                    real_logits, _ = D(diff_augment(real, aug), cond(c_real))
+                    fake_logits, _ = D(diff_augment(fake, aug), cond(c_fake))
+                    loss_d = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), real_target)
+                if cfg.loss == "wgan-gp":
+                    gp = losses.gradient_penalty(lambda x: d_critic(x, cond(c_real)), real, fake.float())
+                    loss_d = loss_d + cfg.gp_weight * gp
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+
+            # (2) G: fool D (plus feature matching when on)
+            z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)
+            fidx = torch.randint(n_train, (cfg.batch_size,), device=device)
+            c_fake = train_c[fidx]
+            with autocast():
+                fake = G(z, cond(c_fake))
+                fake_logits, fake_feats = D(diff_augment(fake, aug), cond(c_fake))
+                loss_g = losses.g_loss(cfg.loss, fake_logits.float())
+                if cfg.feature_matching > 0:
+                    with torch.no_grad():
+                        _, real_feats = D(diff_augment(train_x[idx], aug), cond(train_c[idx]))
+                    loss_g = loss_g + cfg.feature_matching * losses.feature_matching_loss(
+                        real_feats.float(), fake_feats.float())
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            if ema is not None:
+                ema.update(G)
+            step += 1
+
+            # (3) divergence: NaN/inf now, or D's loss near 0 for a long time
+            ld, lg = loss_d.item(), loss_g.item()
+            if not (math.isfinite(ld) and math.isfinite(lg)):
+                raise GanDiverged(
+                    f"training diverged at step {step}: loss_d={ld}, loss_g={lg} (not finite). The last good "
+                    f"checkpoint is in {ckpt_dir}; lower lr_d/lr_g, or try spectral_norm=true or loss=hinge")
+            if cfg.loss != "wgan-gp":
+                collapsed_for = collapsed_for + 1 if ld < cfg.divergence_loss else 0
+                if collapsed_for >= cfg.divergence_patience:
+                    raise GanDiverged(
+                        f"training diverged at step {step}: D's loss stayed below {cfg.divergence_loss:g} for "
+                        f"{collapsed_for} steps (D rejects every sample, G gets no signal). The last good "
+                        f"checkpoint is in {ckpt_dir}; try diffaug=translation,cutout, spectral_norm=true, "
+                        f"label_smoothing=0.1 or a smaller d_width")
+
+            # (4) logging, images, checkpoints
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"loss_d": ld, "loss_g": lg,
+                       "d_real": torch.sigmoid(real_logits.detach().float()).mean().item(),
+                       "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item()}
+                logger.log(step, row)
+                logger.progress(step, loss_d=ld, loss_g=lg)
+            if step % cfg.image_every == 0 or step == cfg.steps:
+                sampler = ema.model if ema is not None else G
+                logger.image("samples", sample_grid(sampler, fixed_z, fixed_c, data.kind), step)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save(step)
+    finally:
+        logger.close()
+    if cfg.steps == 0 or not ckpt_dir.exists():
+        save(step)
+    train_seconds = time.perf_counter() - t_start
+
+    # ---- final evaluation
+    sampler = ema.model if ema is not None else G
+    summary = evaluate_generator(sampler, data, cfg, run_dir, device) if cfg.final_eval else {}
+    summary.update({"steps": step, "train_seconds": train_seconds,
+                    "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
+    write_summary(run_dir, summary)
+    return summary
+
+
+def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_dir: Path | None,
+                       device: torch.device) -> dict[str, Any]:
+    """Sample ``eval_samples`` from G (fixed seed) and compute every metric."""
+    from clm.gan import metrics
+
+    cache = Path(run_dir) / "classifier" if run_dir is not None else None
+    n = cfg.eval_samples or min(len(data.train_x), 2000)
+    ref = metrics.build_reference(data.train_x, data.train_y, data.test_x, data.test_y, data.n_classes, cache,
+                                  data.key, cfg.classifier_epochs, seed=cfg.split_seed, n_eval=n,
+                                  compute_threshold=data.kind != "levels")
+    gen = torch.Generator().manual_seed(cfg.seed + 12345)
+    # conditions: a shuffled copy of the training conditions, so classes keep their real shares
+    pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
+    x, conds = generate(G, n, pool, device, generator=gen)
+    out: dict[str, Any] = {}
+    if data.kind == "levels":
+        from clm.gan.level_metrics import evaluate_levels
+
+        lv = evaluate_levels(x.numpy(), data, cfg, ref, conds)
+        out.update(lv)
+    else:
+        out.update(metrics.evaluate_samples(x, ref, class_balance=True))
+        if cfg.fid_weights:
+            try:
+                out.update(metrics.inception_fid_kid(x.numpy(), data.test_x.numpy(), cfg.fid_weights,
+                                                     cuda=device.type == "cuda"))
+            except UserError as e:
+                print(f"warning: {e}")
+                out["fid_error"] = str(e)
+    out["fd_clf_implementation"] = (f"clm FeatureClassifier ({ref.classifier.feature_dim}-d penultimate features, "
+                                    f"trained on {data.key} train split)")
+    out["eval_samples"] = n
+    return out
