@@ -114,3 +114,14 @@ def test_cartpole_learns():
                     target_return=200, stop_at_target=True)
     summary = DQN(cfg).learn()
     assert summary["best_eval_return"] >= 200, summary
+
+
+def test_minatar_runs_with_a_conv_network():
+    pytest.importorskip("minatar")
+    cfg = DQNConfig(env_id="MinAtar/Breakout-v1", num_envs=2, total_steps=600, learning_starts=200,
+                    train_freq=100, gradient_steps=4, batch_size=16, conv_channels=(8,), hidden=(32,),
+                    eval_interval=0, eval_episodes=2)
+    agent = DQN(cfg)
+    assert agent.q.channels_last and isinstance(agent.q.features[0], torch.nn.Conv2d)
+    summary = agent.learn()
+    assert summary["env_steps"] == 600 and agent.gradient_steps > 0
