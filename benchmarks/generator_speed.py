@@ -29,10 +29,13 @@ import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 from gym_sokoban.envs.room_utils import generate_room
-n, seed = int(sys.argv[1]), int(sys.argv[2])
+n, seed, budget = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 np.random.seed(seed)
 out = []
+start = time.perf_counter()
 for i in range(n):
+    if out and time.perf_counter() - start > budget:
+        break
     t0 = time.perf_counter()
     fails = 0
     while True:
@@ -77,8 +80,10 @@ def summarise(prefix: str, secs, levels) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=500, help="levels from our generator")
-    ap.add_argument("--gym-n", type=int, default=100, help="levels from gym-sokoban")
+    ap.add_argument("--gym-n", type=int, default=20, help="levels from gym-sokoban (at most)")
     ap.add_argument("--gym-python", help="python of a venv with gym-sokoban (skipped when absent)")
+    ap.add_argument("--gym-budget", type=float, default=300.0,
+                    help="stop starting gym-sokoban levels after this many seconds (its tail is long)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -94,7 +99,7 @@ def main() -> int:
     figures.update(summarise("ours", secs, levels))
 
     if args.gym_python:
-        proc = subprocess.run([args.gym_python, "-c", GYM_SCRIPT, str(args.gym_n), str(args.seed)],
+        proc = subprocess.run([args.gym_python, "-c", GYM_SCRIPT, str(args.gym_n), str(args.seed), str(args.gym_budget)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"gym-sokoban failed: {proc.stderr[-500:]}", file=sys.stderr)
