@@ -85,6 +85,8 @@ def main() -> int:
     ap.add_argument("--gym-budget", type=float, default=300.0,
                     help="stop starting gym-sokoban levels after this many seconds (its tail is long)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--candidates", type=int, default=1,
+                    help="run states the solver checks per room, the hardest kept (generate_level's option)")
     args = ap.parse_args()
 
     warmup()
@@ -93,14 +95,14 @@ def main() -> int:
     secs, levels = [], []
     for _ in range(args.n):
         t0 = time.perf_counter()
-        levels.append(generate_level(rng, (10, 10), 4))
+        levels.append(generate_level(rng, (10, 10), 4, candidates=args.candidates))
         secs.append(time.perf_counter() - t0)
-    figures = {"size": "10x10", "boxes": 4}
+    figures = {"size": "10x10", "boxes": 4, "candidates": args.candidates}
     figures.update(summarise("ours", secs, levels))
 
     if args.gym_python:
-        proc = subprocess.run([args.gym_python, "-c", GYM_SCRIPT, str(args.gym_n), str(args.seed), str(args.gym_budget)],
-                              capture_output=True, text=True)
+        cmd = [args.gym_python, "-c", GYM_SCRIPT, str(args.gym_n), str(args.seed), str(args.gym_budget)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"gym-sokoban failed: {proc.stderr[-500:]}", file=sys.stderr)
         else:

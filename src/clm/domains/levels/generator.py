@@ -81,15 +81,19 @@ def _carve(walls, walk_steps, turn_prob, min_floor):
 
 @njit(cache=True)
 def _reverse_play(seed, walls, n_boxes, walk_steps, turn_prob, n_runs, run_steps, pull_prob,
-                  allow_on_goal, goals_out, boxes_out):
-    """Carve a room, place goals, run reverse play; write the best state into
-    goals_out / boxes_out and return (score, player cell), score 0 if none."""
+                  allow_on_goal, goals_out, run_scores, run_players, run_boxes):
+    """Carve a room, place goals (into goals_out) and run reverse play n_runs
+    times; for each run write its best-scored state (score 0 if none) into
+    run_scores / run_players / run_boxes (box cells). Returns False when the
+    carved room is too small."""
     np.random.seed(seed)
     h, w = walls.shape
     walls[:, :] = True
     n_floor = _carve(walls, walk_steps, turn_prob, 2 * n_boxes + 2)
+    run_scores[:] = 0
+    run_players[:] = -1
     if n_floor < n_boxes + 2:
-        return 0, -1
+        return False
     flat_walls = walls.ravel()
     floor = np.flatnonzero(~flat_walls)
     perm = np.random.permutation(floor.shape[0])
@@ -102,10 +106,8 @@ def _reverse_play(seed, walls, n_boxes, walk_steps, turn_prob, n_runs, run_steps
 
     box_at = np.full(ncells, -1, np.int64)  # box id per cell
     box_pos = np.empty(n_boxes, np.int64)
-    best_score = 0
-    best_player = -1
-    best_boxes = np.empty(n_boxes, np.int64)
     for run in range(n_runs):
+        best_score = 0
         box_at[:] = -1
         for k in range(n_boxes):
             box_pos[k] = goal_cells[k]
@@ -149,15 +151,13 @@ def _reverse_play(seed, walls, n_boxes, walk_steps, turn_prob, n_runs, run_steps
                 score = 0
             if score > best_score:
                 best_score = score
-                best_player = player
-                best_boxes[:] = box_pos
+                run_scores[run] = score
+                run_players[run] = player
+                run_boxes[run, :] = box_pos
     goals_out[:, :] = False
-    boxes_out[:, :] = False
     for k in range(n_boxes):
         goals_out[goal_cells[k] // w, goal_cells[k] % w] = True
-        if best_player >= 0:
-            boxes_out[best_boxes[k] // w, best_boxes[k] % w] = True
-    return best_score, best_player
+    return True
 
 
 def _check_request(size: tuple[int, int], n_boxes: int) -> tuple[int, int]:
@@ -182,15 +182,18 @@ def _check_request(size: tuple[int, int], n_boxes: int) -> tuple[int, int]:
 def generate_level(rng: np.random.Generator, size: int | tuple[int, int] = (10, 10), n_boxes: int = 4,
                    walk_steps: int | None = None, turn_prob: float = 0.35, n_runs: int = 8,
                    run_steps: int | None = None, pull_prob: float = 0.8, min_pushes: int = 6,
-                   allow_box_on_goal: bool = False, max_tries: int = 200, solver_time_limit: float = 2.0,
-                   name: str = "") -> Level:
+                   allow_box_on_goal: bool = False, candidates: int = 1, max_tries: int = 200,
+                   solver_time_limit: float = 2.0, name: str = "") -> Level:
     """One solvable level, verified by the exact solver.
 
     size: (H, W) or an int for a square; walk_steps: carving steps (default
     2 * (H + W): about 31 floor cells on 10x10, as in Boxoban); n_runs /
     run_steps: reverse-play runs and their length (default 40 * (H + W);
     the best-scored state over all runs is kept); pull_prob: chance of pulling a box
-    that is behind the player; min_pushes: least optimal pushes accepted.
+    that is behind the player; min_pushes: least optimal pushes accepted;
+    candidates: how many of the best-scored run states the solver checks,
+    keeping the one with the most optimal pushes (1 = the Boxoban rule:
+    the best score wins; more gives harder levels for a few ms each).
     Raises UserError for impossible sizes and GeneratorFailed when
     ``max_tries`` rooms give no acceptable level.
     """
@@ -199,18 +202,27 @@ def generate_level(rng: np.random.Generator, size: int | tuple[int, int] = (10, 
     run_steps = 40 * (h + w) if run_steps is None else int(run_steps)
     walls = np.ones((h, w), bool)
     goals = np.zeros((h, w), bool)
-    boxes = np.zeros((h, w), bool)
+    run_scores = np.zeros(n_runs, np.int64)
+    run_players = np.zeros(n_runs, np.int64)
+    run_boxes = np.zeros((n_runs, n_boxes), np.int64)
     for _ in range(max_tries):
         seed = int(rng.integers(0, 2**31 - 1))
-        score, player = _reverse_play(seed, walls, n_boxes, walk_steps, turn_prob, n_runs, run_steps,
-                                      pull_prob, allow_box_on_goal, goals, boxes)
-        if score <= 0 or player < 0:
+        if not _reverse_play(seed, walls, n_boxes, walk_steps, turn_prob, n_runs, run_steps, pull_prob,
+                             allow_box_on_goal, goals, run_scores, run_players, run_boxes):
             continue
-        prc = (int(player) // w, int(player) % w)
-        res = solve_arrays(walls, goals, boxes, prc, time_limit=solver_time_limit)
-        if res.status != "solved" or res.pushes < min_pushes:
+        # The best-scored run states, best first; the solver picks among them.
+        order = [int(i) for i in np.argsort(-run_scores, kind="stable") if run_scores[i] > 0][:max(1, candidates)]
+        best = None
+        for i in order:
+            boxes = np.zeros((h, w), bool)
+            boxes.flat[run_boxes[i]] = True
+            prc = (int(run_players[i]) // w, int(run_players[i]) % w)
+            res = solve_arrays(walls, goals, boxes, prc, time_limit=solver_time_limit)
+            if res.status == "solved" and res.pushes >= min_pushes and (best is None or res.pushes > best[0]):
+                best = (res.pushes, boxes, prc)
+        if best is None:
             continue
-        return Level(walls.copy(), goals.copy(), boxes.copy(), prc, name=name)
+        return Level(walls.copy(), goals.copy(), best[1], best[2], name=name)
     raise GeneratorFailed(
         f"no {h}x{w} level with {n_boxes} boxes and at least {min_pushes} pushes found in {max_tries} tries; "
         f"lower min_pushes, use fewer boxes or a larger size"
