@@ -171,6 +171,8 @@ def test_limit_outcome_with_tiny_node_limit():
 #########""")
     res = solve_level(level, node_limit=3)
     assert res.status == "limit" and "node limit" in res.reason
+    res = solve_level(level, time_limit=0.0)
+    assert res.status == "limit" and "time limit" in res.reason and res.moves == ""
     full = solve_level(level)
     assert full.status == "solved" and full.pushes == brute_force_pushes(level)
 
@@ -200,7 +202,7 @@ def test_boxoban_hard_sample_solved_and_replayed():
     if root is None or not (root / "hard").is_dir():
         pytest.skip("Boxoban corpus not present (set CLM_BOXOBAN_DIR or place it in ../shared/data/boxoban)")
     levels = read_levels(root / "hard" / "000.txt")[:25]
-    results = solve_levels(levels, time_limit=10)
+    results = solve_levels(levels, time_limit=10, n_jobs=2)
     for level, res in zip(levels, results):
         assert res.status == "solved", level.name
         ok, pushes = replay(level, res.moves)

@@ -183,7 +183,8 @@ def generate_level(rng: np.random.Generator, size: int | tuple[int, int] = (10, 
                    walk_steps: int | None = None, turn_prob: float = 0.35, n_runs: int = 8,
                    run_steps: int | None = None, pull_prob: float = 0.8, min_pushes: int = 6,
                    allow_box_on_goal: bool = False, candidates: int = 1, max_tries: int = 200,
-                   solver_time_limit: float = 2.0, name: str = "") -> Level:
+                   solver_node_limit: int = 300_000, solver_time_limit: float = 60.0,
+                   name: str = "") -> Level:
     """One solvable level, verified by the exact solver.
 
     size: (H, W) or an int for a square; walk_steps: carving steps (default
@@ -194,6 +195,9 @@ def generate_level(rng: np.random.Generator, size: int | tuple[int, int] = (10, 
     candidates: how many of the best-scored run states the solver checks,
     keeping the one with the most optimal pushes (1 = the Boxoban rule:
     the best score wins; more gives harder levels for a few ms each).
+    A room whose check needs more than ``solver_node_limit`` search states is
+    dropped (a node limit, not a clock, keeps the output the same for a seed
+    on a busy machine; the time limit is only a safety net).
     Raises UserError for impossible sizes and GeneratorFailed when
     ``max_tries`` rooms give no acceptable level.
     """
@@ -217,7 +221,8 @@ def generate_level(rng: np.random.Generator, size: int | tuple[int, int] = (10, 
             boxes = np.zeros((h, w), bool)
             boxes.flat[run_boxes[i]] = True
             prc = (int(run_players[i]) // w, int(run_players[i]) % w)
-            res = solve_arrays(walls, goals, boxes, prc, time_limit=solver_time_limit)
+            res = solve_arrays(walls, goals, boxes, prc, time_limit=solver_time_limit,
+                               node_limit=solver_node_limit)
             if res.status == "solved" and res.pushes >= min_pushes and (best is None or res.pushes > best[0]):
                 best = (res.pushes, boxes, prc)
         if best is None:

@@ -595,6 +595,7 @@ def solve_arrays(walls, goals, boxes, player, time_limit: float = 10.0,
     goals on floor); use :func:`solve_level` for a checked :class:`Level`.
     ``node_limit`` bounds the number of distinct states stored.
     """
+    _ensure_compiled()  # numba compiles (or loads its cache) outside the time limit
     t0 = time.perf_counter()
     prob = _Problem(walls, goals, boxes, player)
     nb = len(prob.box_cells)
@@ -637,6 +638,9 @@ def solve_arrays(walls, goals, boxes, player, time_limit: float = 10.0,
     budget = 256
     deadline = t0 + time_limit
     while True:
+        if time.perf_counter() > deadline:
+            return SolveResult("limit", expansions=int(counters[2]), states=int(counters[0]),
+                               seconds=time.perf_counter() - t0, reason=f"time limit {time_limit:g}s")
         status = _search(prob.walls, prob.dead, prob.goals, prob.dist, prob.width, zob_box, zob_player,
                          nodes_boxes, nodes_player, nodes_parent, nodes_from, nodes_dir, nodes_g,
                          nodes_closed, nodes_hash, table, heap, counters, budget, node_limit)
@@ -659,9 +663,6 @@ def solve_arrays(walls, goals, boxes, player, time_limit: float = 10.0,
                 heap = _grow(heap, 2 * heap.shape[0])
             continue
         if status == _RUNNING:
-            if time.perf_counter() > deadline:
-                return SolveResult("limit", expansions=int(counters[2]), states=int(counters[0]),
-                                   seconds=time.perf_counter() - t0, reason=f"time limit {time_limit:g}s")
             budget = min(budget * 2, 32768)
             continue
         break
@@ -727,8 +728,21 @@ def difficulty(result: SolveResult) -> dict[str, int | None]:
     }
 
 
+_COMPILED = False
+
+
+def _ensure_compiled() -> None:
+    global _COMPILED
+    if not _COMPILED:
+        _COMPILED = True
+        warmup()
+
+
 def warmup() -> None:
-    """Compile the solver (numba) on a tiny level, so timings exclude compilation."""
+    """Compile the solver (numba) on a tiny level, so timings exclude compilation.
+    Called on the first solve of a process; calling it again is cheap."""
+    global _COMPILED
+    _COMPILED = True
     walls = np.array([[1, 1, 1, 1, 1, 1],
                       [1, 0, 0, 0, 0, 1],
                       [1, 0, 0, 0, 0, 1],
