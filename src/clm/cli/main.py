@@ -8,10 +8,11 @@ import sys
 from clm import __version__
 from clm.cli import dqn
 from clm.cli import levels
+from clm.cli import report
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [dqn, levels]
+GROUPS: list = [dqn, levels, report]
 
 
 def build_parser() -> argparse.ArgumentParser:
