@@ -117,11 +117,13 @@ def test_report_holds_every_section_with_embedded_images(tmp_path):
 def test_new_metric_keys_are_plotted_without_code_changes(tmp_path):
     run = make_run_dir(tmp_path, n_rounds=6)
     with open(run / "metrics.jsonl", "a") as f:
-        f.write(json.dumps({"step": 6, "brand_new_gauge": 3.5, "tag": "text is not plotted"}) + "\n")
+        f.write(json.dumps({"step": 6, "brand_new_gauge": 3.5, "tag": "text is not plotted",
+                            "creative_novelty_mean": None}) + "\n")  # null: no archive yet, not a failure
         f.write('{"step": 7, "d_loss": 1.0, "half-writ')  # a running job's last line
     text = write_report(run).read_text()
     assert "brand_new_gauge" in " ".join(re.findall(r'alt="([^"]*)"', text))
     assert "1 line(s) that are not JSON objects were skipped" in text
+    assert 'class="banner ok"' in text and "is non-finite" not in text
 
 
 def test_diverged_gan_shows_a_red_banner_with_the_message(tmp_path):
@@ -129,7 +131,11 @@ def test_diverged_gan_shows_a_red_banner_with_the_message(tmp_path):
                        message="D loss became NaN at round 17 <lr too high> & G collapsed")
     with open(run / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 40, "d_loss": None, "g_loss": None}) + "\n")
+    # the loop keeps no generated levels after a divergence
+    (run / "levels" / "samples.txt").unlink()
+    (run / "levels" / "archive.txt").unlink()
     text = write_report(run).read_text()
+    assert "levels/samples.txt: not recorded (the GAN diverged, so the run kept no generated levels)" in text
     banner = text[text.index('id="status"') - 40:text.index("</nav>")]
     assert 'class="banner bad"' in banner
     assert "The GAN diverged" in banner

@@ -70,14 +70,17 @@ EVIDENCE_TITLES = {
 # Curves of metrics.jsonl, grouped by the first predicate that holds; the
 # last group takes whatever is left, so new keys always appear.
 CURVE_GROUPS: list[tuple[str, Callable[[str], bool]]] = [
-    ("Losses", lambda k: k.endswith("loss") or k.endswith("_loss")),
-    ("Player and designer", lambda k: k.startswith(("player_", "designer_", "agent_", "dqn_"))),
+    ("Losses", lambda k: k.endswith("loss")),
+    ("Player and designer", lambda k: k.startswith(("player_", "designer_", "agent_", "dqn_", "steer_"))),
+    ("Archive and counts", lambda k: k.startswith("archive") or k.endswith(("_evaluations", "_env_steps", "_count"))),
     ("Generation quality", lambda k: k.startswith(("generated_", "creative_", "d_", "g_", "gan_"))
      or any(s in k for s in ("novelty", "difficulty", "playable", "realism", "kl", "diversity", "duplicate"))),
-    ("Archive", lambda k: k.startswith("archive")),
-    ("Time", lambda k: k.startswith(("time_", "wall_")) or k.endswith(("_seconds", "_per_second", "_sec"))),
+    ("Time", lambda k: k == "time" or k.startswith(("time_", "wall_"))
+     or k.endswith(("_seconds", "_per_second", "_sec"))),
     ("Other", lambda k: True),
 ]
+# The order in which the groups are shown.
+CURVE_ORDER = ["Losses", "Player and designer", "Generation quality", "Archive and counts", "Time", "Other"]
 
 MAX_GRID_LEVELS = 32
 MAX_ARCHIVE_GRID = 48
@@ -103,11 +106,11 @@ h3 { font-size:15px; margin:16px 0 6px; }
 .banner.warn { background:var(--warn); } .banner.unknown { background:#5b6475; }
 .banner .msg { margin-top:4px; white-space:pre-wrap; }
 .banner ul { margin:6px 0 0; padding-left:20px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(210px,1fr)); gap:10px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(220px,1fr)); gap:10px; }
 .card { border:1px solid var(--line); border-radius:6px; padding:10px 12px; background:#fafbfc; }
 .card .v { font-size:22px; font-weight:600; }
 .card .k { color:var(--muted); font-size:12px; }
-.card .k code { display:block; overflow-wrap:anywhere; }
+.card .k code { display:block; overflow-wrap:anywhere; font-size:11px; }
 .card.missing .v { color:var(--muted); font-size:15px; font-weight:400; font-style:italic; }
 table { border-collapse:collapse; font-size:13px; margin:6px 0; }
 th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top; }
@@ -249,7 +252,7 @@ class RunReport:
             for k in r:
                 if k != "step" and k not in keys:
                     keys.append(k)
-        for k in keys:
+        for k in (k for k in keys if k.endswith("loss")):  # other keys may be null for "not defined yet"
             bad = null_steps(rows, k)
             if bad:
                 warnings.append(f"{k} is non-finite (NaN or infinite, logged as null) at {len(bad)} logged "
@@ -313,10 +316,14 @@ class RunReport:
             out += "<h3>Other figures</h3>" + table_html(["key", "value"], others, ["text", "number"])
         return out
 
-    def _grid(self, loaded: Loaded, title: str, what: str, limit: int, label_prefix: str | None = None) -> str:
+    def _grid(self, loaded: Loaded, title: str, what: str, limit: int, label_prefix: str | None = None,
+              generated: bool = False) -> str:
         out = f"<h3>{esc(title)}</h3>"
         if loaded.value is None:
-            return out + missing(loaded.note or NOT_RECORDED)
+            text = loaded.note or NOT_RECORDED
+            if generated and self.summary_dict.get("status") == "gan_diverged":
+                text += " (the GAN diverged, so the run kept no generated levels)"
+            return out + missing(text)
         levels = list(loaded.value)
         shown = levels[:limit]
         labels = [f"{label_prefix}{i}" for i in range(len(shown))] if label_prefix is not None else None
@@ -333,9 +340,9 @@ class RunReport:
     def section_levels(self) -> str:
         return (self._grid(self.real, "Real levels (the run's corpus)", "real levels", MAX_GRID_LEVELS)
                 + self._grid(self.samples, "Raw generator samples (G, before any selection)", "raw G samples",
-                             MAX_GRID_LEVELS)
+                             MAX_GRID_LEVELS, generated=True)
                 + self._grid(self.archive, "The creative archive (numbers match the archive table)",
-                             "creative archive", MAX_ARCHIVE_GRID, label_prefix="#"))
+                             "creative archive", MAX_ARCHIVE_GRID, label_prefix="#", generated=True))
 
     def section_curves(self) -> str:
         rows = self.metric_rows
@@ -344,7 +351,7 @@ class RunReport:
         series = {k: v for k, v in metric_series(rows).items() if not k.startswith("time_share_")}
         if not series:
             return missing("metrics.jsonl holds no numeric values to plot") + _note_list([self.metrics.note])
-        groups: dict[str, dict[str, tuple[list[float], list[float]]]] = {name: {} for name, _ in CURVE_GROUPS}
+        groups: dict[str, dict[str, tuple[list[float], list[float]]]] = {name: {} for name in CURVE_ORDER}
         for key, values in series.items():
             for name, belongs in CURVE_GROUPS:
                 if belongs(key):
@@ -409,17 +416,19 @@ class RunReport:
             if is_number(wall):
                 row.append(round(share * float(wall), 2))
             rows.append(row)
+        steps, over_rounds = self.time_shares_per_round()
+        colors = plots.part_colors(list(shares) + [p for p in over_rounds if p not in shares] + ["(unaccounted)"])
         out = [f'<p class="note">From {esc(source)}.</p>']
         try:
-            out.append(img_tag(plots.time_share_png(chart), "time share per part"))
+            out.append(img_tag(plots.time_share_png(chart, colors), "time share per part"))
         except Exception as e:
             out.append(f'<p class="error">could not plot the time shares: {esc(e)}</p>')
         out.append(table_html(columns, rows, ["text", "text", "number"]))
-        steps, over_rounds = self.time_shares_per_round()
         if over_rounds and len(steps) >= 2:
             out.append("<h3>Time share per round</h3>")
             try:
-                out.append(img_tag(plots.time_share_over_rounds_png(steps, over_rounds), "time share per round"))
+                out.append(img_tag(plots.time_share_over_rounds_png(steps, over_rounds, colors),
+                                   "time share per round"))
             except Exception as e:
                 out.append(f'<p class="error">could not plot the time share per round: {esc(e)}</p>')
         return "".join(out)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # A muted palette that reads well on white and in print.
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
@@ -64,6 +65,8 @@ def curves_png(series: dict[str, tuple[Sequence[float], Sequence[float]]], cols:
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
         ax.set_xlabel(xlabel, fontsize=8)
+        if len(x) and np.all(np.mod(x, 1) == 0):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if n_points == 0:
             ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes,
                     color="#b00020")
@@ -74,14 +77,28 @@ def curves_png(series: dict[str, tuple[Sequence[float], Sequence[float]]], cols:
     return figure_png(fig)
 
 
-def time_share_png(shares: dict[str, float]) -> bytes:
+def part_colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per part, the same in every time chart of a report;
+    "(unaccounted)" is grey."""
+    out, i = {}, 0
+    for name in names:
+        if name == "(unaccounted)":
+            out[name] = "#c7c7c7"
+        elif name not in out:
+            out[name] = COLORS[i % len(COLORS)]
+            i += 1
+    return out
+
+
+def time_share_png(shares: dict[str, float], colors: dict[str, str] | None = None) -> bytes:
     """A horizontal bar chart of each part's share of the wall-clock time."""
     names = list(shares)
+    colors = colors or part_colors(names)
     values = [100.0 * shares[n] for n in names]
     fig = Figure(figsize=(6.0, 0.45 * len(names) + 0.9))
     ax = fig.add_subplot(1, 1, 1)
     ypos = np.arange(len(names))[::-1]
-    ax.barh(ypos, values, color=[COLORS[i % len(COLORS)] for i in range(len(names))])
+    ax.barh(ypos, values, color=[colors.get(n, "#7f7f7f") for n in names])
     ax.set_yticks(ypos, names)
     for y, v in zip(ypos, values):
         ax.text(v, y, f" {v:.1f}%", va="center", fontsize=9)
@@ -92,16 +109,19 @@ def time_share_png(shares: dict[str, float]) -> bytes:
     return figure_png(fig)
 
 
-def time_share_over_rounds_png(steps: Sequence[float], shares: dict[str, Sequence[float]]) -> bytes:
+def time_share_over_rounds_png(steps: Sequence[float], shares: dict[str, Sequence[float]],
+                               colors: dict[str, str] | None = None) -> bytes:
     """Stacked areas of each part's time share per CLM round (``shares``
     holds one value per step for each part; NaN counts as 0)."""
     x = np.asarray(steps, dtype=float)
     ys = [np.nan_to_num(np.asarray(v, dtype=float) * 100.0) for v in shares.values()]
     fig = Figure(figsize=(7.0, 2.8))
     ax = fig.add_subplot(1, 1, 1)
-    ax.stackplot(x, *ys, labels=list(shares), colors=[COLORS[i % len(COLORS)] for i in range(len(ys))],
+    colors = colors or part_colors(list(shares))
+    ax.stackplot(x, *ys, labels=list(shares), colors=[colors.get(n, "#7f7f7f") for n in shares],
                  alpha=0.85)
     ax.set_xlabel("CLM round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("time share (%)")
     ax.set_ylim(0, max(100.0, float(np.max(np.sum(ys, axis=0))) if ys else 100.0))
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
