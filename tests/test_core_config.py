@@ -61,3 +61,16 @@ def test_bad_yaml_reports_line(tmp_path):
 
 def test_parse_overrides_nested():
     assert parse_overrides(["a.b=1", "a.c=x", "d=true"]) == {"a": {"b": 1, "c": "x"}, "d": True}
+
+
+@dataclass
+class Outer:
+    inner: Inner = field(default_factory=lambda: Inner(width=99))
+    other: int = 1
+
+
+def test_nested_section_keeps_the_parents_defaults():
+    cfg = load_config(Outer, None, ["other=2"])
+    assert cfg.inner.width == 99
+    cfg = load_config(Outer, base={"inner": {}}, overrides=["other=3"])
+    assert cfg.inner.width == 99 and cfg.other == 3

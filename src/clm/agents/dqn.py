@@ -144,6 +144,7 @@ class DQN:
         self.env_steps = 0
         self.gradient_steps = 0
         self.episodes = 0
+        self.successes = 0  # episodes that ended with a success flag set
         self.best_eval_return = -math.inf
         self.target_reached_at: dict[str, float] | None = None
         self.recent_returns: deque[float] = deque(maxlen=20)
@@ -279,6 +280,9 @@ class DQN:
         self.replay.add(obs, actions, rewards, real_next, terminated, truncated, valid)
         live = valid if valid is not None else True
         self._ep_return += np.where(live, rewards, 0.0)
+        success = infos.get("is_success", infos.get("solved")) if isinstance(infos, dict) else None
+        if success is not None:  # success flags (Gymnasium's is_success; Sokoban's solved)
+            self.successes += int(np.sum(np.logical_and(done, success)))
         for i in np.flatnonzero(done):
             self.recent_returns.append(float(self._ep_return[i]))
             self._ep_return[i] = 0.0
@@ -415,7 +419,8 @@ class DQN:
             "optimizer": self.optimizer.state_dict(),
             "replay": self.replay.state_dict(),
             "counters": {"env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
-                         "episodes": self.episodes, "best_eval_return": self.best_eval_return,
+                         "episodes": self.episodes, "successes": self.successes,
+                         "best_eval_return": self.best_eval_return,
                          "wall_seconds": wall_seconds, "target_reached_at": self.target_reached_at},
             "rng": {"numpy_generator": self.rng.bit_generator.state, "global": rng_state()},
             "episode": {"obs": self._obs, "prev_done": self._prev_done, "ep_return": self._ep_return,
@@ -442,6 +447,7 @@ class DQN:
         cnt = state["counters"]
         self.env_steps, self.gradient_steps = cnt["env_steps"], cnt["gradient_steps"]
         self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]
+        self.successes = cnt.get("successes", 0)
         self.wall_before, self.target_reached_at = cnt["wall_seconds"], cnt["target_reached_at"]
         self.rng.bit_generator.state = state["rng"]["numpy_generator"]
         set_rng_state(state["rng"]["global"])

@@ -7,12 +7,14 @@ import sys
 
 from clm import __version__
 from clm.cli import dqn
+from clm.cli import gan
 from clm.cli import levels
 from clm.cli import report
+from clm.cli import run
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [dqn, levels, report]
+GROUPS: list = [run, dqn, levels, gan, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,9 +100,14 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build ``cls`` from a mapping, checking every key and value type."""
     types_ = _field_types(cls)
     kwargs = {}
+    defaults = None
     for key, value in data.items():
         if key not in types_:
             raise _unknown_key(key, list(types_), where)
+        if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
+            # A nested section overrides its parent's defaults for it, key by key.
+            defaults = defaults if defaults is not None else cls()
+            value = _merge(to_dict(getattr(defaults, key)), value)
         kwargs[key] = _coerce(value, types_[key], key, where)
     cfg = cls(**kwargs)
     check = getattr(cfg, "validate", None)

@@ -1,0 +1,144 @@
+"""``clm run`` (the main job: the CLM on the default domain) and ``clm generate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from clm.core.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="run the Creative Learning Model (the main job)",
+                         description="Run the CLM: a GAN, a player DQN and a designer DQN learning together on "
+                                     "Sokoban. Settings: CLMConfig keys (nested: player.lr=1e-3, gan.loss=hinge).")
+    run.add_argument("--config", help="YAML file of CLMConfig keys")
+    run.add_argument("overrides", nargs="*", metavar="key=value")
+    run.add_argument("--data", help="generated (default), boxoban:DIR, or a Boxoban file/folder")
+    run.add_argument("--preset", choices=["small", "boxoban"], help="small (CPU, minutes) or boxoban (full scale, GPU)")
+    run.add_argument("--out", help="run directory (default runs/run-<time>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    run.set_defaults(func=cmd_run)
+
+    gen = sub.add_parser("generate", help="write new, solver-verified levels from a CLM run")
+    gen.add_argument("run_dir", metavar="RUN_DIR")
+    gen.add_argument("-n", type=int, required=True, help="number of levels")
+    gen.add_argument("--out", required=True, help="Boxoban text file to write (metrics go to FILE.jsonl)")
+    gen.add_argument("--search", choices=["designer", "random", "cmaes"], default="designer")
+    gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")
+    gen.add_argument("--min-novelty", type=int, help="least Hamming distance to the corpus, archive and each other")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--max-evaluations", type=int, default=0, help="G evaluations before giving up (0: 500 n)")
+    gen.set_defaults(func=cmd_generate)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from clm.core.config import load_config, read_yaml, save_config
+    from clm.core.rundir import dumps_line, new_run_dir, require_run_dir
+    from clm.hybrid.config import PRESETS, CLMConfig
+    from clm.hybrid.loop import run_clm
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data={args.data}")
+    if args.resume:
+        run_dir = require_run_dir(args.resume, "run")
+        cfg = load_config(CLMConfig, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+        if not (run_dir / "checkpoints" / "clm" / "meta.json").exists():
+            raise UsageError(f"{run_dir} has no CLM checkpoint to resume from")
+    else:
+        base = dict(PRESETS[args.preset]) if args.preset else {}
+        if args.preset:
+            base["preset"] = args.preset
+        cfg = load_config(CLMConfig, args.config, overrides, base=base)
+        run_dir = new_run_dir("run", args.out)
+    save_config(cfg, run_dir / "config.yaml")
+    summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+    report = None
+    if cfg.report:
+        from clm.report.html import write_report
+
+        report = write_report(run_dir)
+    if args.json:
+        print(dumps_line({**summary, "run_dir": str(run_dir), "report": str(report) if report else None}))
+    else:
+        print(f"creative levels {summary['creative_levels']}, player solve rate {summary['player_solve_rate']:.2f}, "
+              f"raw G samples playable {summary['generated_playable_fraction'] or 0:.2f}, "
+              f"{summary['wall_seconds']:.0f} s")
+        print(f"run directory: {run_dir}")
+        if report:
+            print(f"report: {report}")
+    if summary["status"] != "ok":
+        print(f"error: the run stopped early ({summary['status']}): {summary['message']}", file=sys.stderr)
+        return 130 if summary["status"] == "interrupted" else 1
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from clm.core.rundir import atomic_write_text
+    from clm.domains.levels import levels_to_tiles, write_levels
+    from clm.domains.levels.metrics import novelty
+    from clm.hybrid.search import cmaes_search, designer_search, load_run, random_search
+
+    if args.n < 1:
+        raise UsageError("-n must be >= 1")
+    lo, hi = 1, 10**9
+    if args.difficulty:
+        try:
+            lo, hi = (int(v) for v in args.difficulty.split(":"))
+        except ValueError:
+            raise UsageError(f"--difficulty must be LO:HI in optimal pushes (e.g. 4:12), got '{args.difficulty}'")
+        if lo < 1 or hi < lo:
+            raise UsageError(f"--difficulty {args.difficulty}: need 1 <= LO <= HI")
+    run = load_run(args.run_dir)
+    k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
+    run.judge.min_novelty = k
+    chosen: list = []
+    records: list = []
+
+    def accept(levels, j):
+        """Playable, in the difficulty range, novel to the corpus/archive and to
+        the levels chosen so far; taken in order."""
+        keep = np.zeros(len(levels), bool)
+        for i in np.flatnonzero(j.playable & (j.pushes >= lo) & (j.pushes <= hi) & (j.novelty >= k)):
+            if len(chosen) >= args.n:
+                break
+            if chosen and novelty(levels_to_tiles([levels[i]]), levels_to_tiles(chosen))[0] < max(k, 1):
+                continue
+            chosen.append(levels[i])
+            keep[i] = True
+        return keep
+
+    budget = args.max_evaluations or 500 * args.n
+    rng = np.random.default_rng(args.seed)
+    step = max(64, 4 * args.n)
+    spent = 0
+    while len(chosen) < args.n and spent < budget:
+        part = min(step, budget - spent)
+        if args.search == "random":
+            found = random_search(run.G, run.D, run.judge, part, rng, accept)
+        elif args.search == "cmaes":
+            found = cmaes_search(run.G, run.D, run.judge, part, int(rng.integers(2**31)), accept)
+        else:
+            if run.designer is None:
+                raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use --search random or cmaes")
+            found = designer_search(run.designer, part, accept)
+        records.extend(found.records)
+        spent += found.evaluations
+    if len(chosen) < args.n:
+        raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} G evaluations; widen "
+                         f"--difficulty, lower --min-novelty or raise --max-evaluations")
+    out = Path(args.out)
+    for i, lv in enumerate(chosen):
+        records[i]["name"] = f"{out.stem}-{i}"
+    write_levels(out, chosen)
+    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
+    print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
+          f"with {args.search} search")
+    return 0

@@ -1,0 +1,1 @@
+"""The Creative Learning Model: the only place where agents and GANs meet."""

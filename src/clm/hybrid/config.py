@@ -1,0 +1,92 @@
+"""The CLM's configuration: the loop's own settings plus one nested config per
+network (the GAN, the player DQN, the designer DQN)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from clm.agents.dqn import DQNConfig
+from clm.core.errors import UserError
+from clm.gan.train import GanConfig
+
+
+def _gan() -> GanConfig:
+    return GanConfig(data="levels:", z_dim=16, g_width=32, d_width=32, arch="dcgan", lr_g=5e-4, lr_d=5e-4,
+                     diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
+                     divergence_patience=300, final_eval=False, device="cpu")
+
+
+def _player() -> DQNConfig:
+    return DQNConfig(env_id="sokoban", num_envs=32, network="conv", conv_channels=(32, 64), hidden=(128,),
+                     dueling=True, double_dqn=True, n_step=3, gamma=0.97, lr=5e-4, batch_size=64,
+                     buffer_size=60_000, learning_starts=2_000, train_freq=32, gradient_steps=2,
+                     target_update_interval=2_000, exploration_fraction=0.4, epsilon_end=0.05,
+                     max_grad_norm=10.0, eval_interval=0)
+
+
+def _designer() -> DQNConfig:
+    return DQNConfig(env_id="designer", num_envs=8, network="mlp", hidden=(64, 64), lr=1e-3, batch_size=32,
+                     buffer_size=20_000, learning_starts=256, train_freq=8, gradient_steps=2, gamma=0.9,
+                     target_update_interval=256, exploration_fraction=0.5, epsilon_end=0.1, eval_interval=0)
+
+
+@dataclass
+class CLMConfig:
+    """Settings of ``clm run`` (``key=value``; nested: ``player.lr=1e-3``)."""
+
+    data: str = "generated"  #: generated (the project's own generator) | boxoban:DIR | a Boxoban file/folder
+    preset: Literal["small", "boxoban"] = "small"  #: small: 7x7, 2 boxes, CPU minutes; boxoban: 10x10 corpus, GPU
+    seed: int = 0  #: seed of everything
+    device: str = "cpu"  #: cpu | cuda | auto, for all networks
+    threads: int = 0  #: torch threads (0: 1)
+    level_size: int = 7  #: generated corpus: square level size
+    n_boxes: int = 2  #: generated corpus: boxes per level
+    min_pushes: int = 3  #: generated corpus: least optimal pushes of a level
+    corpus_size: int = 800  #: training levels (generated corpus; at most this many from files)
+    heldout_size: int = 200  #: held-out real levels for the player's solve rate
+    rounds: int = 40  #: CLM rounds (the seed's loop, steps 2-5)
+    gan_steps: int = 60  #: D and G updates per round (fixed schedule)
+    player_steps: int = 6_400  #: player env steps per round (fixed schedule)
+    designer_steps: int = 128  #: designer env steps per round
+    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
+    samples_per_round: int = 64  #: raw G samples judged per round (playable ones may join the pool)
+    generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
+    player_steers_generator: bool = True  #: coupling: the player's Q-net steers G toward a target difficulty
+    designer_search: bool = True  #: coupling: a designer DQN searches G's latent space
+    archive_feedback: bool = True  #: coupling: the archive feeds D's real data and the player's pool
+    generated_fraction: float = 0.3  #: share of the player's pool that is generated (when coupled)
+    archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive (when coupled)
+    steer_weight: float = 0.1  #: weight of the difficulty term in G's loss
+    steer_quantile: float = 0.3  #: target value: this quantile of the player's V over real levels (lower: harder)
+    min_novelty: int = 3  #: creative: at least this many cells differ from every corpus/archive level
+    target_pushes: float = 8.0  #: difficulty term saturates at this many optimal pushes
+    solve_time_limit: float = 1.0  #: solver seconds per judged level
+    archive_size: int = 500  #: most creative levels kept
+    eval_levels: int = 200  #: held-out levels for the player's solve rate each evaluation
+    eval_every: int = 5  #: rounds between held-out evaluations
+    stuck_rounds: int = 0  #: stop as player_stuck if the training solve rate is 0 after this many rounds (0: never)
+    report: bool = True  #: write report.html at the end
+    gan: GanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
+    player: DQNConfig = field(default_factory=_player)  #: the player DQN
+    designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
+
+    def validate(self) -> None:
+        if self.rounds < 1 or self.gan_steps < 0 or self.player_steps < 1:
+            raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
+        if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:
+            raise UserError("generated_fraction and archive_real_fraction must lie in [0, 1)")
+        if not (self.data in ("generated",) or self.data.startswith("boxoban:") or self.data):
+            raise UserError(f"unknown data '{self.data}': use generated, boxoban:DIR or a Boxoban file/folder")
+
+
+PRESETS = {
+    "small": {},
+    # The real Boxoban corpus at full scale: 10x10, 4 boxes; sized for a GPU.
+    "boxoban": {"corpus_size": 50_000, "heldout_size": 1_000, "rounds": 200, "gan_steps": 200,
+                "player_steps": 50_000, "designer_steps": 512, "samples_per_round": 256, "eval_levels": 1_000,
+                "solve_time_limit": 2.0, "target_pushes": 20.0, "device": "auto",
+                "gan": {"g_width": 64, "d_width": 64, "z_dim": 32},
+                "player": {"num_envs": 256, "buffer_size": 500_000, "conv_channels": [64, 64, 64],
+                           "hidden": [256], "train_freq": 256, "gradient_steps": 8, "batch_size": 256}},
+}

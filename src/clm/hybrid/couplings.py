@@ -1,0 +1,214 @@
+"""The CLM's couplings, each small and named after what it does.
+
+- ``LevelJudge``: scores generated levels on the four creative criteria:
+  realism (D), playable and difficulty (the exact solver), novelty (distance
+  to the corpus and the archive).
+- ``CreativeArchive``: the best creative levels; fed back to D as real data
+  and to the player's pool (creative data -> data generation).
+- ``difficulty_steering_loss``: the player's Q-network scores G's levels and
+  pushes them toward a target difficulty for the current player (agent ->
+  generator).
+- ``Scheduler``: updates per network per round, fixed or adaptive (problem 3).
+- ``PartTimer``: wall-clock share of each part.
+- ``player_solve_rate``: the player's greedy solve rate on given levels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
+from clm.domains.levels.env import SokobanVecEnv
+from clm.domains.levels.metrics import novelty
+from clm.domains.levels.solver import solve_level
+
+
+@dataclass
+class Judgement:
+    """Per-level figures of a batch of candidate levels (arrays of length N)."""
+
+    realism: np.ndarray  # D's probability that the level is real
+    playable: np.ndarray  # solved by the exact solver within its limit, with at least one push
+    pushes: np.ndarray  # optimal pushes (-1 unless playable)
+    novelty: np.ndarray  # min Hamming distance to corpus and archive
+    score: np.ndarray  # the designer's reward: the weighted sum of the criteria
+    creative: np.ndarray  # playable, novel enough and realistic enough
+
+
+@dataclass
+class LevelJudge:
+    """Judges candidate levels against the creative criteria.
+
+    A level is *creative* when it is playable, its novelty is at least
+    ``min_novelty`` cells and D finds it at least as real as the median real
+    level (``realism_bar``, refreshed each round from the corpus).
+    """
+
+    corpus_tiles: np.ndarray  # (N, H, W) int8, the training corpus
+    min_novelty: int = 3
+    target_pushes: float = 8.0  # pushes at which the difficulty term saturates
+    solve_time_limit: float = 1.0
+    weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # realism, playable, novelty, difficulty
+    realism_bar: float = 0.5
+    archive_tiles: np.ndarray | None = None
+    n_boxes: int | None = None  # boxes G's levels are decoded with: the corpus's usual count
+    solver_seconds: float = 0.0  # running total, for the time shares
+    evaluations: int = 0
+
+    @torch.no_grad()
+    def realism(self, D: torch.nn.Module, levels: list[Level]) -> np.ndarray:
+        x = torch.from_numpy(levels_to_onehot(levels)).float()
+        logits, _ = D(x.to(next(D.parameters()).device))
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    @staticmethod
+    def usual_box_count(levels: list[Level]) -> int:
+        return int(np.bincount([lv.n_boxes for lv in levels]).argmax())
+
+    def refresh_bar(self, D: torch.nn.Module, real_levels: list[Level]) -> None:
+        self.realism_bar = float(np.median(self.realism(D, real_levels)))
+
+    def judge(self, D: torch.nn.Module, levels: list[Level]) -> Judgement:
+        self.evaluations += len(levels)
+        real = self.realism(D, levels)
+        t = time.perf_counter()
+        results = [solve_level(lv, time_limit=self.solve_time_limit) for lv in levels]
+        self.solver_seconds += time.perf_counter() - t
+        # A level that starts solved (0 pushes) is not a puzzle: it does not count as playable.
+        playable = np.array([r.solved and r.pushes > 0 for r in results])
+        pushes = np.array([r.pushes if r.solved else -1 for r in results])
+        ref = self.corpus_tiles if self.archive_tiles is None else np.concatenate([self.corpus_tiles, self.archive_tiles])
+        nov = novelty(levels_to_tiles(levels), ref).astype(np.float64)
+        w_real, w_play, w_nov, w_diff = self.weights
+        difficulty = np.clip(pushes / self.target_pushes, 0.0, 1.0) * playable
+        score = (w_real * real + w_play * playable + w_nov * np.minimum(nov / max(self.min_novelty, 1), 1.0)
+                 + w_diff * difficulty)
+        creative = playable & (nov >= self.min_novelty) & (real >= self.realism_bar)
+        return Judgement(real, playable, pushes, nov, score, creative)
+
+
+@dataclass
+class CreativeArchive:
+    """The best creative levels found so far, one per layout, at most ``capacity``
+    (the lowest-scored leave first)."""
+
+    capacity: int = 500
+    levels: list[Level] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+    _keys: set = field(default_factory=set)
+
+    def add(self, levels: list[Level], j: Judgement, source: str, round_: int) -> int:
+        """Add the creative, not yet archived levels of a judged batch; returns how many."""
+        added = 0
+        for i in np.flatnonzero(j.creative):
+            key = levels[i].key()
+            if key in self._keys:
+                continue
+            self._keys.add(key)
+            self.levels.append(levels[i])
+            self.records.append({"novelty": float(j.novelty[i]), "pushes": int(j.pushes[i]),
+                                 "realism": float(j.realism[i]), "score": float(j.score[i]),
+                                 "source": source, "round": round_})
+            added += 1
+        if len(self.levels) > self.capacity:
+            keep = np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity]
+            keep = np.sort(keep)
+            self.levels = [self.levels[i] for i in keep]
+            self.records = [self.records[i] for i in keep]
+            self._keys = {lv.key() for lv in self.levels}
+        return added
+
+    def tiles(self) -> np.ndarray | None:
+        return levels_to_tiles(self.levels) if self.levels else None
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+
+def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
+    """The player's value of each level's start state, max_a Q(s0, a)."""
+    return q_net(onehot).max(dim=1).values
+
+
+def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float) -> torch.Tensor:
+    """(V(G(z)) - target)^2: gradients reach G through its straight-through
+    one-hot samples; the player's weights are left untouched."""
+    return (start_state_values(q_net, fake) - target_value).pow(2).mean()
+
+
+@dataclass
+class Scheduler:
+    """How many updates each network gets in a round.
+
+    ``fixed`` keeps the configured counts. ``adaptive`` moves a share of the
+    round's budget between the GAN and the player by their progress: when D
+    separates real from fake too well (accuracy above 0.75) G gets more steps;
+    when the player's training solve rate stalls it gets more env steps; the
+    total work per round stays within [0.5, 2] of the fixed one.
+    """
+
+    mode: str
+    gan_steps: int
+    player_steps: int
+    designer_steps: int
+    _gan_scale: float = 1.0
+    _player_scale: float = 1.0
+    _last_solve: float = 0.0
+
+    def plan(self) -> dict[str, int]:
+        return {"gan": max(1, round(self.gan_steps * self._gan_scale)),
+                "player": max(1, round(self.player_steps * self._player_scale)),
+                "designer": self.designer_steps}
+
+    def observe(self, d_accuracy: float, player_solve: float) -> None:
+        if self.mode != "adaptive":
+            return
+        self._gan_scale *= 1.25 if d_accuracy > 0.75 else 0.9
+        gain = player_solve - self._last_solve
+        self._player_scale *= 1.25 if gain < 0.01 else 0.95
+        self._gan_scale = float(np.clip(self._gan_scale, 0.5, 2.0))
+        self._player_scale = float(np.clip(self._player_scale, 0.5, 2.0))
+        self._last_solve = player_solve
+
+
+class PartTimer:
+    """Wall-clock seconds per named part; ``shares()`` gives the fractions."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def part(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.seconds.values()) or 1.0
+        return {f"time_share_{k}": v / total for k, v in self.seconds.items()}
+
+
+def player_solve_rate(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> float:
+    """Fraction of ``levels`` the greedy ``policy(obs) -> actions`` solves, each
+    played once from its start within ``max_steps`` moves."""
+    solved = 0
+    for i in range(0, len(levels), num_envs):
+        chunk = levels[i:i + num_envs]
+        env = SokobanVecEnv(chunk, num_envs=len(chunk), max_steps=max_steps)
+        obs, _ = env.reset(options={"levels": chunk})
+        running = np.ones(len(chunk), bool)
+        for _ in range(max_steps):
+            obs, _, term, trunc, info = env.step(policy(obs))
+            solved += int((info["solved"] & running).sum())
+            running &= ~(term | trunc)
+            if not running.any():
+                break
+    return solved / max(len(levels), 1)

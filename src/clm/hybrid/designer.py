@@ -1,0 +1,96 @@
+"""The designer's environment: a DQN acting in G's latent space.
+
+Each of ``num_envs`` designers holds a latent vector z. An action moves one
+coordinate of z by +-``step_size`` (2 * z_dim actions); G decodes z into a
+level, the ``LevelJudge`` scores it (realism + playable + novelty +
+difficulty), and the reward is the change of that score, so an episode's
+return is how much the designer improved its starting level. Every judged
+level is offered to the archive: the designer's search is a source of
+creative data. It is a Gymnasium vector env, so the same DQN trains on it.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from clm.gan.decode import decode_levels
+from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
+
+
+def decode_latents(G: torch.nn.Module, z: np.ndarray, n_boxes: int | None = None) -> list:
+    """Latent vectors -> structurally valid levels (G's most probable tiles),
+    with ``n_boxes`` boxes when given (the corpus's count), else G's own."""
+    with torch.no_grad():
+        dev = next(G.parameters()).device
+        probs = G.probs(torch.as_tensor(z, dtype=torch.float32, device=dev)).cpu().numpy()
+    return decode_levels(probs, None if n_boxes is None else [n_boxes] * len(probs))
+
+
+class LatentDesignerEnv(gym.vector.VectorEnv):
+    """``num_envs`` designers stepping G's latent space at once (same-step autoreset)."""
+
+    metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
+
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, archive: CreativeArchive | None,
+                 num_envs: int = 8, horizon: int = 8, step_size: float = 0.5, seed: int = 0):
+        self.G, self.D, self.judge, self.archive = G, D, judge, archive
+        self.num_envs, self.horizon, self.step_size = num_envs, horizon, step_size
+        self.z_dim = G.z_dim
+        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.z_dim + 5,), np.float32)
+        self.single_action_space = gym.spaces.Discrete(2 * self.z_dim)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self.rng = np.random.default_rng(seed)
+        self.round = 0
+        self.found = 0  # creative levels this env added to the archive
+
+    def __getstate__(self):
+        # Checkpoints keep the designers' own state; G, D, the judge and the
+        # archive are the CLM's and are saved (and re-attached) by it.
+        return {k: v for k, v in self.__dict__.items() if k not in ("G", "D", "judge", "archive")}
+
+    def _judge(self, z: np.ndarray) -> tuple[list, Judgement]:
+        levels = decode_latents(self.G, z, self.judge.n_boxes)
+        j = self.judge.judge(self.D, levels)
+        if self.archive is not None:
+            self.found += self.archive.add(levels, j, "designer", self.round)
+        return levels, j
+
+    def _obs(self) -> np.ndarray:
+        j = self._j
+        feats = np.stack([j.realism, j.playable.astype(np.float64), np.minimum(j.novelty / 10.0, 1.0),
+                          np.maximum(j.pushes, 0) / 10.0, self._t / self.horizon], axis=1)
+        return np.concatenate([self._z, feats], axis=1).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self._z = self.rng.standard_normal((self.num_envs, self.z_dim)).astype(np.float32)
+        self._t = np.zeros(self.num_envs)
+        _, self._j = self._judge(self._z)
+        return self._obs(), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions)
+        dim, sign = actions // 2, np.where(actions % 2 == 0, 1.0, -1.0)
+        before = self._j.score.copy()
+        self._z[np.arange(self.num_envs), dim] += sign * self.step_size
+        self._t += 1
+        _, self._j = self._judge(self._z)
+        reward = (self._j.score - before).astype(np.float32)
+        truncated = self._t >= self.horizon
+        terminated = np.zeros(self.num_envs, bool)
+        obs = self._obs()
+        infos = {}
+        if truncated.any():
+            infos = {"final_obs": obs.copy(), "_final_obs": truncated.copy()}
+            idx = np.flatnonzero(truncated)
+            self._z[idx] = self.rng.standard_normal((len(idx), self.z_dim)).astype(np.float32)
+            self._t[idx] = 0
+            _, fresh = self._judge(self._z[idx])
+            for name in vars(fresh):
+                getattr(self._j, name)[idx] = getattr(fresh, name)
+            obs = self._obs()
+        return obs, reward, terminated, truncated, infos

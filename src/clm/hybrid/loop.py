@@ -1,0 +1,273 @@
+"""The Creative Learning Model: the seed's loop, steps 1 to 6.
+
+1. Initialise the player's and the designer's Q-networks (with their target
+   networks), G and D.
+2. The player acts in Sokoban and collects experience; G generates levels
+   according to the player's current policy (its Q-network steers G's loss
+   toward a target difficulty), and the designer DQN searches G's latent
+   space for creative levels.
+3. D trains on real levels (the corpus plus the creative archive) against G's.
+4. The player improves its policy from its experience (DQN updates).
+5. G updates from D's feedback plus the player's difficulty term; the
+   solver-verified generated levels join the player's pool, so the player
+   trains again on newly generated data.
+6. Repeat for ``rounds`` rounds; a scheduler sets each network's share.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clm.agents.dqn import DQN
+from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.errors import UserError
+from clm.core.logging import MetricLogger
+from clm.core.rundir import atomic_write_text, write_summary
+from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
+from clm.domains.levels.env import SokobanVecEnv
+from clm.domains.levels.metrics import tile_pattern_kl
+from clm.gan.models import ImageDiscriminator, TileGenerator
+from clm.gan.steps import AdversarialPair
+from clm.hybrid.config import CLMConfig
+from clm.hybrid.corpus import load_corpus, player_pool
+from clm.hybrid.couplings import (CreativeArchive, LevelJudge, PartTimer, Scheduler, difficulty_steering_loss,
+                                  player_solve_rate, start_state_values)
+from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+
+
+class CLMStopped(UserError):
+    """The run stopped early (a diverging GAN, a stuck player); the report says why."""
+
+
+def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    rng = np.random.default_rng(cfg.seed)
+    timer = PartTimer()
+    t_start = time.perf_counter()
+
+    # -- step 1: data, G and D, the player and the designer ------------------------------------
+    corpus, heldout = load_corpus(cfg)
+    real_x = torch.from_numpy(levels_to_onehot(corpus)).float().to(device)
+    n_tiles, h, w = real_x.shape[1:]
+    gcfg = cfg.gan
+    G = TileGenerator(n_tiles, h, w, gcfg.z_dim, gcfg.g_width, 0, gcfg.arch, gcfg.gumbel_tau).to(device)
+    D = ImageDiscriminator((n_tiles, h, w), gcfg.d_width, 0, gcfg.arch, gcfg.spectral_norm,
+                           gcfg.minibatch_std).to(device)
+    gan = AdversarialPair(G, D, gcfg)
+    judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
+    judge.n_boxes = judge.usual_box_count(corpus)
+    archive = CreativeArchive(cfg.archive_size)
+    generated: list = []  # solver-verified raw G samples offered to the player
+    pool = player_pool(corpus, [], 0.0)
+    player_env = SokobanVecEnv(pool, num_envs=cfg.player.num_envs, seed=cfg.seed)
+    pcfg = _with(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(device))
+    player = DQN(pcfg, envs=player_env)
+    dcfg = _with(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
+                 device=str(device))
+    designer_env = LatentDesignerEnv(gan.sampler, D, judge, archive if cfg.archive_feedback else None,
+                                     num_envs=dcfg.num_envs, seed=cfg.seed + 2)
+    designer = DQN(dcfg, envs=designer_env) if cfg.designer_search else None
+    scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
+    state = {"round": 0, "evaluations_at_round": [], "player_solve_rate": 0.0, "train_solve_rate": 0.0}
+    ckpt = run_dir / "checkpoints"
+    if resume:
+        state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
+        generated = state.pop("generated")
+        player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
+    logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round")
+    status, message = "ok", ""
+    try:
+        for rnd in range(state["round"], cfg.rounds):
+            plan = scheduler.plan()
+            row: dict[str, float] = {}
+            # -- steps 2 and 4: the player plays its pool and learns from its experience
+            with timer.part("player"):
+                episodes_before, solved_before = player.episodes, player.successes
+                for _ in range(max(1, plan["player"] // pcfg.num_envs)):
+                    player.collect_step()
+                played = player.episodes - episodes_before
+                state["train_solve_rate"] = (player.successes - solved_before) / max(played, 1)
+                row["player_train_solve_rate"] = state["train_solve_rate"]
+                if (loss := player.pop_mean_loss()) is not None:
+                    row["player_loss"] = loss
+            # -- step 2: G generates; the solver verifies; the archive keeps the creative ones
+            with timer.part("generation"):
+                judge.archive_tiles = archive.tiles() if cfg.archive_feedback else None
+                judge.refresh_bar(D, [corpus[i] for i in rng.choice(len(corpus), 128)])
+                z = rng.standard_normal((cfg.samples_per_round, gcfg.z_dim)).astype(np.float32)
+                samples = decode_latents(gan.sampler, z, judge.n_boxes)
+                j = judge.judge(D, samples)
+                archive.add(samples, j, "generator", rnd)
+                generated = (generated + [s for s, ok in zip(samples, j.playable) if ok])[-2000:]
+                row.update(generated_playable_fraction=float(j.playable.mean()),
+                           generated_novelty_mean=float(j.novelty.mean()),
+                           generated_realism_mean=float(j.realism.mean()))
+            # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer
+            with timer.part("gan"):
+                target_value = _target_value(player, real_x, cfg.steer_quantile)
+                steer = None
+                if cfg.player_steers_generator:
+                    steer = lambda fake: cfg.steer_weight * difficulty_steering_loss(player.q, fake, target_value)  # noqa: E731
+                feedback_x = (torch.from_numpy(levels_to_onehot(archive.levels)).float().to(device)
+                              if cfg.archive_feedback and len(archive) else None)
+                player.q.requires_grad_(False)  # the steer trains G only
+                for _ in range(plan["gan"]):
+                    gd = gan.d_step(_real_batch(real_x, feedback_x, cfg.archive_real_fraction, gcfg.batch_size))
+                    gg = gan.g_step(gcfg.batch_size, device, extra_loss=steer)
+                    if (why := gan.diverged({**gd, **gg})) is not None:
+                        raise CLMStopped(f"the GAN diverged in round {rnd}: {why}")
+                player.q.requires_grad_(True)
+                row.update(d_loss=gd["d_loss"], d_accuracy=gd["d_accuracy"], g_loss=gg["g_loss"],
+                           steer_target_value=target_value)
+                if "g_extra_loss" in gg:
+                    row["g_difficulty_loss"] = gg["g_extra_loss"] / cfg.steer_weight
+            # -- agent decision -> data generation: the designer searches G's latent space
+            if designer is not None:
+                with timer.part("designer"):
+                    designer_env.G, designer_env.round = gan.sampler, rnd
+                    for _ in range(max(1, plan["designer"] // dcfg.num_envs)):
+                        designer.collect_step()
+                    if designer.recent_returns:
+                        row["designer_return"] = float(np.mean(designer.recent_returns))
+                    if (loss := designer.pop_mean_loss()) is not None:
+                        row["designer_loss"] = loss
+            # -- step 5 (cont.): verified generated levels and the archive join the player's pool
+            if cfg.generated_to_player:
+                player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
+            if (rnd + 1) % cfg.eval_every == 0 or rnd + 1 == cfg.rounds:
+                with timer.part("evaluation"):
+                    state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
+                row["player_solve_rate"] = state["player_solve_rate"]
+            row.update(archive_size=len(archive), g_evaluations=judge.evaluations, **_archive_means(archive),
+                       **timer.shares())
+            scheduler.observe(row.get("d_accuracy", 0.5), state["train_solve_rate"])
+            logger.log(rnd + 1, row)
+            logger.progress(rnd + 1, solve=state["player_solve_rate"], archive=len(archive),
+                            playable=row["generated_playable_fraction"])
+            state["round"] = rnd + 1
+            if cfg.stuck_rounds and rnd + 1 >= cfg.stuck_rounds and state["train_solve_rate"] == 0.0 \
+                    and state["player_solve_rate"] == 0.0:
+                raise CLMStopped(f"the player is stuck: it solved no level in round {rnd + 1} (training pool and "
+                                 "held-out); use smaller levels (level_size, n_boxes) or more player_steps")
+            _save(ckpt, gan, player, designer, archive, scheduler, timer, rng, {**state, "generated": generated})
+    except CLMStopped as e:
+        status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
+        message = str(e)
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted in round {state['round'] + 1}; continue with --resume {run_dir}"
+    finally:
+        logger.close()
+
+    # -- outputs: levels, summary (and the report, written by the caller) -----------------------
+    (run_dir / "levels").mkdir(exist_ok=True)
+    write_levels(run_dir / "levels" / "real.txt", corpus[:64])
+    if status != "gan_diverged":  # a diverged G makes nonsense levels: keep none
+        z = np.random.default_rng(cfg.seed + 99).standard_normal((64, gcfg.z_dim)).astype(np.float32)
+        write_levels(run_dir / "levels" / "samples.txt", decode_latents(gan.sampler, z, judge.n_boxes))
+        if len(archive):
+            write_levels(run_dir / "levels" / "archive.txt", archive.levels)
+            atomic_write_text(run_dir / "levels" / "archive.jsonl",
+                              "".join(json.dumps(r) + "\n" for r in archive.records))
+    summary = {
+        "status": status, "message": message, "rounds": state["round"],
+        "creative_levels": len(archive),
+        "generated_playable_fraction": _last(run_dir, "generated_playable_fraction"),
+        **_archive_means(archive),
+        "tile_kl": tile_pattern_kl(archive.levels, corpus) if len(archive) else None,
+        "player_solve_rate": state["player_solve_rate"],
+        "player_train_solve_rate": state["train_solve_rate"],
+        "g_evaluations": judge.evaluations,
+        "player_env_steps": player.env_steps,
+        "wall_seconds": time.perf_counter() - t_start,
+        **timer.shares(),
+    }
+    write_summary(run_dir, summary)
+    return summary
+
+
+# -- small pieces of the loop ------------------------------------------------------------------
+def _with(cfg, **changes):
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def _real_batch(real_x, feedback_x, fraction, n):
+    """D's real data: the corpus, with a share from the archive when it feeds back."""
+    idx = torch.randint(len(real_x), (n,))
+    batch = real_x[idx]
+    if feedback_x is not None and fraction > 0:
+        k = int(round(n * fraction))
+        batch[:k] = feedback_x[torch.randint(len(feedback_x), (k,))]
+    return batch
+
+
+@torch.no_grad()
+def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> float:
+    """The steer's target: a low quantile of the player's start-state values
+    on real levels, i.e. levels somewhat harder than the typical real one."""
+    idx = torch.randint(len(real_x), (256,))
+    return float(torch.quantile(start_state_values(player.q, real_x[idx]), quantile))
+
+
+def _feedback(cfg: CLMConfig, generated: list, archive: CreativeArchive) -> list:
+    extra = list(archive.levels) if cfg.archive_feedback else []
+    return extra + (generated if cfg.generated_to_player else [])
+
+
+def _archive_means(archive: CreativeArchive) -> dict[str, float | None]:
+    if not len(archive):
+        return {"creative_novelty_mean": None, "creative_difficulty_mean": None}
+    return {"creative_novelty_mean": float(np.mean([r["novelty"] for r in archive.records])),
+            "creative_difficulty_mean": float(np.mean([r["pushes"] for r in archive.records]))}
+
+
+def _last(run_dir: Path, key: str):
+    value = None
+    path = run_dir / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            value = json.loads(line).get(key, value)
+    return value
+
+
+def _save(ckpt, gan, player, designer, archive, scheduler, timer, rng, state) -> None:
+    save_checkpoint(ckpt / "clm", gan.weights(), {
+        "gan": gan.state_dict(), "archive": pickle.dumps(archive), "scheduler": scheduler,
+        "timer": dict(timer.seconds), "rng": rng.bit_generator.state, "global_rng": rng_state(), "state": state,
+    }, {"kind": "clm", "round": state["round"]})
+    player.save(ckpt / "player")
+    if designer is not None:
+        designer.save(ckpt / "designer")
+
+
+def _load(ckpt, gan, player, designer, archive, scheduler, timer, rng) -> dict:
+    weights, st, meta = load_checkpoint(ckpt / "clm")
+    if meta.get("kind") != "clm":
+        raise UserError(f"{ckpt / 'clm'} is not a CLM checkpoint")
+    gan.load_weights(weights)
+    gan.load_state_dict(st["gan"])
+    loaded = pickle.loads(st["archive"])
+    archive.__dict__.update(loaded.__dict__)
+    scheduler.__dict__.update(st["scheduler"].__dict__)
+    timer.seconds.update(st["timer"])
+    rng.bit_generator.state = st["rng"]
+    set_rng_state(st["global_rng"])
+    player.load(ckpt / "player")
+    if designer is not None:
+        live = designer.envs  # the restored copy lacks G, D, the judge and the archive: keep them
+        designer.load(ckpt / "designer")
+        live.__dict__.update(designer.envs.__dict__)
+        designer.envs = live
+    return st["state"]

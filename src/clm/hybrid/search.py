@@ -1,0 +1,149 @@
+"""Searching G's latent space for creative levels: random sampling, CMA-ES
+(the MarioGAN method, with the ``cma`` package) and the designer DQN. All
+three spend a budget of G evaluations through the same ``LevelJudge``, so
+their yields compare at equal cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clm.agents.dqn import DQN
+from clm.core.checkpoint import load_checkpoint
+from clm.core.config import load_config, read_yaml
+from clm.core.errors import UserError
+from clm.core.rundir import require_run_dir
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, read_levels
+from clm.gan.models import ImageDiscriminator, TileGenerator
+from clm.hybrid.config import CLMConfig
+from clm.hybrid.corpus import load_corpus
+from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
+from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+
+
+@dataclass
+class Found:
+    """Levels a search judged, with their figures (parallel lists)."""
+
+    levels: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+    evaluations: int = 0
+
+    def take(self, levels: list, j: Judgement, keep) -> None:
+        self.evaluations += len(levels)
+        for i in np.flatnonzero(keep):
+            self.levels.append(levels[i])
+            self.records.append({"realism": float(j.realism[i]), "pushes": int(j.pushes[i]),
+                                 "novelty": float(j.novelty[i]), "score": float(j.score[i])})
+
+
+def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    g = cfg.gan
+    G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau).to(device)
+    D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std).to(device)
+    return G, D
+
+
+def random_search(G, D, judge: LevelJudge, budget: int, rng: np.random.Generator, accept, batch: int = 64) -> Found:
+    """Judge ``budget`` levels from z ~ N(0, I)."""
+    found = Found()
+    while found.evaluations < budget:
+        z = rng.standard_normal((min(batch, budget - found.evaluations), G.z_dim)).astype(np.float32)
+        levels = decode_latents(G, z, judge.n_boxes)
+        j = judge.judge(D, levels)
+        found.take(levels, j, accept(levels, j))
+    return found
+
+
+def cmaes_search(G, D, judge: LevelJudge, budget: int, seed: int, accept, popsize: int = 16,
+                 restart_every: int = 40) -> Found:
+    """CMA-ES maximising the judge's score over z; restarts from a fresh mean
+    every ``restart_every`` generations so that it keeps finding new levels."""
+    import cma
+
+    found = Found()
+    rng = np.random.default_rng(seed)
+    while found.evaluations < budget:
+        es = cma.CMAEvolutionStrategy(rng.standard_normal(G.z_dim), 1.0,
+                                      {"popsize": popsize, "seed": int(rng.integers(1, 2**31)), "verbose": -9})
+        for _ in range(restart_every):
+            if found.evaluations >= budget:
+                break
+            z = np.asarray(es.ask(), dtype=np.float32)[: budget - found.evaluations]
+            levels = decode_latents(G, z, judge.n_boxes)
+            j = judge.judge(D, levels)
+            found.take(levels, j, accept(levels, j))
+            if len(z) == popsize:
+                es.tell(list(z.astype(np.float64)), list(-j.score))
+    return found
+
+
+def designer_search(designer: DQN, budget: int, accept, epsilon: float = 0.1) -> Found:
+    """Let the trained designer act (epsilon-greedy) in its latent-space env."""
+    env: LatentDesignerEnv = designer.envs
+    found = Found()
+    orig_judge = env.judge.judge
+
+    def judge_and_take(D, levels):  # every level the designer makes is a candidate
+        j = orig_judge(D, levels)
+        if found.evaluations < budget:
+            found.take(levels, j, accept(levels, j))
+        return j
+
+    env.judge.judge = judge_and_take
+    try:
+        obs, _ = env.reset(seed=int(designer.rng.integers(2**31)))
+        while found.evaluations < budget:
+            obs, *_ = env.step(designer.act(obs, epsilon))
+    finally:
+        env.judge.judge = orig_judge
+    return found
+
+
+@dataclass
+class LoadedRun:
+    cfg: CLMConfig
+    G: torch.nn.Module
+    D: torch.nn.Module
+    judge: LevelJudge
+    archive_levels: list
+    designer: DQN | None
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    """G (EMA), D, the judge and the designer of a finished ``clm run``."""
+    run_dir = require_run_dir(run_dir, "run")
+    try:
+        cfg = load_config(CLMConfig, base=read_yaml(run_dir / "config.yaml"))
+    except UserError as e:
+        raise UserError(f"{run_dir} is not a CLM run directory, or comes from an incompatible clm version: {e}",
+                        exit_code=2)
+    weights, _, meta = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
+    if meta.get("kind") != "clm":
+        raise UserError(f"{run_dir} is not a CLM run (its checkpoint is a '{meta.get('kind')}')", exit_code=2)
+    corpus, _ = load_corpus(cfg)
+    shape = levels_to_onehot(corpus[:1]).shape[1:]
+    G, D = build_gan(cfg, shape, device)
+    sub = lambda p: {k[len(p):]: v for k, v in weights.items() if k.startswith(p)}  # noqa: E731
+    try:
+        G.load_state_dict(sub("G_ema.") or sub("G."))
+        D.load_state_dict(sub("D."))
+    except RuntimeError as e:
+        raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml "
+                        f"(incompatible version?): {str(e).splitlines()[0]}", exit_code=2)
+    G.eval(), D.eval()
+    archive_path = run_dir / "levels" / "archive.txt"
+    archive_levels = list(read_levels(archive_path)) if archive_path.exists() else []
+    judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
+    judge.archive_tiles = levels_to_tiles(archive_levels) if archive_levels else None
+    judge.n_boxes = judge.usual_box_count(corpus)
+    judge.refresh_bar(D, corpus[:256])
+    designer = None
+    if (run_dir / "checkpoints" / "designer" / "meta.json").exists():
+        env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs, seed=cfg.seed)
+        designer = DQN(replace(cfg.designer, device=device), envs=env)
+        designer.load(run_dir / "checkpoints" / "designer", with_state=False)
+    return LoadedRun(cfg, G, D, judge, archive_levels, designer)
