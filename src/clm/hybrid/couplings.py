@@ -96,7 +96,7 @@ class LevelJudge:
 @dataclass
 class CreativeArchive:
     """The best creative levels found so far, one per layout, at most ``capacity``
-    (the lowest-scored leave first)."""
+    (the lowest-scored leave first and are not taken back)."""
 
     capacity: int = 500
     levels: list[Level] = field(default_factory=list)
@@ -121,7 +121,7 @@ class CreativeArchive:
             keep = np.sort(keep)
             self.levels = [self.levels[i] for i in keep]
             self.records = [self.records[i] for i in keep]
-            self._keys = {lv.key() for lv in self.levels}
+            # _keys keeps the evicted layouts too: a level once dropped is not news again.
         return added
 
     def tiles(self) -> np.ndarray | None:

@@ -1,0 +1,164 @@
+"""The CLM's couplings against direct computations, and short end-to-end runs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clm.cli.main import main
+from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
+from clm.domains.levels.generator import generate_levels
+from clm.gan.models import ImageDiscriminator, TileGenerator
+from clm.hybrid.corpus import player_pool
+from clm.hybrid.couplings import (CreativeArchive, LevelJudge, Scheduler, difficulty_steering_loss,
+                                  player_solve_rate)
+
+TINY = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
+        "designer_steps=16", "samples_per_round=16", "eval_every=1", "eval_levels=10",
+        "player.learning_starts=64", "player.conv_channels=[8]", "player.hidden=[32]",
+        "designer.learning_starts=8", "gan.g_width=8", "gan.d_width=8"]
+
+
+@pytest.fixture(scope="module")
+def levels():
+    return generate_levels(40, size=7, n_boxes=2, seed=3, min_pushes=3)
+
+
+def test_judge_matches_direct_criteria(levels):
+    torch.manual_seed(0)
+    D = ImageDiscriminator((7, 7, 7), 8, 0, "dcgan", False, True)
+    corpus, candidates = levels[:30], levels[25:]  # five candidates are copies of corpus levels
+    judge = LevelJudge(levels_to_tiles(corpus), min_novelty=3, target_pushes=8.0, solve_time_limit=2.0)
+    judge.refresh_bar(D, corpus)
+    j = judge.judge(D, candidates)
+    tiles, ref = levels_to_tiles(candidates), levels_to_tiles(corpus)
+    direct_nov = np.array([min(int((t != r).sum()) for r in ref) for t in tiles])
+    assert np.array_equal(j.novelty, direct_nov)
+    assert (j.novelty[:5] == 0).all() and not j.creative[:5].any()
+    assert j.playable.all() and (j.pushes >= 3).all()  # generated levels are solvable and not trivial
+    with torch.no_grad():
+        real = torch.sigmoid(D(torch.from_numpy(levels_to_onehot(candidates)).float())[0]).numpy()
+    assert np.allclose(j.realism, real, atol=1e-6)
+    expected = real + 1.0 + np.minimum(direct_nov / 3, 1) + np.clip(j.pushes / 8.0, 0, 1)
+    assert np.allclose(j.score, expected, atol=1e-6)
+    assert np.array_equal(j.creative, (direct_nov >= 3) & (real >= judge.realism_bar))
+
+
+def test_trivial_levels_are_not_playable(levels):
+    lv = levels[0]
+    solved = Level(lv.walls, lv.goals, lv.goals.copy(), lv.player)  # boxes start on their goals
+    D = ImageDiscriminator((7, 7, 7), 8, 0, "dcgan", False, True)
+    j = LevelJudge(levels_to_tiles(levels[1:5])).judge(D, [solved])
+    assert not j.playable[0]
+
+
+def test_archive_dedups_and_keeps_the_best(levels):
+    archive = CreativeArchive(capacity=3)
+    D = ImageDiscriminator((7, 7, 7), 8, 0, "dcgan", False, True)
+    judge = LevelJudge(np.zeros((1, 7, 7), np.int8), min_novelty=1)
+    judge.realism_bar = 0.0
+    j = judge.judge(D, levels[:6])
+    assert archive.add(levels[:6], j, "test", 0) == 6 - 0 and len(archive) == 3
+    assert archive.add(levels[:6], j, "test", 1) == 0  # the same layouts again: nothing new
+    kept = sorted(r["score"] for r in archive.records)
+    assert kept == sorted(j.score)[-3:]
+
+
+def test_difficulty_steer_moves_values_toward_target():
+    torch.manual_seed(0)
+    G = TileGenerator(7, 7, 7, z_dim=8, width=8)
+    q = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(7 * 49, 4))
+    q.requires_grad_(False)
+    opt = torch.optim.Adam(G.parameters(), lr=1e-2)
+    z = torch.randn(64, 8)
+    target = 2.0
+    before = difficulty_steering_loss(q, G(z), target).item()
+    for _ in range(60):
+        loss = difficulty_steering_loss(q, G(z), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert difficulty_steering_loss(q, G(z), target).item() < 0.5 * before
+    assert all(p.grad is None for p in q.parameters())
+
+
+def test_player_pool_mixes_to_the_fraction(levels):
+    pool = player_pool(levels[:30], levels[30:33], 0.25)
+    assert len(pool) == 40 and (pool[30:] == levels_to_tiles(levels[30:33])[np.arange(10) % 3]).all()
+
+
+def test_solve_rate_of_a_replayed_solution(levels):
+    from clm.domains.levels.solver import solve_level
+
+    moves = {lv.key(): solve_level(lv).moves.lower() for lv in levels[:4]}
+    codes = {"u": 0, "d": 1, "l": 2, "r": 3}
+    step = {"i": 0}
+
+    def policy(obs):  # plays each level's optimal solution, then stands still
+        t = step["i"]
+        step["i"] += 1
+        out = []
+        for k in order:
+            m = moves[k]
+            out.append(codes[m[t]] if t < len(m) else 0)
+        return np.array(out)
+
+    order = [lv.key() for lv in levels[:4]]
+    assert player_solve_rate(policy, levels[:4]) == 1.0
+    step["i"] = 0
+    assert player_solve_rate(lambda obs: np.zeros(len(obs), int), levels[:4]) == 0.0
+
+
+def test_adaptive_scheduler_shifts_work():
+    s = Scheduler("adaptive", gan_steps=10, player_steps=100, designer_steps=8)
+    s.observe(d_accuracy=0.95, player_solve=0.0)
+    assert s.plan()["gan"] > 10 and s.plan()["player"] > 100
+    fixed = Scheduler("fixed", 10, 100, 8)
+    fixed.observe(0.95, 0.0)
+    assert fixed.plan() == {"gan": 10, "player": 100, "designer": 8}
+
+
+def test_clm_run_generate_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--json", "report=false", *TINY]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("creative_levels", "generated_playable_fraction", "creative_novelty_mean",
+                "creative_difficulty_mean", "tile_kl", "player_solve_rate", "wall_seconds", "time_share_player",
+                "time_share_gan", "time_share_designer"):
+        assert key in summary
+    assert summary["status"] == "ok" and summary["rounds"] == 2
+    assert abs(sum(v for k, v in summary.items() if k.startswith("time_share_")) - 1) < 1e-6
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all("d_loss" in r and "player_train_solve_rate" in r for r in rows)
+    assert main(["run", "--resume", str(out), "--json", "rounds=3", "report=false"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["rounds"] == 3 and again["player_env_steps"] > summary["player_env_steps"]
+    gen = tmp_path / "new.txt"
+    assert main(["generate", str(out), "-n", "2", "--out", str(gen), "--search", "random",
+                 "--min-novelty", "1", "--max-evaluations", "4000"]) == 0
+    from clm.domains.levels import read_levels
+    from clm.domains.levels.solver import solve_level
+
+    made = read_levels(gen)
+    assert len(made) == 2 and all(solve_level(lv).solved for lv in made)
+    assert len((tmp_path / "new.txt.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--data", "boxoban:/no/such/dir"], ["unfiltered/train"]),
+    (["run", "--data", "/no/such/file.txt"], ["does not exist"]),
+    (["run", "--preset", "nope"], []),
+    (["generate", "/no/such/run", "-n", "1", "--out", "x.txt"], ["does not exist"]),
+    (["generate", ".", "-n", "1", "--out", "x.txt", "--difficulty", "5"], []),
+])
+def test_bad_input(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    for w in words:
+        assert w in err
