@@ -38,7 +38,9 @@ from clm.core.runtime import resolve_device, rng_state, set_rng_state
 
 @dataclass
 class DQNConfig:
-    """Hyperparameters of a DQN run (defaults: solve CartPole-v1 quickly)."""
+    """Hyperparameters of a DQN run. The defaults are rl-zoo3's tuned CartPole-v1
+    settings with a 128-128 network instead of 256-256 (a quarter of the
+    FLOPs per update; it reached 500 within 50k steps in the seeds we tried)."""
 
     env_id: str = "CartPole-v1"  #: Gymnasium id of the environment
     seed: int = 0  #: seed of every random draw (same seed, same device -> same numbers)
@@ -47,7 +49,7 @@ class DQNConfig:
     device: str = "cpu"  #: cpu, cuda or auto
     threads: int = 0  #: torch threads; 0 picks 1 (best for small networks on shared cores)
     network: Literal["auto", "mlp", "conv"] = "auto"  #: Q-network kind; auto: conv for 3-D observations
-    hidden: tuple[int, ...] = (256, 256)  #: widths of the fully connected layers
+    hidden: tuple[int, ...] = (128, 128)  #: widths of the fully connected layers (rl-zoo3 uses 256, 256)
     conv_channels: tuple[int, ...] = (32, 64)  #: channels of the 3x3 conv layers
     channels_last: bool | None = None  #: observations are (H, W, C); None guesses (last dim < first)
     dueling: bool = False  #: dueling value/advantage head
@@ -71,7 +73,7 @@ class DQNConfig:
     per_alpha: float = 0.6  #: priority exponent
     per_beta: float = 0.4  #: importance-weight exponent at step 0, annealed to 1
     per_eps: float = 1e-6  #: added to |TD error| so that no priority is 0
-    eval_interval: int = 5_000  #: env steps between greedy evaluations (0: only at the end)
+    eval_interval: int = 2_500  #: env steps between greedy evaluations (0: only at the end)
     eval_episodes: int = 20  #: episodes per evaluation
     target_return: float | None = None  #: record when a greedy evaluation first reaches this
     stop_at_target: bool = False  #: stop training once target_return is reached

@@ -1,0 +1,159 @@
+"""Evidence for the seed's three problems, over several seeds (mean and 95% CI).
+
+Per seed, three CLM runs of the same size:
+  real-only : no generated levels in the player's pool, no archive feedback
+              (the player trains on real levels only; G is a plain GAN);
+  clm       : every coupling on, fixed schedule;
+  adaptive  : every coupling on, adaptive schedule.
+Problem 1: held-out solve rate of the player, real-only vs clm (equal env
+           steps and updates).
+Problem 2: creative levels per 1,000 G evaluations (playable, novelty >= K,
+           D's realism >= the median real level's) and their mean optimal
+           pushes, at an equal budget, for: random sampling of the plain G,
+           CMA-ES on the plain G, random sampling of the CLM's G after
+           feedback, CMA-ES on it, and the CLM's designer DQN. Each search is
+           judged against the same corpus and the same D (the CLM run's).
+Problem 3: time share per part (clm run), and wall-clock seconds until the
+           player first reaches a held-out solve rate bar, fixed vs adaptive.
+
+    .venv/bin/python benchmarks/clm_evidence.py --seeds 3 --out runs/evidence
+Writes evidence.json (read by the report) and prints a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
+
+
+def ci95(values: list[float]) -> tuple[float, float, float]:
+    """Mean and a t-based 95% interval."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return (float("nan"),) * 3
+    if len(v) == 1:
+        return float(v[0]), float(v[0]), float(v[0])
+    t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571}.get(len(v), 2.0)
+    half = t * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def clm_run(out: Path, seed: int, extra: list[str]) -> dict:
+    if (out / "summary.json").exists():  # reuse a finished run (the script can be rerun)
+        return json.loads((out / "summary.json").read_text())
+    cmd = [sys.executable, "-m", "clm.cli.main", "run", "--out", str(out), "--json", f"seed={seed}", *SCALE, *extra]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "summary.json").read_text())
+
+
+def solve_curve(run: Path) -> list[tuple[float, float]]:
+    """(cumulative wall seconds, held-out solve rate) at each evaluated round."""
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "player_solve_rate" in row:
+            out.append((row["time"], row["player_solve_rate"]))
+    return out
+
+
+def search_yields(plain: Path, clm: Path, budget: int, seed: int) -> dict[str, dict]:
+    """Creative-level yield per 1,000 G evaluations for each search method."""
+    from clm.hybrid.search import cmaes_search, designer_search, load_run, random_search
+
+    judged_by = load_run(clm)  # one judge (corpus, archive-free novelty, the CLM's D) for every method
+    judged_by.judge.archive_tiles = None
+    base = load_run(plain)
+
+    def creative(levels, j):
+        return j.creative
+
+    def run(name, fn):
+        found = fn()
+        pushes = [r["pushes"] for r in found.records]
+        return {"creative": len(found.levels), "evaluations": found.evaluations,
+                "yield_per_1000": 1000 * len(found.levels) / max(found.evaluations, 1),
+                "difficulty_mean": float(np.mean(pushes)) if pushes else None,
+                "distinct": len({lv.key() for lv in found.levels})}
+
+    rng = lambda k: np.random.default_rng(seed * 100 + k)  # noqa: E731
+    J, D = judged_by.judge, judged_by.D
+    out = {
+        "random (plain G)": run("r0", lambda: random_search(base.G, D, J, budget, rng(1), creative)),
+        "cmaes (plain G)": run("c0", lambda: cmaes_search(base.G, D, J, budget, seed + 1, creative)),
+        "random (G after feedback)": run("r1", lambda: random_search(judged_by.G, D, J, budget, rng(2), creative)),
+        "cmaes (G after feedback)": run("c1", lambda: cmaes_search(judged_by.G, D, J, budget, seed + 2, creative)),
+    }
+    if judged_by.designer is not None:
+        out["designer DQN"] = run("d", lambda: designer_search(judged_by.designer, budget, creative))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", default="runs/evidence")
+    ap.add_argument("--budget", type=int, default=1000, help="G evaluations per search method")
+    args = ap.parse_args()
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    p1 = {"real-only": [], "clm": []}
+    p2: dict[str, dict[str, list]] = {}
+    shares: dict[str, list] = {}
+    p3 = {"fixed": [], "adaptive": []}
+    for seed in range(args.seeds):
+        real_only = clm_run(root / f"real-only-{seed}", seed,
+                            ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
+                             "designer_search=false"])
+        clm = clm_run(root / f"clm-{seed}", seed, [])
+        adaptive = clm_run(root / f"adaptive-{seed}", seed, ["schedule=adaptive"])
+        p1["real-only"].append(real_only["player_solve_rate"])
+        p1["clm"].append(clm["player_solve_rate"])
+        for method, fig in search_yields(root / f"real-only-{seed}", root / f"clm-{seed}", args.budget, seed).items():
+            for k, v in fig.items():
+                p2.setdefault(method, {}).setdefault(k, []).append(v)
+        for k, v in clm.items():
+            if k.startswith("time_share_"):
+                shares.setdefault(k[len("time_share_"):], []).append(v)
+        curves = {"fixed": solve_curve(root / f"clm-{seed}"), "adaptive": solve_curve(root / f"adaptive-{seed}")}
+        bar = 0.8 * min(max(r for _, r in c) for c in curves.values())
+        for mode, c in curves.items():
+            p3[mode].append(next((t for t, r in c if r >= bar), None))
+        print(f"seed {seed}: solve real-only {real_only['player_solve_rate']:.3f} clm {clm['player_solve_rate']:.3f}; "
+              f"time to bar {bar:.2f}: fixed {p3['fixed'][-1]} adaptive {p3['adaptive'][-1]}", flush=True)
+
+    def row(name, values, **extra):
+        m, lo, hi = ci95(values)
+        return {"method": name, "mean": m, "ci95": [lo, hi], "values": values, **extra}
+
+    evidence = {
+        "problem1": {"rows": [row(k, v) for k, v in p1.items()],
+                     "note": "held-out real levels solved by the greedy player (the corpus's held-out split)"},
+        "problem2": {"rows": [{"method": m, "yield_per_1000": ci95(f["yield_per_1000"])[0],
+                               "ci95": list(ci95(f["yield_per_1000"])[1:]),
+                               "difficulty_mean": ci95([d for d in f["difficulty_mean"] if d is not None])[0],
+                               "evaluations": int(np.mean(f["evaluations"]))} for m, f in p2.items()],
+                     "note": f"{args.budget} G evaluations per method and seed; creative = playable, novelty >= K, "
+                             "realism >= median real"},
+        "problem3": {"rows": [row(f"time share {k}", v) for k, v in shares.items()]
+                     + [row(f"seconds to solve-rate bar ({k})", v) for k, v in p3.items()],
+                     "note": "bar = 0.8 x the lower of the two runs' best held-out solve rate"},
+    }
+    (root / "evidence.json").write_text(json.dumps(evidence, indent=2))
+    for seed in range(args.seeds):
+        (root / f"clm-{seed}" / "evidence.json").write_text(json.dumps(evidence, indent=2))
+    print(json.dumps({"problem1": {k: ci95(v) for k, v in p1.items()},
+                      "problem2": {m: ci95(f["yield_per_1000"]) for m, f in p2.items()},
+                      "problem3": {k: ci95(v) for k, v in p3.items()},
+                      "time_share": {k: ci95(v)[0] for k, v in shares.items()}}))
+
+
+if __name__ == "__main__":
+    main()
