@@ -18,7 +18,7 @@ def _gan() -> GanConfig:
 
 
 def _player() -> DQNConfig:
-    return DQNConfig(env_id="sokoban", num_envs=32, network="conv", conv_channels=(32, 64), hidden=(128,),
+    return DQNConfig(env_id="sokoban", num_envs=32, network="conv", conv_channels=(16, 32), hidden=(128,),
                      dueling=True, double_dqn=True, n_step=3, gamma=0.97, lr=5e-4, batch_size=64,
                      buffer_size=60_000, learning_starts=2_000, train_freq=32, gradient_steps=2,
                      target_update_interval=2_000, exploration_fraction=0.4, epsilon_end=0.05,
@@ -36,16 +36,16 @@ class CLMConfig:
     """Settings of ``clm run`` (``key=value``; nested: ``player.lr=1e-3``)."""
 
     data: str = "generated"  #: generated (the project's own generator) | boxoban:DIR | a Boxoban file/folder
-    preset: Literal["small", "boxoban"] = "small"  #: small: 7x7, 2 boxes, CPU minutes; boxoban: 10x10 corpus, GPU
+    preset: Literal["small", "boxoban"] = "small"  #: small: 7x7, 1 box, CPU minutes; boxoban: 10x10 corpus, GPU
     seed: int = 0  #: seed of everything
     device: str = "cpu"  #: cpu | cuda | auto, for all networks
     threads: int = 0  #: torch threads (0: 1)
     level_size: int = 7  #: generated corpus: square level size
-    n_boxes: int = 2  #: generated corpus: boxes per level
+    n_boxes: int = 1  #: generated corpus: boxes per level (1: a DQN visibly learns within CPU minutes)
     min_pushes: int = 3  #: generated corpus: least optimal pushes of a level
     corpus_size: int = 800  #: training levels (generated corpus; at most this many from files)
     heldout_size: int = 200  #: held-out real levels for the player's solve rate
-    rounds: int = 40  #: CLM rounds (the seed's loop, steps 2-5)
+    rounds: int = 30  #: CLM rounds (the seed's loop, steps 2-5)
     gan_steps: int = 60  #: D and G updates per round (fixed schedule)
     player_steps: int = 6_400  #: player env steps per round (fixed schedule)
     designer_steps: int = 128  #: designer env steps per round
