@@ -12,7 +12,8 @@ from clm.gan.train import GanConfig
 
 
 def _gan() -> GanConfig:
-    return GanConfig(data="levels:", z_dim=16, g_width=32, d_width=32, arch="dcgan", lr_g=5e-4, lr_d=5e-4,
+    # MLP G and D: on 7x7 grids they were 5x faster per step than the DCGAN pair (17 vs 100 ms for D).
+    return GanConfig(data="levels:", z_dim=16, g_width=32, d_width=32, arch="mlp", lr_g=5e-4, lr_d=5e-4,
                      diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
                      divergence_patience=300, final_eval=False, device="cpu")
 
@@ -83,10 +84,10 @@ class CLMConfig:
 PRESETS = {
     "small": {},
     # The real Boxoban corpus at full scale: 10x10, 4 boxes; sized for a GPU.
-    "boxoban": {"corpus_size": 50_000, "heldout_size": 1_000, "rounds": 200, "gan_steps": 200,
+    "boxoban": {"level_size": 10, "n_boxes": 4, "min_pushes": 6, "corpus_size": 50_000, "heldout_size": 1_000, "rounds": 200, "gan_steps": 200,
                 "player_steps": 50_000, "designer_steps": 512, "samples_per_round": 256, "eval_levels": 1_000,
                 "solve_time_limit": 2.0, "target_pushes": 20.0, "device": "auto",
-                "gan": {"g_width": 64, "d_width": 64, "z_dim": 32},
+                "gan": {"arch": "dcgan", "g_width": 64, "d_width": 64, "z_dim": 32},
                 "player": {"num_envs": 256, "buffer_size": 500_000, "conv_channels": [64, 64, 64],
                            "hidden": [256], "train_freq": 256, "gradient_steps": 8, "batch_size": 256}},
 }
