@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numba
 import numpy as np
-import torch
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from clm.core.errors import UserError
 from clm.domains.levels.level import N_TILES, Level, levels_to_tiles
@@ -55,45 +57,185 @@ def playable_fraction(levels: Sequence[Level], time_limit: float = 10.0, n_jobs:
     return sum(r.solved for r in results) / len(results)
 
 
-def _onehot_features(flat: np.ndarray, keep: np.ndarray) -> torch.Tensor:
-    """(N, K) float32 one-hot rows restricted to the (cell * N_TILES + tile)
-    columns in ``keep``: column k is 1 where cell keep[k] // 7 holds tile keep[k] % 7."""
-    cells, tiles = keep // N_TILES, keep % N_TILES
-    return torch.from_numpy((flat[:, cells] == tiles[None, :]).astype(np.float32))
+@intrinsic
+def _popcount(typingctx, x):
+    """Number of set bits of a uint64 (LLVM ctpop: one POPCNT, or a
+    vectorised nibble count inside vectorised loops)."""
+    sig = types.int64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _min_hamming_tile(qa, rb, n_planes, n_words, block, i0, i1, out):
+    """out[i] = min(out[i], smallest distance of query row i to any reference
+    column) for the queries i0 .. i1 - 1; see ``_min_hamming_kernel``."""
+    m = rb.shape[1]
+    dist = np.empty(block, np.int64)
+    acc = np.empty(block, np.uint64)
+    for j0 in range(0, m, block):
+        j1 = min(j0 + block, m)
+        nb = j1 - j0
+        active = False
+        for i in range(i0, i1):
+            best = out[i]
+            if best == 0:
+                continue
+            active = True
+            if n_planes == 3 and n_words == 1:  # up to 64 varying cells (10x10 with a wall ring)
+                q0 = qa[i, 0]
+                q1 = qa[i, 1]
+                q2 = qa[i, 2]
+                r0 = rb[0, j0:j1]
+                r1 = rb[1, j0:j1]
+                r2 = rb[2, j0:j1]
+                for j in range(nb):
+                    best = min(best, _popcount((q0 ^ r0[j]) | (q1 ^ r1[j]) | (q2 ^ r2[j])))
+            elif n_planes == 3:  # valid tiles, any size
+                for j in range(nb):
+                    dist[j] = 0
+                for w in range(n_words):
+                    q0 = qa[i, w]
+                    q1 = qa[i, n_words + w]
+                    q2 = qa[i, 2 * n_words + w]
+                    r0 = rb[w, j0:j1]
+                    r1 = rb[n_words + w, j0:j1]
+                    r2 = rb[2 * n_words + w, j0:j1]
+                    for j in range(nb):
+                        dist[j] += _popcount((q0 ^ r0[j]) | (q1 ^ r1[j]) | (q2 ^ r2[j]))
+                for j in range(nb):
+                    best = min(best, dist[j])
+            else:  # any number of planes
+                for j in range(nb):
+                    dist[j] = 0
+                for w in range(n_words):
+                    for j in range(nb):
+                        acc[j] = 0
+                    for p in range(n_planes):
+                        q = qa[i, p * n_words + w]
+                        r = rb[p * n_words + w, j0:j1]
+                        for j in range(nb):
+                            acc[j] |= q ^ r[j]
+                    for j in range(nb):
+                        dist[j] += _popcount(acc[j])
+                for j in range(nb):
+                    best = min(best, dist[j])
+            out[i] = best
+        if not active:
+            break
+
+
+@njit(parallel=True, cache=True)
+def _min_hamming_kernel(qa, rb, n_planes, n_words, block, tile):
+    """For each query row of ``qa`` (n, n_planes * n_words) the smallest
+    distance to any reference column of ``rb`` (n_planes * n_words, m).
+
+    Rows are bit-sliced grids: word ``p * n_words + w`` holds bit ``p`` of the
+    cell codes of cells ``64 w .. 64 w + 63``; two cells differ iff some bit
+    plane differs, so distance = sum over w of popcount(OR over p of XOR).
+    Queries go in tiles of ``tile`` rows (prange), references in blocks of
+    ``block`` columns kept in cache while a tile scans them; the inner loops
+    over a block are branch-free so LLVM vectorises them. A query stops once
+    its distance reaches 0, a tile once all its queries have.
+    """
+    n = qa.shape[0]
+    out = np.full(n, 1 << 30, np.int64)
+    for t in prange((n + tile - 1) // tile):
+        _min_hamming_tile(qa, rb, n_planes, n_words, block, t * tile, min(t * tile + tile, n), out)
+    return out
+
+
+@njit(cache=True)
+def _min_hamming_serial(qa, rb, n_planes, n_words, block):
+    """``_min_hamming_kernel`` on the calling thread only, for small inputs
+    (waking the thread pool can cost milliseconds on a busy machine)."""
+    out = np.full(qa.shape[0], 1 << 30, np.int64)
+    _min_hamming_tile(qa, rb, n_planes, n_words, block, 0, qa.shape[0], out)
+    return out
+
+
+@njit(cache=True)
+def _bit_planes(flat, cols, bad, n_planes, n_words):
+    """Rows of int8 tile ids ``flat`` (N, C), cells ``cols`` only, to
+    (N, n_planes * n_words) uint64 words: word ``p * n_words + w`` holds bit p
+    of the codes of kept cells 64 w .. 64 w + 63 (zero padded). The code of a
+    cell is its tile id, or ``bad`` for an id outside 0..N_TILES - 1."""
+    n = flat.shape[0]
+    out = np.zeros((n, n_planes * n_words), np.uint64)
+    for i in range(n):
+        for k in range(cols.shape[0]):
+            v = flat[i, cols[k]]
+            code = np.uint64(v) if (v >= 0 and v < N_TILES) else np.uint64(bad)
+            w = k // 64
+            shift = np.uint64(k % 64)
+            for p in range(n_planes):
+                out[i, p * n_words + w] |= ((code >> np.uint64(p)) & np.uint64(1)) << shift
+    return out
+
+
+def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a 2-D uint64 array (in sorted order) and the index of
+    each original row among them."""
+    order = np.lexsort(x.T[::-1])
+    xs = x[order]
+    new = np.ones(len(x), bool)
+    new[1:] = (xs[1:] != xs[:-1]).any(axis=1)
+    inverse = np.empty(len(x), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return np.ascontiguousarray(xs[new]), inverse
+
+
+_REF_BLOCK = 1024  # reference rows per cache block (3 words each: 24 KB)
+_QUERY_TILE = 16
+_PARALLEL_PAIRS = 1 << 21  # fewer (pairs x words): one thread
 
 
 def novelty(levels, reference, chunk: int = 2048) -> np.ndarray:
     """(N,) int: for each level, the smallest Hamming distance to any level of
-    ``reference`` (0 = copied from it).
+    ``reference`` (0 = copied from it). Tile ids outside 0..6 (not possible
+    from levels, only from raw arrays) never match, not even each other.
 
-    Vectorised: Hamming = cells - matches, and matches are dot products of
-    one-hot grids (torch.matmul), in chunks of ``chunk`` reference levels.
-    One-hot columns that are constant over both sets (e.g. the wall ring)
-    add the same count to every pair and are dropped before the product.
+    Exact and vectorised, in a compiled kernel (numba, all its threads;
+    one thread for small inputs):
+    cells holding the same tile in every level of both sets add 0 and are
+    dropped; the rest are bit-sliced (3 bit planes of the tile id, 64 cells a
+    word), so the distance of two levels is popcount(OR of the planes' XORs)
+    summed over words, i.e. one or two popcounts per pair for 10x10 levels.
+    Duplicate levels in either set are compared once. ``chunk`` bounds the
+    number of reference levels scanned as one block (at most 1024 are used).
     """
     a = _tiles(levels)
     b = _tiles(reference)
     _same_shape(a, b)
-    cells = a.shape[1] * a.shape[2]
-    n = a.shape[0]
-    # A (cell, tile) column adds to some pair's matches only if the tile occurs
-    # at that cell in both sets; a cell holding one tile in every level of
-    # both sets adds 1 to every pair and is counted apart.
-    fa, fb = a.reshape(n, -1), b.reshape(b.shape[0], -1)
-    in_a = np.stack([(fa == t).any(axis=0) for t in range(N_TILES)], axis=1)
-    in_b = np.stack([(fb == t).any(axis=0) for t in range(N_TILES)], axis=1)
-    all_a = np.stack([(fa == t).all(axis=0) for t in range(N_TILES)], axis=1)
-    all_b = np.stack([(fb == t).all(axis=0) for t in range(N_TILES)], axis=1)
-    constant_match = (all_a & all_b).any(axis=1)
-    keep = np.flatnonzero(((in_a & in_b) & ~constant_match[:, None]).reshape(-1))
-    n_const = int(constant_match.sum())
-    qa = _onehot_features(fa, keep)
-    best = torch.zeros(n)
-    for start in range(0, b.shape[0], chunk):
-        qb = _onehot_features(fb[start:start + chunk], keep)
-        matches = qa @ qb.T  # (N, chunk) counts of equal variable cells
-        best = torch.maximum(best, matches.max(dim=1).values)
-    return (cells - n_const - best.round().to(torch.int64)).numpy()
+    if chunk < 1:
+        raise UserError(f"chunk must be >= 1, got {chunk}")
+    n, m = a.shape[0], b.shape[0]
+    fa, fb = a.reshape(n, -1), b.reshape(m, -1)
+    # Cells holding one valid tile in every level of both sets always match:
+    # drop them. (An empty array has already failed in reshape, as before.)
+    vary = ~((fa == fa[0]).all(axis=0) & (fb == fb[0]).all(axis=0) & (fa[0] == fb[0])
+             & (fa[0] >= 0) & (fa[0] < N_TILES))
+    cols = np.flatnonzero(vary)
+    if cols.size == 0:
+        return np.zeros(n, np.int64)
+    # Codes: tile id 0..6; an invalid id is 8 in levels and 9 in reference,
+    # so it differs from anything it meets (4 bit planes then, else 3).
+    has_invalid = min(fa.min(), fb.min()) < 0 or max(fa.max(), fb.max()) >= N_TILES
+    n_planes = 4 if has_invalid else 3
+    n_words = -(-cols.size // 64)
+    qa, q_inverse = _unique_rows(_bit_planes(np.ascontiguousarray(fa), cols, 8, n_planes, n_words))
+    rb, _ = _unique_rows(_bit_planes(np.ascontiguousarray(fb), cols, 9, n_planes, n_words))
+    block = int(min(chunk, _REF_BLOCK, rb.shape[0]))
+    rb = np.ascontiguousarray(rb.T)
+    if qa.shape[0] * rb.shape[1] * n_words < _PARALLEL_PAIRS:
+        best = _min_hamming_serial(qa, rb, n_planes, n_words, block)
+    else:
+        tile = max(1, min(_QUERY_TILE, qa.shape[0] // (4 * numba.get_num_threads())))
+        best = _min_hamming_kernel(qa, rb, n_planes, n_words, block, tile)
+    return best[q_inverse]
 
 
 def diversity(levels) -> float:
