@@ -74,3 +74,10 @@ def test_nested_section_keeps_the_parents_defaults():
     assert cfg.inner.width == 99
     cfg = load_config(Outer, base={"inner": {}}, overrides=["other=3"])
     assert cfg.inner.width == 99 and cfg.other == 3
+
+
+def test_exponent_without_a_dot_is_a_number(tmp_path):
+    assert load_config(Cfg, None, ["lr=1e-3"]).lr == 1e-3
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 5e-4\n")
+    assert load_config(Cfg, p).lr == 5e-4
