@@ -182,13 +182,22 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
         self.decay = decay
+        self.updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    def current_decay(self) -> float:
+        """``decay`` with a warm-up, min(decay, (1 + t) / (10 + t)): a fixed
+        0.999 would still weigh the random initial G by 0.999^600 = 55% after
+        600 steps, so short runs would sample mostly from noise."""
+        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
+        self.updates += 1
         for e, p in zip(self.model.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.decay)
+            e.lerp_(p.detach(), 1.0 - decay)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)

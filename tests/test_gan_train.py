@@ -1,0 +1,130 @@
+"""GAN training on the digits: it learns, it resumes exactly, it stops on
+divergence, and bad data is named."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from clm.core.config import load_config
+from clm.core.errors import UserError
+from clm.gan import metrics
+from clm.gan.data import from_arrays, load_gan_data
+from clm.gan.train import GanConfig, GanDiverged, build_models, evaluate_generator, load_generator, train
+
+QUICK = ["threads=1", "batch_size=64", "g_width=64", "log_every=50", "image_every=200", "checkpoint_every=50",
+         "classifier_epochs=6", "eval_samples=600"]
+
+
+def _cfg(*extra):
+    return load_config(GanConfig, None, [*QUICK, *extra])
+
+
+def test_short_training_brings_fd_clf_well_below_the_untrained_generator(tmp_path):
+    run = tmp_path / "run"
+    summary = train(_cfg("steps=400"), run, quiet=True)
+    cfg = _cfg()
+    data = load_gan_data("digits")
+    torch.manual_seed(0)
+    untrained, _ = build_models(cfg, data)
+    before = evaluate_generator(untrained, data, cfg, run, torch.device("cpu"))  # same cached classifier
+    assert summary["fd_clf"] < 0.25 * before["fd_clf"], (summary["fd_clf"], before["fd_clf"])
+    assert summary["coverage"] > before["coverage"]
+    for key in ("fd_clf", "fd_clf_floor", "fd_clf_ratio", "precision", "recall", "density", "coverage",
+                "novelty_mean", "memorised_fraction", "wall_seconds"):
+        assert np.isfinite(summary[key]), key
+    assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
+    assert (run / "summary.json").is_file() and any((run / "tb").iterdir())
+    assert (run / "classifier").is_dir()
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = train(_cfg("steps=60", "final_eval=false"), tmp_path / "full", quiet=True)
+    half = tmp_path / "half"
+    train(_cfg("steps=30", "final_eval=false"), half, quiet=True)
+    train(_cfg("steps=60", "final_eval=false"), half, resume=True, quiet=True)
+    assert full["steps"] == 60
+    from clm.core.checkpoint import load_checkpoint
+
+    wa, _, _ = load_checkpoint(tmp_path / "full" / "checkpoints" / "last", with_state=False)
+    wb, _, _ = load_checkpoint(half / "checkpoints" / "last", with_state=False)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+@pytest.mark.parametrize("extra", [
+    ["loss=hinge", "spectral_norm=true"],
+    ["loss=wgan-gp", "d_steps=2", "beta1=0.0", "minibatch_std=false"],
+    ["conditional=false", "feature_matching=1.0", "label_smoothing=0.1", "diffaug=color,translation,cutout"],
+    ["arch=dcgan", "g_width=8", "d_width=8", "ema=false"],
+])
+def test_every_switch_trains_and_samples(tmp_path, extra):
+    cfg = _cfg("steps=20", "final_eval=false", *extra)
+    train(cfg, tmp_path, quiet=True)
+    data = load_gan_data("digits")
+    G = load_generator(tmp_path, cfg, data, torch.device("cpu"))
+    z = torch.randn(5, cfg.z_dim)
+    c = data.train_cond[:5] if cfg.conditional else None
+    x = G(z, c)
+    assert x.shape == (5, 1, 8, 8) and torch.isfinite(x).all() and x.abs().max() <= 1
+
+
+def test_d_collapse_stops_training_with_a_clear_message(tmp_path):
+    # every D loss counts as "collapsed" -> stop after 5 steps, no summary written
+    cfg = _cfg("steps=100", "divergence_loss=100.0", "divergence_patience=5")
+    with pytest.raises(GanDiverged, match="diverged at step 5: D's loss stayed below"):
+        train(cfg, tmp_path, quiet=True)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_nan_losses_stop_training(tmp_path, monkeypatch):
+    from clm.gan import losses
+
+    monkeypatch.setattr(losses, "g_loss", lambda kind, logits: logits.mean() * float("nan"))
+    with pytest.raises(GanDiverged, match="not finite"):
+        train(_cfg("steps=10"), tmp_path, quiet=True)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_bad_data_is_named():
+    x, y = np.zeros((10, 1, 8, 8), np.float32), np.zeros(10, np.int64)
+    with pytest.raises(UserError, match=r"shape \(N, C, H, W\), got \(10, 8, 8\)"):
+        from_arrays(x[:, 0], y, x, y)
+    with pytest.raises(UserError, match="empty"):
+        from_arrays(x[:0], y[:0], x, y)
+    bad = x.copy()
+    bad[3, 0, 1, 1] = np.nan
+    with pytest.raises(UserError, match="NaN"):
+        from_arrays(bad, y, x, y, name="mine")
+    with pytest.raises(UserError, match="unknown --data 'cifar'"):
+        load_gan_data("cifar")
+    with pytest.raises(UserError, match="does not exist"):
+        load_gan_data("mnist:/nonexistent/train-images-idx3-ubyte")
+    with pytest.raises(UserError, match="test_fraction"):
+        load_gan_data("digits", test_fraction=1.5)
+
+
+def test_mnist_idx_reader(tmp_path):
+    import struct
+
+    n = 30
+    imgs = np.random.default_rng(0).integers(0, 256, size=(n, 6, 6), dtype=np.uint8)
+    labels = np.arange(n, dtype=np.uint8) % 3
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 6, 6) + imgs.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, n) + labels.tobytes())
+    d = load_gan_data(f"mnist:{tmp_path / 'train-images-idx3-ubyte'}")
+    assert d.shape == (1, 6, 6) and d.n_classes == 3 and len(d.train_x) + len(d.test_x) == n
+    assert d.train_x.min() >= -1 and d.train_x.max() <= 1
+    (tmp_path / "trunc-images-idx3-ubyte").write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, n, 6, 6) + imgs.tobytes()[:50])
+    with pytest.raises(UserError, match="truncated"):
+        load_gan_data(f"mnist:{tmp_path / 'trunc-images-idx3-ubyte'}")
+
+
+def test_fid_with_a_wrong_weights_path_still_computes_the_rest(tmp_path, capsys):
+    cfg = _cfg("steps=0", "fid_weights=/nonexistent/weights.pth", "classifier_epochs=1", "eval_samples=100")
+    summary = train(cfg, tmp_path, quiet=True)
+    assert "does not exist" in summary["fid_error"]
+    assert np.isfinite(summary["fd_clf"]) and np.isfinite(summary["coverage"])
+    assert "warning:" in capsys.readouterr().out
