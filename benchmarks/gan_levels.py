@@ -32,8 +32,8 @@ KEYS = ("tile_kl", "tile_kl_floor", "tile_kl_ratio", "tile_kl_raw", "valid_fract
         "diversity_floor", "fd_clf", "fd_clf_ratio", "coverage", "precision", "solvable_fraction",
         "raw_solvable_fraction", "mean_boxes", "wall_seconds")
 
-DEFAULTS = ["arch=mlp", "steps=3000", "batch_size=64", "diffaug=flip", "eval_samples=2000",
-            "solve_samples=200", "solve_time_limit=2.0", "conditional=false"]
+DEFAULTS = ["steps=3000", "diffaug=flip", "eval_samples=2000", "classifier_epochs=5",
+            "solve_samples=100", "solve_time_limit=1.0"]
 
 
 def main(argv: list[str] | None = None) -> int:
