@@ -162,3 +162,36 @@ def test_bad_input(argv, words, capsys, tmp_path, monkeypatch):
     assert code == 2 and "Traceback" not in err
     for w in words:
         assert w in err
+
+
+def test_diverging_gan_stops_the_run_and_writes_no_generated_levels(tmp_path, capsys):
+    out = tmp_path / "run"
+    # every D loss counts as "collapsed": the divergence check fires at the first step
+    code = main(["run", "--out", str(out), "report=true", *TINY, "gan.divergence_loss=100",
+                 "gan.divergence_patience=1"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "gan_diverged" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "gan_diverged" and "diverged" in summary["message"]
+    assert not (out / "levels" / "samples.txt").exists() and not (out / "levels" / "archive.txt").exists()
+    assert "diverged" in (out / "report.html").read_text().lower()
+
+
+def test_stuck_player_stops_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    # one vector step per round solves no level (each needs 3+ pushes), and no held-out level is played
+    code = main(["run", "--out", str(out), "report=false", *TINY, "player_steps=32", "stuck_rounds=1",
+                 "rounds=3", "eval_levels=0"])
+    assert code == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "player_stuck" and summary["rounds"] == 1
+    assert "stuck" in capsys.readouterr().err
+
+
+def test_wandb_offline_logging(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "report=false", *TINY, "rounds=1", "wandb=offline"]) == 0
+    assert list((out / "wandb").glob("offline-run-*"))

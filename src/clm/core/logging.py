@@ -18,8 +18,20 @@ class MetricLogger:
     """
 
     def __init__(self, run_dir: Path, total_steps: int | None = None, quiet: bool = False,
-                 tensorboard: bool = True, initial_step: int = 0, unit: str = "step"):
+                 tensorboard: bool = True, initial_step: int = 0, unit: str = "step",
+                 wandb: str = "", config: dict | None = None):
         self.run_dir = Path(run_dir)
+        self._wandb = None
+        if wandb:  # "offline" (no account needed) or "online"
+            try:
+                import wandb as wandb_lib
+            except ImportError:
+                from clm.core.errors import UserError
+
+                raise UserError("wandb logging asked for, but the 'wandb' package is not installed: "
+                                ".venv/bin/pip install wandb (or set wandb= to turn it off)")
+            self._wandb = wandb_lib.init(project="clm", dir=str(self.run_dir), mode=wandb, config=config or {},
+                                         name=self.run_dir.name, reinit="finish_previous")
         self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
         self._tb = None
         if tensorboard:
@@ -43,6 +55,8 @@ class MetricLogger:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in metrics.items() if v is not None}, step=int(step))
 
     def image(self, tag: str, image_hwc, step: int) -> None:
         """An image (H, W, 3 uint8 array) in TensorBoard."""
@@ -65,3 +79,5 @@ class MetricLogger:
             self._tb.flush()
             self._tb.close()
         self._jsonl.close()
+        if self._wandb is not None:
+            self._wandb.finish()

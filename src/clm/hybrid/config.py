@@ -69,7 +69,8 @@ class CLMConfig:
     archive_size: int = 500  #: most creative levels kept
     eval_levels: int = 200  #: held-out levels for the player's solve rate each evaluation
     eval_every: int = 5  #: rounds between held-out evaluations
-    stuck_rounds: int = 0  #: stop as player_stuck if the training solve rate is 0 after this many rounds (0: never)
+    stuck_rounds: int = 10  #: stop as player_stuck if the player solved nothing in this round and after (0: never)
+    wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline" (no account), "online"
     report: bool = True  #: write report.html at the end
     gan: GanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
     player: DQNConfig = field(default_factory=_player)  #: the player DQN
@@ -89,7 +90,7 @@ PRESETS = {
     # The real Boxoban corpus at full scale: 10x10, 4 boxes; sized for a GPU.
     "boxoban": {"level_size": 10, "n_boxes": 4, "min_pushes": 6, "corpus_size": 50_000, "heldout_size": 1_000, "rounds": 200, "gan_steps": 200,
                 "player_steps": 50_000, "designer_steps": 512, "samples_per_round": 256, "eval_levels": 1_000,
-                "solve_time_limit": 2.0, "target_pushes": 20.0, "device": "auto",
+                "solve_time_limit": 2.0, "target_pushes": 20.0, "device": "auto", "stuck_rounds": 50,
                 "gan": {"arch": "dcgan", "g_width": 64, "d_width": 64, "z_dim": 32},
                 "player": {"num_envs": 256, "buffer_size": 500_000, "conv_channels": [64, 64, 64],
                            "hidden": [256], "train_freq": 256, "gradient_steps": 8, "batch_size": 256}},

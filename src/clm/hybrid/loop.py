@@ -27,6 +27,7 @@ import torch
 
 from clm.agents.dqn import DQN
 from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.config import to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
 from clm.core.rundir import atomic_write_text, write_summary
@@ -85,7 +86,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
         generated = state.pop("generated")
         player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
-    logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round")
+    logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
+                          wandb=cfg.wandb, config=to_dict(cfg))
     status, message = "ok", ""
     try:
         for rnd in range(state["round"], cfg.rounds):
