@@ -12,9 +12,10 @@ from clm.gan.decode import decode_level, decode_levels, raw_levels
 from clm.gan.models import TileGenerator
 
 
-def test_tile_generator_gives_one_hot_grids_with_gradients():
+@pytest.mark.parametrize("sample", ["gumbel", "argmax"])
+def test_tile_generator_gives_one_hot_grids_with_gradients(sample):
     torch.manual_seed(0)
-    G = TileGenerator(7, 10, 10, z_dim=8, width=8, arch="mlp")
+    G = TileGenerator(7, 10, 10, z_dim=8, width=8, arch="mlp", sample=sample)
     x = G(torch.randn(4, 8))
     assert x.shape == (4, 7, 10, 10)
     assert torch.equal(x.sum(1), torch.ones(4, 10, 10)) and set(x.unique().tolist()) <= {0.0, 1.0}
@@ -22,6 +23,9 @@ def test_tile_generator_gives_one_hot_grids_with_gradients():
     (x[:, 3] * torch.randn(4, 10, 10)).sum().backward()
     grads = [p.grad for p in G.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
+    if sample == "argmax":  # the forward value is the most probable tile
+        z = torch.randn(3, 8)
+        assert torch.equal(G(z).argmax(1), G.probs(z).argmax(1))
 
 
 @pytest.mark.parametrize("scale", [0.1, 1.0, 5.0])

@@ -155,13 +155,18 @@ class TileGenerator(nn.Module):
 
     ``forward`` samples each cell's tile with straight-through Gumbel-softmax
     at temperature ``tau`` (forward: exact one-hot; backward: the relaxed
-    softmax's gradient). ``probs`` gives the per-cell softmax, which the
+    softmax's gradient). With ``sample="argmax"`` the forward value is the
+    most probable tile instead (no per-cell noise: all randomness comes from
+    z, so D cannot win on independent per-cell speckle). ``probs`` gives the per-cell softmax, which the
     decoder uses to build a valid level.
     """
 
     def __init__(self, n_tiles: int, height: int, width_cells: int, z_dim: int = 32, width: int = 64,
-                 cond_dim: int = 0, arch: str = "dcgan", tau: float = 1.0):
+                 cond_dim: int = 0, arch: str = "dcgan", tau: float = 1.0, sample: str = "gumbel"):
         super().__init__()
+        if sample not in ("gumbel", "argmax"):
+            raise ValueError(f"unknown tile sampling '{sample}': use gumbel or argmax")
+        self.sample = sample
         self.backbone = ImageGenerator((n_tiles, height, width_cells), z_dim, width, cond_dim, arch, out_activation=None)
         self.shape, self.z_dim, self.cond_dim, self.tau = (n_tiles, height, width_cells), z_dim, cond_dim, tau
 
@@ -172,7 +177,15 @@ class TileGenerator(nn.Module):
         return self.logits(z, cond).float().softmax(1)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None, hard: bool = True) -> torch.Tensor:
-        return F.gumbel_softmax(self.logits(z, cond).float(), tau=self.tau, hard=hard, dim=1)
+        logits = self.logits(z, cond).float()
+        if self.sample == "argmax":
+            # deterministic straight-through: forward the most probable tile, backward the softmax
+            soft = (logits / self.tau).softmax(1)
+            if not hard:
+                return soft
+            onehot = F.one_hot(soft.argmax(1), soft.shape[1]).permute(0, 3, 1, 2).to(soft.dtype)
+            return onehot + (soft - soft.detach())  # exactly one-hot forward: x - x is exactly 0
+        return F.gumbel_softmax(logits, tau=self.tau, hard=hard, dim=1)
 
 
 class EMA:

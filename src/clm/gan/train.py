@@ -66,6 +66,7 @@ class GanConfig:
     diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
     amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU, with a note)
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
+    tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
     test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
     split_seed: int = 0  # seed of the train/test split (fixed: all runs compare on one split)
     levels_reference: str = ""  # levels: held-out reference file/folder (default: sibling valid/ split)
@@ -116,7 +117,8 @@ def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageD
     cond_dim = data.cond_dim if cfg.conditional else 0
     c, h, w = data.shape
     if data.kind == "levels":
-        G: torch.nn.Module = TileGenerator(c, h, w, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, cfg.gumbel_tau)
+        G: torch.nn.Module = TileGenerator(c, h, w, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, cfg.gumbel_tau,
+                                             cfg.tile_sample)
     else:
         G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch)
     D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std)
