@@ -74,9 +74,36 @@ def test_every_switch_trains_and_samples(tmp_path, extra):
 def test_d_collapse_stops_training_with_a_clear_message(tmp_path):
     # every D loss counts as "collapsed" -> stop after 5 steps, no summary written
     cfg = _cfg("steps=100", "divergence_loss=100.0", "divergence_patience=5")
-    with pytest.raises(GanDiverged, match="diverged at step 5: D's loss stayed below"):
+    with pytest.raises(GanDiverged, match="diverged at step 5: D's loss stayed below") as e:
         train(cfg, tmp_path, quiet=True)
+    assert f"last good checkpoint is in {tmp_path / 'checkpoints' / 'last'}" in str(e.value)
     assert not (tmp_path / "summary.json").exists()
+
+
+def test_d_collapse_counts_g_updates_not_d_updates(tmp_path):
+    # d_steps=3: the patience is in G updates (steps), as the message says
+    cfg = _cfg("steps=100", "d_steps=3", "divergence_loss=100.0", "divergence_patience=4")
+    with pytest.raises(GanDiverged, match="diverged at step 4: D's loss stayed below 100 for 4 steps"):
+        train(cfg, tmp_path, quiet=True)
+
+
+def test_resume_from_a_checkpoint_without_ema_update_count(tmp_path):
+    # checkpoints written before the steps moved into AdversarialPair lack "ema_updates": one EMA update a step
+    from clm.core.checkpoint import load_checkpoint, save_checkpoint
+
+    full = tmp_path / "full"
+    train(_cfg("steps=20", "final_eval=false"), full, quiet=True)
+    half = tmp_path / "half"
+    train(_cfg("steps=10", "final_eval=false"), half, quiet=True)
+    w, state, meta = load_checkpoint(half / "checkpoints" / "last")
+    del state["ema_updates"]
+    save_checkpoint(half / "checkpoints" / "last", w, state, meta)
+    train(_cfg("steps=20", "final_eval=false"), half, resume=True, quiet=True)
+    wa, sa, _ = load_checkpoint(full / "checkpoints" / "last")
+    wb, sb, _ = load_checkpoint(half / "checkpoints" / "last")
+    assert sa["ema_updates"] == sb["ema_updates"] == 20
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
 
 
 def test_nan_losses_stop_training(tmp_path, monkeypatch):

@@ -1,15 +1,23 @@
-"""One discriminator step and one generator step, as building blocks.
+"""One discriminator step and one generator step, written once.
 
-``AdversarialPair`` holds G, D, their optimisers and the EMA copy, and runs
-the seed's updates: D on real against generated data, then G on D's
-feedback, with an optional extra term in G's loss (the CLM adds the player's
-difficulty steering there). The CLM drives these step by step, between its
-other networks' updates.
+``AdversarialPair`` holds G, D, their Adam optimisers and the EMA copy of G,
+and runs the seed's updates: D on real against generated data, then G on
+D's feedback. Both ``clm gan train`` (:func:`clm.gan.train.train`) and the
+CLM loop (:mod:`clm.hybrid.loop`) drive it step by step; the CLM adds an
+extra term to G's loss (the player's difficulty steering).
+
+Every stabiliser of :class:`clm.gan.train.GanConfig` lives here: class
+conditions (real ones for the real batch, drawn ones for the fakes),
+DiffAugment, one-sided label smoothing, the WGAN-GP penalty, feature
+matching, bfloat16 autocast on CUDA, the EMA (with its warm-up, see
+:class:`clm.gan.models.EMA`) and the "D won outright" divergence check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -20,57 +28,79 @@ from clm.gan.models import EMA
 
 
 class AdversarialPair:
-    """G and D with their optimisers; ``cfg`` is a :class:`clm.gan.train.GanConfig`."""
+    """G and D with their optimisers; ``cfg`` is a :class:`clm.gan.train.GanConfig`.
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg):
+    ``amp``: run the forward passes under bfloat16 autocast (CUDA only; the
+    caller decides, as ``clm gan train`` does from ``cfg.amp`` and the device).
+    """
+
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg, amp: bool = False):
         self.G, self.D, self.cfg = G, D, cfg
         self.ema = EMA(G, cfg.ema_decay) if cfg.ema else None
         self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.aug = parse_policy(cfg.diffaug)
         self.real_target = 1.0 - cfg.label_smoothing if cfg.loss == "ns" else 1.0
-        self.collapsed_for = 0
+        self.amp = amp
+        self.collapsed_for = 0  # G updates in a row with D's loss below cfg.divergence_loss
 
     @property
     def sampler(self) -> torch.nn.Module:
         """The generator to sample from: the EMA copy when there is one."""
         return self.ema.model if self.ema is not None else self.G
 
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+
     def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None) -> dict[str, float]:
-        """One D update on a real batch against as many fresh G samples."""
+        """One D update on a real batch (with its conditions) against as many
+        fresh G samples (with ``cond_fake``). Returns D's loss, accuracy and
+        mean D(x) on the real batch."""
         cfg = self.cfg
         z = torch.randn(len(real), cfg.z_dim, device=real.device)
-        with torch.no_grad():
-            fake = self.G(z, cond_fake)
-        real_logits, _ = self.D(diff_augment(real, self.aug), cond_real)
-        fake_logits, _ = self.D(diff_augment(fake, self.aug), cond_fake)
-        loss = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), self.real_target)
+        with self._autocast():
+            with torch.no_grad():
+                fake = self.G(z, cond_fake)
+            real_logits, _ = self.D(diff_augment(real, self.aug), cond_real)
+            fake_logits, _ = self.D(diff_augment(fake, self.aug), cond_fake)
+            loss = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), self.real_target)
         if cfg.loss == "wgan-gp":
             critic = lambda x: self.D(diff_augment(x, self.aug), cond_real)[0]  # noqa: E731
             loss = loss + cfg.gp_weight * losses.gradient_penalty(critic, real, fake.float())
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        value = loss.item()
-        self.collapsed_for = self.collapsed_for + 1 if value < cfg.divergence_loss else 0
         with torch.no_grad():
+            real_logits, fake_logits = real_logits.float(), fake_logits.float()
             accuracy = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()).item()
-        return {"d_loss": value, "d_accuracy": accuracy}
+            d_real = torch.sigmoid(real_logits).mean().item()
+        return {"d_loss": loss.item(), "d_accuracy": accuracy, "d_real": d_real}
 
     def g_step(self, batch_size: int, device: torch.device, cond=None,
                extra_loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               real_for_features: torch.Tensor | None = None) -> dict[str, float]:
-        """One G update: fool D, plus ``extra_loss(fake)`` when given."""
+               real_for_features: torch.Tensor | None = None, cond_for_features=None,
+               z: torch.Tensor | None = None) -> dict[str, float]:
+        """One G update: fool D, plus feature matching against
+        ``real_for_features`` (with its conditions ``cond_for_features``;
+        ``cond`` when not given) when ``cfg.feature_matching`` > 0, plus
+        ``extra_loss(fake)`` when given. ``z``: the noise (default: drawn here).
+
+        Returns ``g_loss`` (adversarial + feature matching), ``d_fake`` (mean
+        D(G(z)) before the update) and ``g_extra_loss`` when there is one."""
         cfg = self.cfg
-        z = torch.randn(batch_size, cfg.z_dim, device=device)
-        fake = self.G(z, cond)
-        fake_logits, fake_feats = self.D(diff_augment(fake, self.aug), cond)
-        loss = losses.g_loss(cfg.loss, fake_logits.float())
-        out = {"g_loss": loss.item()}
-        if cfg.feature_matching > 0 and real_for_features is not None:
-            with torch.no_grad():
-                _, real_feats = self.D(diff_augment(real_for_features, self.aug), cond)
-            loss = loss + cfg.feature_matching * losses.feature_matching_loss(real_feats.float(), fake_feats.float())
+        if z is None:
+            z = torch.randn(batch_size, cfg.z_dim, device=device)
+        with self._autocast():
+            fake = self.G(z, cond)
+            fake_logits, fake_feats = self.D(diff_augment(fake, self.aug), cond)
+            loss = losses.g_loss(cfg.loss, fake_logits.float())
+            if cfg.feature_matching > 0 and real_for_features is not None:
+                with torch.no_grad():
+                    c = cond if cond_for_features is None else cond_for_features
+                    _, real_feats = self.D(diff_augment(real_for_features, self.aug), c)
+                loss = loss + cfg.feature_matching * losses.feature_matching_loss(real_feats.float(),
+                                                                                  fake_feats.float())
+        out = {"g_loss": loss.item(), "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item()}
         if extra_loss is not None:
             extra = extra_loss(fake)
             out["g_extra_loss"] = extra.item()
@@ -82,16 +112,29 @@ class AdversarialPair:
             self.ema.update(self.G)
         return out
 
-    def diverged(self, row: dict[str, float]) -> str | None:
-        """A message when the last losses show divergence, else None."""
+    def diverged(self, row: dict[str, float], checkpoint: str | Path | None = None) -> str | None:
+        """Call once per G update with that update's ``d_step`` and ``g_step``
+        results: counts the updates in a row where D's loss stayed below
+        ``cfg.divergence_loss`` (ns and hinge losses; WGAN-GP's critic loss has
+        no floor) and returns a message when the losses are not finite or that
+        count reached ``cfg.divergence_patience``, else None. ``checkpoint``:
+        the last good checkpoint, named in the message."""
+        cfg = self.cfg
+        if cfg.loss != "wgan-gp" and "d_loss" in row:
+            self.collapsed_for = self.collapsed_for + 1 if row["d_loss"] < cfg.divergence_loss else 0
+        hint = f"The last good checkpoint is in {checkpoint}; " if checkpoint is not None else ""
         if not all(math.isfinite(v) for v in row.values()):
-            return f"GAN losses are not finite ({row}); lower lr_d/lr_g or try spectral_norm=true or loss=hinge"
-        if self.cfg.loss != "wgan-gp" and self.collapsed_for >= self.cfg.divergence_patience:
-            return (f"D's loss stayed below {self.cfg.divergence_loss:g} for {self.collapsed_for} steps: D rejects "
-                    "every sample and G gets no signal; try diffaug=translation,cutout or spectral_norm=true")
+            values = ", ".join(f"{k}={v:.4g}" for k, v in row.items())
+            return f"losses not finite ({values}). {hint}lower lr_d/lr_g, or try spectral_norm=true or loss=hinge"
+        if cfg.loss != "wgan-gp" and self.collapsed_for >= cfg.divergence_patience:
+            return (f"D's loss stayed below {cfg.divergence_loss:g} for {self.collapsed_for} steps (D rejects every "
+                    f"sample, G gets no signal). {hint}try diffaug=translation,cutout, spectral_norm=true, "
+                    "label_smoothing=0.1 or a smaller d_width")
         return None
 
     def state_dict(self) -> dict:
+        """What a checkpoint needs besides :meth:`weights`: optimisers, the
+        collapse count and the EMA's update count (its warm-up)."""
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "collapsed_for": self.collapsed_for, "ema_updates": self.ema.updates if self.ema else 0}
 

@@ -1,9 +1,11 @@
-"""GAN training, the whole algorithm in one file (CleanRL style).
+"""GAN training, read top to bottom (CleanRL style).
 
-Read top to bottom: the config (every hyperparameter, one line each), the
-set-up (data, G, D, EMA, optimisers, resume), the loop (D steps, then one G
-step, EMA, divergence checks, logging, images, checkpoints) and the final
-evaluation that writes ``summary.json``.
+The config (every hyperparameter, one line each), the set-up (data, G, D,
+resume), the loop (D steps, then one G step, the divergence check, logging,
+images, checkpoints) and the final evaluation that writes ``summary.json``.
+The D and G updates themselves, with the EMA, the optimisers and every
+stabiliser, are written once in :class:`clm.gan.steps.AdversarialPair`,
+which the CLM loop (:mod:`clm.hybrid.loop`) drives too.
 
 The loss is the seed's by default: D maximises
 J_D = E_real[log D(x)] + E_G[log(1 - D(G(z)))], G maximises the
@@ -13,7 +15,6 @@ the stabilisers.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -29,10 +30,10 @@ from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
 from clm.core.rundir import write_summary
 from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
-from clm.gan import losses
-from clm.gan.augment import diff_augment, parse_policy
+from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, load_gan_data
-from clm.gan.models import EMA, ImageDiscriminator, ImageGenerator, TileGenerator
+from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
+from clm.gan.steps import AdversarialPair
 
 
 @dataclass
@@ -146,14 +147,6 @@ def generate(G: torch.nn.Module, n: int, cond_pool: torch.Tensor | None, device:
     return torch.cat(outs), (torch.cat(conds) if conds else None)
 
 
-def weights_of(G: torch.nn.Module, D: torch.nn.Module, ema: EMA | None) -> dict[str, torch.Tensor]:
-    w = {f"G.{k}": v for k, v in G.state_dict().items()}
-    w.update({f"D.{k}": v for k, v in D.state_dict().items()})
-    if ema is not None:
-        w.update({f"G_ema.{k}": v for k, v in ema.model.state_dict().items()})
-    return w
-
-
 def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
@@ -198,116 +191,63 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     use_amp = cfg.amp and device.type == "cuda"
     if cfg.amp and not use_amp and not quiet:
         print("note: amp=true needs a CUDA device; training in float32 on the CPU")
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
-    aug = parse_policy(cfg.diffaug)
     save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
 
-    # ---- data, models, optimisers
+    # ---- data, models, optimisers (the D and G updates, EMA and divergence check live in AdversarialPair)
     data = get_data(cfg)
     train_x = data.train_x.to(device)
     train_c = data.train_cond.to(device)
     n_train = len(train_x)
     G, D = build_models(cfg, data)
-    G, D = G.to(device), D.to(device)
-    ema = EMA(G, cfg.ema_decay) if cfg.ema else None
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    real_target = 1.0 - cfg.label_smoothing if cfg.loss == "ns" else 1.0
+    pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream
     fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
     if cfg.conditional and data.kind == "images":  # one row per class
         fixed_c = torch.nn.functional.one_hot(torch.arange(64) % data.n_classes, data.n_classes).float().to(device)
-    step, collapsed_for = 0, 0
+    step = 0
     ckpt_dir = run_dir / "checkpoints" / "last"
     if resume:
         weights, state, _ = load_checkpoint(ckpt_dir, map_location=device)
-        G.load_state_dict(_sub(weights, "G."))
-        D.load_state_dict(_sub(weights, "D."))
-        if ema is not None:
-            ema.model.load_state_dict(_sub(weights, "G_ema."))
-            ema.updates = state["step"]
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step, collapsed_for = state["step"], state["collapsed_for"]
+        pair.load_weights(weights)
+        pair.load_state_dict({"ema_updates": state["step"], **state})  # older checkpoints: one EMA update a step
+        step = state["step"]
         set_rng_state(state["rng"])
 
     def save(at_step: int) -> None:
-        save_checkpoint(ckpt_dir, weights_of(G, D, ema),
-                        {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": at_step,
-                         "collapsed_for": collapsed_for, "rng": rng_state()},
+        save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state()},
                         {"step": at_step, "data": cfg.data, "kind": data.kind})
 
     logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step)
-    d_critic = lambda x, c: D(diff_augment(x, aug), c)[0]  # noqa: E731
     try:
         # ---- the loop
         while step < cfg.steps:
-            # (1) D: real against generated, d_steps times
+            # (1) D: a real batch with its conditions against G's samples for drawn conditions, d_steps times
             for _ in range(cfg.d_steps):
                 idx = torch.randint(n_train, (cfg.batch_size,), device=device)
                 fidx = torch.randint(n_train, (cfg.batch_size,), device=device)  # conditions of the fakes
-                real, c_real, c_fake = train_x[idx], train_c[idx], train_c[fidx]
-                z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)
-                with autocast():
-                    with torch.no_grad():
-                        fake = G(z, cond(c_fake))
-                    real_logits, _ = D(diff_augment(real, aug), cond(c_real))
-                    fake_logits, _ = D(diff_augment(fake, aug), cond(c_fake))
-                    loss_d = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), real_target)
-                if cfg.loss == "wgan-gp":
-                    gp = losses.gradient_penalty(lambda x: d_critic(x, cond(c_real)), real, fake.float())
-                    loss_d = loss_d + cfg.gp_weight * gp
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                real, c_real = train_x[idx], train_c[idx]
+                d = pair.d_step(real, cond(c_real), cond(train_c[fidx]))
 
-            # (2) G: fool D (plus feature matching when on)
-            z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)
-            fidx = torch.randint(n_train, (cfg.batch_size,), device=device)
-            c_fake = train_c[fidx]
-            with autocast():
-                fake = G(z, cond(c_fake))
-                fake_logits, fake_feats = D(diff_augment(fake, aug), cond(c_fake))
-                loss_g = losses.g_loss(cfg.loss, fake_logits.float())
-                if cfg.feature_matching > 0:
-                    with torch.no_grad():
-                        _, real_feats = D(diff_augment(train_x[idx], aug), cond(train_c[idx]))
-                    loss_g = loss_g + cfg.feature_matching * losses.feature_matching_loss(
-                        real_feats.float(), fake_feats.float())
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            if ema is not None:
-                ema.update(G)
+            # (2) G: fool D (plus feature matching against the last real batch when on), then the EMA update
+            z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)  # noise before conditions, as ever
+            c_fake = train_c[torch.randint(n_train, (cfg.batch_size,), device=device)]
+            g = pair.g_step(cfg.batch_size, device, cond(c_fake), real_for_features=real,
+                            cond_for_features=cond(c_real), z=z)
             step += 1
 
-            # (3) divergence: NaN/inf now, or D's loss near 0 for a long time
-            ld, lg = loss_d.item(), loss_g.item()
-            if not (math.isfinite(ld) and math.isfinite(lg)):
-                raise GanDiverged(
-                    f"training diverged at step {step}: loss_d={ld}, loss_g={lg} (not finite). The last good "
-                    f"checkpoint is in {ckpt_dir}; lower lr_d/lr_g, or try spectral_norm=true or loss=hinge")
-            if cfg.loss != "wgan-gp":
-                collapsed_for = collapsed_for + 1 if ld < cfg.divergence_loss else 0
-                if collapsed_for >= cfg.divergence_patience:
-                    raise GanDiverged(
-                        f"training diverged at step {step}: D's loss stayed below {cfg.divergence_loss:g} for "
-                        f"{collapsed_for} steps (D rejects every sample, G gets no signal). The last good "
-                        f"checkpoint is in {ckpt_dir}; try diffaug=translation,cutout, spectral_norm=true, "
-                        f"label_smoothing=0.1 or a smaller d_width")
+            # (3) divergence: NaN/inf now, or D's loss near 0 for divergence_patience steps
+            if (why := pair.diverged({**d, **g}, checkpoint=ckpt_dir)) is not None:
+                raise GanDiverged(f"training diverged at step {step}: {why}")
 
             # (4) logging, images, checkpoints
             if step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"loss_d": ld, "loss_g": lg,
-                       "d_real": torch.sigmoid(real_logits.detach().float()).mean().item(),
-                       "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item()}
-                logger.log(step, row)
-                logger.progress(step, loss_d=ld, loss_g=lg)
+                logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
+                                  "d_fake": g["d_fake"]})
+                logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if step % cfg.image_every == 0 or step == cfg.steps:
-                sampler = ema.model if ema is not None else G
-                logger.image("samples", sample_grid(sampler, fixed_z, fixed_c, data.kind), step)
+                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(step)
     finally:
@@ -317,8 +257,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     train_seconds = time.perf_counter() - t_start
 
     # ---- final evaluation
-    sampler = ema.model if ema is not None else G
-    summary = evaluate_generator(sampler, data, cfg, run_dir, device) if cfg.final_eval else {}
+    summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device) if cfg.final_eval else {}
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
     write_summary(run_dir, summary)
