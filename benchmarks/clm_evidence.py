@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
+REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
+             "designer_search=false"]
 
 
 def ci95(values: list[float]) -> tuple[float, float, float]:
@@ -101,6 +103,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default="runs/evidence")
     ap.add_argument("--budget", type=int, default=1000, help="G evaluations per search method")
+    ap.add_argument("--small-corpus", type=int, default=100,
+                    help="also compare real-only vs clm with this many training levels (0: skip)")
     args = ap.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -109,13 +113,17 @@ def main() -> None:
     shares: dict[str, list] = {}
     p3 = {"fixed": [], "adaptive": []}
     for seed in range(args.seeds):
-        real_only = clm_run(root / f"real-only-{seed}", seed,
-                            ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
-                             "designer_search=false"])
+        real_only = clm_run(root / f"real-only-{seed}", seed, REAL_ONLY)
         clm = clm_run(root / f"clm-{seed}", seed, [])
         adaptive = clm_run(root / f"adaptive-{seed}", seed, ["schedule=adaptive"])
         p1["real-only"].append(real_only["player_solve_rate"])
         p1["clm"].append(clm["player_solve_rate"])
+        if args.small_corpus:  # real data scarce: does generated data help more?
+            small = [f"corpus_size={args.small_corpus}"]
+            ro = clm_run(root / f"real-only-small-{seed}", seed, small + REAL_ONLY)
+            cs = clm_run(root / f"clm-small-{seed}", seed, small)
+            p1.setdefault(f"real-only, {args.small_corpus} levels", []).append(ro["player_solve_rate"])
+            p1.setdefault(f"clm, {args.small_corpus} levels", []).append(cs["player_solve_rate"])
         for method, fig in search_yields(root / f"real-only-{seed}", root / f"clm-{seed}", args.budget, seed).items():
             for k, v in fig.items():
                 p2.setdefault(method, {}).setdefault(k, []).append(v)

@@ -33,12 +33,12 @@ def run_ours(seed: int) -> dict:
                     dueling=False, n_step=1, prioritized=False, tau=1.0, loss="huber",
                     max_grad_norm=10.0, epsilon_start=1.0, num_envs=1, **RLZOO)
     agent = DQN(cfg)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     while agent.env_steps < cfg.total_steps:
         agent.collect_step()
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - c
     returns = agent.evaluate(EVAL_EPISODES, seed=10_000 + seed)
-    return {"seconds": seconds, "env_steps": agent.env_steps, "return": float(returns.mean())}
+    return {"seconds": seconds, "cpu_seconds": cpu, "env_steps": agent.env_steps, "return": float(returns.mean())}
 
 
 def run_sb3(seed: int) -> dict:
@@ -55,12 +55,12 @@ def run_sb3(seed: int) -> dict:
                    gradient_steps=r["gradient_steps"], exploration_fraction=r["exploration_fraction"],
                    exploration_final_eps=r["epsilon_end"], policy_kwargs=dict(net_arch=list(r["hidden"])),
                    seed=seed, device="cpu", verbose=0)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=r["total_steps"])
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - c
     envs = make_vec_env("CartPole-v1", EVAL_EPISODES)
     returns = greedy_returns(envs, lambda obs: model.predict(obs, deterministic=True)[0], seed=10_000 + seed)
-    return {"seconds": seconds, "env_steps": model.num_timesteps, "return": float(returns.mean())}
+    return {"seconds": seconds, "cpu_seconds": cpu, "env_steps": model.num_timesteps, "return": float(returns.mean())}
 
 
 def run_solve(seed: int) -> dict:
@@ -93,13 +93,16 @@ def main() -> None:
     if args.one:
         print(json.dumps({"ours": run_ours, "sb3": run_sb3, "solve": run_solve}[args.one](args.seed)))
         return
-    ours, sb3, ratios = [], [], []
+    ours, sb3, ratios, cpu_ratios = [], [], [], []
     for seed in range(args.seeds):  # alternate, so that machine noise hits both alike
         o, s = one("ours", seed), one("sb3", seed)
         o_sps, s_sps = o["env_steps"] / o["seconds"], s["env_steps"] / s["seconds"]
         ours.append(o), sb3.append(s), ratios.append(o_sps / s_sps)
+        # CPU seconds per env step are less sensitive than wall time to other jobs on a shared machine
+        cpu_ratios.append((s["cpu_seconds"] / s["env_steps"]) / (o["cpu_seconds"] / o["env_steps"]))
         print(f"seed {seed}: ours {o_sps:7.0f} steps/s return {o['return']:6.1f} | "
-              f"sb3 {s_sps:7.0f} steps/s return {s['return']:6.1f} | ratio {o_sps / s_sps:.2f}", flush=True)
+              f"sb3 {s_sps:7.0f} steps/s return {s['return']:6.1f} | ratio {o_sps / s_sps:.2f} "
+              f"(CPU-time ratio {cpu_ratios[-1]:.2f})", flush=True)
     solves = []
     for seed in range(args.solve_seeds):
         r = one("solve", seed)
@@ -111,6 +114,7 @@ def main() -> None:
         "ours_steps_per_second_median": statistics.median(o["env_steps"] / o["seconds"] for o in ours),
         "sb3_steps_per_second_median": statistics.median(s["env_steps"] / s["seconds"] for s in sb3),
         "speed_ratio_median": statistics.median(ratios),
+        "cpu_time_ratio_median": statistics.median(cpu_ratios),
         "ours_returns": [o["return"] for o in ours],
         "sb3_returns": [s["return"] for s in sb3],
         "ours_return_mean": statistics.mean(o["return"] for o in ours),
