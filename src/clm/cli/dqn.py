@@ -8,7 +8,8 @@ from pathlib import Path
 
 from clm.core.config import load_config, read_yaml, save_config
 from clm.core.errors import UsageError
-from clm.core.rundir import dumps_line, new_run_dir, require_run_dir, write_summary
+from clm.cli.common import add_training_arguments, config_and_run_dir
+from clm.core.rundir import dumps_line, require_run_dir, write_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,11 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description="Train a DQN agent. Settings: DQNConfig keys, from --config "
                                         "and key=value overrides (e.g. lr=0.001 hidden=64,64).")
     train.add_argument("--env", help="Gymnasium environment id (default: the config's env_id)")
-    train.add_argument("--config", help="YAML file of DQNConfig keys")
-    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    train.add_argument("--out", help="run directory (default runs/dqn-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
-    train.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    add_training_arguments(train, "DQNConfig", "dqn")
     train.set_defaults(func=cmd_train)
 
     ev = cmds.add_parser("eval", help="evaluate a trained agent greedily")
@@ -48,14 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.env:
         overrides.append(f"env_id={args.env}")
-    if args.resume:
-        run_dir = require_run_dir(args.resume, "dqn")
-        if args.config:
-            raise UsageError("--resume continues a run with its own config.yaml; drop --config")
-        cfg = load_config(DQNConfig, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
-    else:
-        cfg = load_config(DQNConfig, args.config, overrides)
-        run_dir = new_run_dir("dqn", args.out)
+    cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest")
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     agent = DQN(cfg)

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clm.core.errors import UsageError, UserError
+from clm.cli.common import add_training_arguments, config_and_run_dir
+from clm.core.errors import UsageError
 
 SUMMARY_KEYS = ("fd_clf", "fd_clf_floor", "fd_clf_ratio", "precision", "recall", "density", "coverage",
                 "novelty_mean", "memorised_fraction", "class_fraction_min", "class_fraction_max",
@@ -23,11 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Train G and D. Hyperparameters: --config FILE and key=value overrides "
                                    "(see clm.gan.train.GanConfig, e.g. steps=2000 loss=hinge spectral_norm=true).")
     t.add_argument("--data", help="digits | mnist:PATH_TO_IMAGES_IDX | levels:PATH (Boxoban file or folder)")
-    t.add_argument("--config", help="YAML file of GanConfig keys")
-    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    t.add_argument("--out", help="run directory to create (default runs/gan-<time>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    add_training_arguments(t, "GanConfig", "gan")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="draw samples from a trained run",
@@ -60,26 +57,15 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, as_json: bool) -> Non
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from clm.core.config import load_config
-    from clm.core.rundir import new_run_dir, require_run_dir
     from clm.gan.train import GanConfig, train
 
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={args.data}")
+    cfg, run_dir = config_and_run_dir(args, GanConfig, "gan", overrides, "last")
     if args.resume:
-        if args.out:
-            raise UsageError("--resume continues a run in its own folder; drop --out")
-        run_dir = require_run_dir(args.resume, "gan")
-        cfg = load_config(GanConfig, args.config or (run_dir / "config.yaml"), overrides)
-        if not (run_dir / "checkpoints" / "last").exists() and not (run_dir / "checkpoints" / "last.old").exists():
-            raise UserError(f"{run_dir} has no checkpoint to resume from (checkpoints/last is missing)")
         (run_dir / "summary.json").unlink(missing_ok=True)  # a longer run replaces the old summary at its end
-        summary = train(cfg, run_dir, resume=True, quiet=args.json)
-    else:
-        cfg = load_config(GanConfig, args.config, overrides)
-        run_dir = new_run_dir("gan", args.out)
-        summary = train(cfg, run_dir, resume=False, quiet=args.json)
+    summary = train(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
     _print_summary(summary, run_dir, args.json)
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from clm.cli.common import add_training_arguments
 from clm.core.errors import UsageError
 
 
@@ -13,13 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the Creative Learning Model (the main job)",
                          description="Run the CLM: a GAN, a player DQN and a designer DQN learning together on "
                                      "Sokoban. Settings: CLMConfig keys (nested: player.lr=1e-3, gan.loss=hinge).")
-    run.add_argument("--config", help="YAML file of CLMConfig keys")
-    run.add_argument("overrides", nargs="*", metavar="key=value")
+    add_training_arguments(run, "CLMConfig", "run")
     run.add_argument("--data", help="generated (default), boxoban:DIR, or a Boxoban file/folder")
     run.add_argument("--preset", choices=["small", "boxoban"], help="small (CPU, minutes) or boxoban (full scale, GPU)")
-    run.add_argument("--out", help="run directory (default runs/run-<time>)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    run.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write new, solver-verified levels from a CLM run")
@@ -35,25 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from clm.core.config import load_config, read_yaml, save_config
-    from clm.core.rundir import dumps_line, new_run_dir, require_run_dir
+    from clm.cli.common import config_and_run_dir
+    from clm.core.config import save_config
+    from clm.core.rundir import dumps_line
     from clm.hybrid.config import PRESETS, CLMConfig
     from clm.hybrid.loop import run_clm
 
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={args.data}")
-    if args.resume:
-        run_dir = require_run_dir(args.resume, "run")
-        cfg = load_config(CLMConfig, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
-        if not (run_dir / "checkpoints" / "clm" / "meta.json").exists():
-            raise UsageError(f"{run_dir} has no CLM checkpoint to resume from")
-    else:
-        base = dict(PRESETS[args.preset]) if args.preset else {}
-        if args.preset:
-            base["preset"] = args.preset
-        cfg = load_config(CLMConfig, args.config, overrides, base=base)
-        run_dir = new_run_dir("run", args.out)
+    base = {**PRESETS[args.preset], "preset": args.preset} if args.preset else None
+    cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base)
     save_config(cfg, run_dir / "config.yaml")
     summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
     report = None
