@@ -135,6 +135,7 @@ class DQN:
         self.q_target = QNetwork(**net_args).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
+        self._target_synced_at = 0  # gradient_steps at the last hard target copy
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         self._bind_adam_state()
         replay_cls = PrioritizedReplay if cfg.prioritized else UniformReplay
@@ -261,6 +262,11 @@ class DQN:
     @torch.no_grad()
     def update_target(self) -> None:
         if self.cfg.tau >= 1.0:
+            # A hard copy is a no-op until the online net has changed (between
+            # bursts most of the interval's ticks find nothing new to copy).
+            if self._target_synced_at == self.gradient_steps:
+                return
+            self._target_synced_at = self.gradient_steps
             self.q_target.load_state_dict(self.q.state_dict())
         else:
             torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.cfg.tau)
@@ -451,6 +457,7 @@ class DQN:
         self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]
         self.successes = cnt.get("successes", 0)
         self.wall_before, self.target_reached_at = cnt["wall_seconds"], cnt["target_reached_at"]
+        self._target_synced_at = -1  # unknown after a load: copy at the next tick
         self.rng.bit_generator.state = state["rng"]["numpy_generator"]
         set_rng_state(state["rng"]["global"])
         ep = state["episode"]
