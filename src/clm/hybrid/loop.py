@@ -112,7 +112,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 j = judge.judge(D, samples)
                 archive.add(samples, j, "generator", rnd)
                 generated = (generated + [s for s, ok in zip(samples, j.playable) if ok])[-2000:]
-                row.update(generated_playable_fraction=float(j.playable.mean()),
+                state["generated_playable_fraction"] = float(j.playable.mean())
+                row.update(generated_playable_fraction=state["generated_playable_fraction"],
                            generated_novelty_mean=float(j.novelty.mean()),
                            generated_realism_mean=float(j.realism.mean()))
             # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer
@@ -184,7 +185,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     summary = {
         "status": status, "message": message, "rounds": state["round"],
         "creative_levels": len(archive),
-        "generated_playable_fraction": _last(run_dir, "generated_playable_fraction"),
+        "generated_playable_fraction": state.get("generated_playable_fraction"),
         **_archive_means(archive),
         "tile_kl": tile_pattern_kl(archive.levels, corpus) if len(archive) else None,
         "player_solve_rate": state["player_solve_rate"],
@@ -233,15 +234,6 @@ def _archive_means(archive: CreativeArchive) -> dict[str, float | None]:
         return {"creative_novelty_mean": None, "creative_difficulty_mean": None}
     return {"creative_novelty_mean": float(np.mean([r["novelty"] for r in archive.records])),
             "creative_difficulty_mean": float(np.mean([r["pushes"] for r in archive.records]))}
-
-
-def _last(run_dir: Path, key: str):
-    value = None
-    path = run_dir / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            value = json.loads(line).get(key, value)
-    return value
 
 
 def _save(ckpt, gan, player, designer, archive, scheduler, timer, rng, state) -> None:
