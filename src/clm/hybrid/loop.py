@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import pickle
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,13 @@ from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import tile_pattern_kl
-from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.gan.steps import AdversarialPair
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, LevelJudge, PartTimer, Scheduler, difficulty_steering_loss,
                                   player_solve_rate, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+from clm.hybrid.search import build_gan
 
 
 class CLMStopped(UserError):
@@ -60,11 +61,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     # -- step 1: data, G and D, the player and the designer ------------------------------------
     corpus, heldout = load_corpus(cfg)
     real_x = torch.from_numpy(levels_to_onehot(corpus)).float().to(device)
-    n_tiles, h, w = real_x.shape[1:]
     gcfg = cfg.gan
-    G = TileGenerator(n_tiles, h, w, gcfg.z_dim, gcfg.g_width, 0, gcfg.arch, gcfg.gumbel_tau).to(device)
-    D = ImageDiscriminator((n_tiles, h, w), gcfg.d_width, 0, gcfg.arch, gcfg.spectral_norm,
-                           gcfg.minibatch_std).to(device)
+    G, D = build_gan(cfg, tuple(real_x.shape[1:]), device)
     gan = AdversarialPair(G, D, gcfg)
     judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
     judge.n_boxes = judge.usual_box_count(corpus)
@@ -72,9 +70,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     generated: list = []  # solver-verified raw G samples offered to the player
     pool = player_pool(corpus, [], 0.0)
     player_env = SokobanVecEnv(pool, num_envs=cfg.player.num_envs, seed=cfg.seed)
-    pcfg = _with(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(device))
+    pcfg = replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(device))
     player = DQN(pcfg, envs=player_env)
-    dcfg = _with(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
+    dcfg = replace(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
                  device=str(device))
     designer_env = LatentDesignerEnv(gan.sampler, D, judge, archive if cfg.archive_feedback else None,
                                      num_envs=dcfg.num_envs, seed=cfg.seed + 2)
@@ -200,12 +198,6 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
 
 
 # -- small pieces of the loop ------------------------------------------------------------------
-def _with(cfg, **changes):
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
-
-
 def _real_batch(real_x, feedback_x, fraction, n):
     """D's real data: the corpus, with a share from the archive when it feeds back."""
     idx = torch.randint(len(real_x), (n,))

@@ -41,6 +41,7 @@ class Found:
 
 
 def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The CLM's tile G and D for (C, H, W) levels: used by the loop and to reload a run."""
     g = cfg.gan
     G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau).to(device)
     D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std).to(device)
