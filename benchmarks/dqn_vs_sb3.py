@@ -5,7 +5,7 @@ our default config's wall time to a greedy return >= 475.
     .venv/bin/pip install stable-baselines3==2.9.2   # benchmark-only extra
     .venv/bin/python benchmarks/dqn_vs_sb3.py --seeds 3 --solve-seeds 5
 
-Each run is its own subprocess with one torch thread. Prints one line per run
+Each run is its own subprocess with one torch thread and one BLAS thread. Prints one line per run
 and a final JSON line of the figures.
 """
 
@@ -84,17 +84,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--solve-seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from here (more seeds for the returns)")
     ap.add_argument("--one", choices=["ours", "sb3", "solve"])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    import torch
+    from clm.core.runtime import set_threads
 
-    torch.set_num_threads(1)
+    set_threads(1)  # one torch thread and one BLAS thread, for both libraries
     if args.one:
         print(json.dumps({"ours": run_ours, "sb3": run_sb3, "solve": run_solve}[args.one](args.seed)))
         return
     ours, sb3, ratios, cpu_ratios = [], [], [], []
-    for seed in range(args.seeds):  # alternate, so that machine noise hits both alike
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # alternate, so that machine noise hits both alike
         o, s = one("ours", seed), one("sb3", seed)
         o_sps, s_sps = o["env_steps"] / o["seconds"], s["env_steps"] / s["seconds"]
         ours.append(o), sb3.append(s), ratios.append(o_sps / s_sps)
@@ -104,7 +105,7 @@ def main() -> None:
               f"sb3 {s_sps:7.0f} steps/s return {s['return']:6.1f} | ratio {o_sps / s_sps:.2f} "
               f"(CPU-time ratio {cpu_ratios[-1]:.2f})", flush=True)
     solves = []
-    for seed in range(args.solve_seeds):
+    for seed in range(args.first_seed, args.first_seed + args.solve_seeds):
         r = one("solve", seed)
         solves.append(r)
         print(f"default config seed {seed}: 475 reached at {r['steps_to_475']} steps, "

@@ -125,3 +125,62 @@ def test_minatar_runs_with_a_conv_network():
     assert agent.q.channels_last and isinstance(agent.q.features[0], torch.nn.Conv2d)
     summary = agent.learn()
     assert summary["env_steps"] == 600 and agent.gradient_steps > 0
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (16,), (8, 8, 8)])
+@pytest.mark.parametrize("huber", [True, False])
+def test_numpy_mlp_td_gradients_match_autograd(hidden, huber):
+    from clm.agents.networks import NumpyMLP, QNetwork, plain_mlp_layers
+
+    torch.manual_seed(0)
+    net = QNetwork((4,), 3, hidden=hidden)
+    fast = NumpyMLP(plain_mlp_layers(net))
+    x, a = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    target, w = 3 * torch.randn(32), torch.rand(32)
+    q = net(x).gather(1, a[:, None]).squeeze(1)
+    per_item = torch.nn.functional.smooth_l1_loss(q, target, reduction="none") if huber else (q - target) ** 2
+    expected = torch.autograd.grad((w * per_item).mean(), list(net.parameters()))
+    out = [np.zeros(p.shape, np.float32) for p in net.parameters()]
+    td = fast.td_gradients(x.numpy(), a.numpy(), target.numpy(), w.numpy(), out, huber=huber)
+    for e, g in zip(expected, out):
+        np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(td, (q - target).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast.q_values(x.numpy()), net(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_plain_mlp_fast_path_only_for_plain_mlps():
+    from clm.agents.networks import QNetwork, plain_mlp_layers
+
+    assert plain_mlp_layers(QNetwork((4,), 2, hidden=(8,))) is not None
+    assert plain_mlp_layers(QNetwork((4,), 2, hidden=(8,), dueling=True)) is None
+    assert plain_mlp_layers(QNetwork((2, 5, 5), 2, kind="conv", hidden=(8,))) is None
+
+
+@pytest.mark.parametrize("max_grad_norm", [10.0, 1e-3])  # clipping off in effect, and on
+def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
+    """One update of the flat-buffer NumPy path equals loss.backward(),
+    clip_grad_norm_ and torch.optim.Adam.step() on a copy of the network."""
+    import copy
+
+    cfg = DQNConfig(total_steps=2000, learning_starts=300, train_freq=10**6, hidden=(32, 32), batch_size=16,
+                    eval_interval=0, max_grad_norm=max_grad_norm)
+    agent = DQN(cfg)
+    assert agent._fast is not None
+    while agent.env_steps < 400:
+        agent.collect_step()
+    ref = copy.deepcopy(agent.q)
+    ref_target = copy.deepcopy(agent.q_target)
+    opt = torch.optim.Adam(ref.parameters(), lr=cfg.lr)
+    for _ in range(3):
+        b = agent.replay.sample(cfg.batch_size, agent.rng)
+        target = b.returns + b.discounts * ref_target(b.next_obs).max(1).values.detach()
+        q = ref(b.obs).gather(1, b.actions[:, None]).squeeze(1)
+        opt.zero_grad()
+        torch.nn.functional.smooth_l1_loss(q, target).backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), max_grad_norm)
+        opt.step()
+        grads, _ = agent._td_gradients(b.obs, b.actions, agent.td_targets(b, agent.target_q_values(b.next_obs)),
+                                       b.weights)
+        agent._update(grads)
+    for p, r in zip(agent.q.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)

@@ -25,11 +25,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.adam import adam
 
 from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_observations,
                              make_vec_env, restore_env_state)
-from clm.agents.networks import QNetwork
+from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
 from clm.core.checkpoint import load_checkpoint, save_checkpoint
 from clm.core.errors import UserError
@@ -135,6 +134,20 @@ class DQN:
         self.q_target = QNetwork(**net_args).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
+        # On a CPU, plain MLPs act and get their gradients through hand-written
+        # NumPy passes (see networks.py) and keep parameters, gradients and
+        # Adam's moments in flat buffers.
+        self._fast: NumpyMLP | None = None
+        if plain_mlp_layers(self.q) is not None and self.device.type == "cpu":
+            params = list(self.q.parameters())
+            self._online = [flatten_parameters(params)]
+            self._target = [flatten_parameters(list(self.q_target.parameters()))]
+            self._flat_grad = torch.zeros_like(self._online[0])
+            self._grad_views = [g.numpy() for g in split_like(self._flat_grad, params)]
+            self._fast = NumpyMLP(plain_mlp_layers(self.q))
+            self._fast_target = NumpyMLP(plain_mlp_layers(self.q_target))
+        else:
+            self._online, self._target = list(self.q.parameters()), list(self.q_target.parameters())
         self._target_synced_at = 0  # gradient_steps at the last hard target copy
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         self._bind_adam_state()
@@ -167,58 +180,96 @@ class DQN:
 
     @torch.no_grad()
     def greedy_actions(self, obs: np.ndarray) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast.q_values(obs).argmax(axis=1)
         x = torch.as_tensor(obs, device=self.device).float()
         return self.q(x).argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         n = len(obs)
-        explore = self.rng.random(n) < epsilon
-        random_actions = self.rng.integers(0, self.n_actions, size=n)
+        u = self.rng.random(2 * n)  # one draw for both: Generator.integers costs 7x random
+        explore = u[:n] < epsilon
+        random_actions = (u[n:] * self.n_actions).astype(np.int64)
         if explore.all():  # no forward pass needed: early training is all exploration
             return random_actions
         return np.where(explore, random_actions, self.greedy_actions(obs))
 
     # -- learning -------------------------------------------------------------------------
-    def _td_loss(self, obs, actions, target, weights):
+    def _td_gradients(self, obs, actions, target, weights) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Gradients of the weighted TD loss for every online parameter, and
+        the TD errors Q(s, a) - target."""
+        if self._fast is not None:
+            td = self._fast.td_gradients(obs.numpy(), actions.numpy(), target.numpy(), weights.numpy(),
+                                         out=self._grad_views, huber=self.cfg.loss == "huber")
+            return [self._flat_grad], torch.from_numpy(td)
         q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
         td = q - target
+        loss = (weights * self._per_item_loss(td)).mean()
+        return list(torch.autograd.grad(loss, self._online)), td.detach()
+
+    def _per_item_loss(self, td: torch.Tensor) -> torch.Tensor:
         if self.cfg.loss == "huber":
-            per_item = F.smooth_l1_loss(q, target, reduction="none")
-        else:
-            per_item = td.pow(2)
-        return (weights * per_item).mean(), td.detach()
+            return F.smooth_l1_loss(td, torch.zeros_like(td), reduction="none")
+        return td.pow(2)
+
+    @torch.no_grad()
+    def _record_losses(self, td: torch.Tensor, weights: torch.Tensor) -> None:
+        """Add the losses of updates whose TD errors are the rows of ``td``
+        (one row per update) to the logged running mean."""
+        self._loss_sum += (weights * self._per_item_loss(td)).mean(dim=-1).sum()
+        self._loss_count += td.shape[0] if td.dim() == 2 else 1
 
     def _bind_adam_state(self) -> None:
         """Give every parameter its Adam state now and keep lists of it, so that
-        ``_update`` can call the fused functional Adam directly."""
-        self._params = list(self.q.parameters())
-        for p in self._params:
+        ``_update`` can call the fused functional Adam directly. With flat
+        buffers the per-parameter states are views of flat moments (the
+        optimizer's state_dict, and so checkpoints, look the same either way)."""
+        params = list(self.q.parameters())
+        for p in params:
             st = self.optimizer.state[p]
             if not st:
                 st.update(step=torch.zeros((), dtype=torch.float32),
                           exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-        states = [self.optimizer.state[p] for p in self._params]
-        self._adam = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                      [s["step"] for s in states])
+        states = [self.optimizer.state[p] for p in params]
+        if self._fast is None:
+            self._adam = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                          [s["step"] for s in states])
+            return
+        step = states[0]["step"].clone()
+        moments = []
+        for key in ("exp_avg", "exp_avg_sq"):
+            flat = torch.cat([s[key].reshape(-1) for s in states])
+            for s, view in zip(states, split_like(flat, params)):
+                s[key] = view
+            moments.append([flat])
+        for s in states:
+            s["step"] = step
+        self._adam = (moments[0], moments[1], [step])
 
-    def _update(self, loss: torch.Tensor) -> None:
-        """One Adam step on ``loss``, the same maths as ``loss.backward()``,
+    @torch.no_grad()
+    def _update(self, grads: list[torch.Tensor]) -> None:
+        """One Adam step with ``grads``, the same maths as ``loss.backward()``,
         ``clip_grad_norm_`` and ``Adam.step()``. Profiling showed the generic
-        path's bookkeeping (zero_grad, grad accumulation, the optimizer's
-        Python wrapper) cost as much as the 256x256 matmuls themselves on a
-        CPU, so gradients come from ``autograd.grad`` and feed the fused
-        functional Adam."""
-        grads = list(torch.autograd.grad(loss, self._params))
-        if self.cfg.max_grad_norm > 0:
+        path's bookkeeping (zero_grad, grad accumulation, the optimizer's and
+        the functional Adam's Python wrappers) cost as much as the 256x256
+        matmuls themselves on a CPU, so gradients come in as a list and go
+        straight to the fused Adam kernel (what ``Adam(fused=True)`` runs).
+        With flat buffers each list holds one tensor."""
+        max_norm = self.cfg.max_grad_norm
+        if max_norm > 0 and self.device.type == "cpu":  # reading the norm costs no sync on a CPU
+            norm = float(torch.nn.utils.get_total_norm(grads, foreach=True) if len(grads) > 1 else grads[0].norm())
+            if norm + 1e-6 > max_norm:
+                torch._foreach_mul_(grads, max_norm / (norm + 1e-6))
+        elif max_norm > 0:
             norm = torch.nn.utils.get_total_norm(grads, foreach=True)
-            torch._foreach_mul_(grads, (self.cfg.max_grad_norm / (norm + 1e-6)).clamp(max=1.0))
+            torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_(max=1.0))
         group = self.optimizer.param_groups[0]
         exp_avgs, exp_avg_sqs, steps = self._adam
-        adam(self._params, grads, exp_avgs, exp_avg_sqs, [], steps, fused=True, amsgrad=False,
-             beta1=group["betas"][0], beta2=group["betas"][1], lr=group["lr"],
-             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
-        self._loss_sum += loss.detach()
-        self._loss_count += 1
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(self._online, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"],
+                           beta1=group["betas"][0], beta2=group["betas"][1],
+                           weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
+                           maximize=False, grad_scale=None, found_inf=None)
         self.gradient_steps += 1
 
     @torch.no_grad()
@@ -226,7 +277,8 @@ class DQN:
         """n-step TD targets: R + gamma^k (1 - done) Q'(s', a*), where a* is the
         target net's argmax, or the online net's with Double DQN."""
         if self.cfg.double_dqn:
-            best = self.q(b.next_obs).argmax(dim=1, keepdim=True)
+            online = self.online_q_values(b.next_obs)
+            best = online.argmax(dim=1, keepdim=True)
             value = target_next.gather(1, best).squeeze(1)
         else:
             value = target_next.max(dim=1).values
@@ -239,25 +291,39 @@ class DQN:
             beta = linear_schedule(c.per_beta, 1.0, c.total_steps, self.env_steps)
             for _ in range(n_updates):  # priorities change after each step: sample one by one
                 b = self.replay.sample(c.batch_size, self.rng, beta=beta)
-                target = self.td_targets(b, self.q_target(b.next_obs).detach())
-                loss, td = self._td_loss(b.obs, b.actions, target, b.weights)
-                self._update(loss)
+                target = self.td_targets(b, self.target_q_values(b.next_obs))
+                grads, td = self._td_gradients(b.obs, b.actions, target, b.weights)
+                self._update(grads)
+                self._record_losses(td, b.weights)
                 self.replay.update_priorities(b.indices, td.cpu().numpy())
             return
         # Uniform replay: every batch of the burst in one draw, the fixed target
         # net on all their next states in one forward pass.
         B = c.batch_size
         burst = self.replay.gather(self.replay.sample_indices(n_updates * B, self.rng))
-        with torch.no_grad():
-            target_next = self.q_target(burst.next_obs)
+        target_next = self.target_q_values(burst.next_obs)
         targets = None if c.double_dqn else self.td_targets(burst, target_next)
+        tds = torch.empty(n_updates, B, device=self.device)
         for i in range(n_updates):
             s = slice(i * B, (i + 1) * B)
             b = burst.slice(s)
             # Double DQN's argmax needs the online net as it is at this step.
             target = targets[s] if targets is not None else self.td_targets(b, target_next[s])
-            loss, _ = self._td_loss(b.obs, b.actions, target, b.weights)
-            self._update(loss)
+            grads, tds[i] = self._td_gradients(b.obs, b.actions, target, b.weights)
+            self._update(grads)
+        self._record_losses(tds, burst.weights.view(n_updates, B))
+
+    @torch.no_grad()
+    def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        if self._fast is not None:
+            return torch.from_numpy(self._fast_target.q_values(obs.numpy()))
+        return self.q_target(obs)
+
+    @torch.no_grad()
+    def online_q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        if self._fast is not None:
+            return torch.from_numpy(self._fast.q_values(obs.numpy()))
+        return self.q(obs)
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -267,9 +333,9 @@ class DQN:
             if self._target_synced_at == self.gradient_steps:
                 return
             self._target_synced_at = self.gradient_steps
-            self.q_target.load_state_dict(self.q.state_dict())
+            torch._foreach_copy_(self._target, self._online)
         else:
-            torch._foreach_lerp_(list(self.q_target.parameters()), list(self.q.parameters()), self.cfg.tau)
+            torch._foreach_lerp_(self._target, self._online, self.cfg.tau)
 
     def collect_step(self) -> None:
         """One vector step: act, store the transitions, track episodes, update

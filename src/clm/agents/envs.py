@@ -28,11 +28,18 @@ def _unknown_env(env_id: str) -> UsageError:
     return UsageError(f"unknown environment id '{env_id}'.{hint} List the ids with: clm dqn envs")
 
 
+ARRAY_VECTOR_MIN_ENVS = 8  #: fewest envs for which an env's own array-vectorised version is used
+
+
 def make_vec_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gym.vector.VectorEnv:
     """A vector env of ``num_envs`` copies of ``env_id``.
 
     Uses the env's own array-vectorised implementation when it has one (e.g.
-    CartPole), else a synchronous vector env with same-step autoreset.
+    CartPole) and ``num_envs`` is large enough to pay for its fixed cost per
+    step, else a synchronous vector env with same-step autoreset. (Measured
+    for CartPole: the array version takes 130 us a step at 1 to 4 envs, the
+    synchronous one 32 us at 1 env and 98 us at 4; the array version wins from
+    about 8 envs.)
     """
     _register_optional_suites(env_id)
     try:
@@ -40,7 +47,7 @@ def make_vec_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gym.vector.Ve
     except gym.error.Error:
         raise _unknown_env(env_id) from None
     try:
-        if spec.vector_entry_point is not None and not env_kwargs:
+        if spec.vector_entry_point is not None and not env_kwargs and num_envs >= ARRAY_VECTOR_MIN_ENVS:
             envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
         else:
             envs = gym.make_vec(env_id, num_envs, vectorization_mode="sync",

@@ -33,7 +33,8 @@ def save_checkpoint(folder: Path, weights: dict[str, torch.Tensor], state: dict[
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    flat = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    # safetensors refuses tensors that share storage (views of a flat buffer): copy those.
+    flat = {k: _own_storage(v.detach().cpu().contiguous()) for k, v in weights.items()}
     wbytes = st_save(flat)
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -88,3 +89,7 @@ def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu",
         except Exception as e:  # torch raises many kinds for a truncated pickle
             raise UserError(f"checkpoint {spath} is missing or corrupt ({type(e).__name__}); resume from another run")
     return weights, state, meta
+
+
+def _own_storage(t: torch.Tensor) -> torch.Tensor:
+    return t if t.untyped_storage().nbytes() == t.nbytes and t.storage_offset() == 0 else t.clone()

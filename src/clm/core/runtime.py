@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from clm.core.errors import UserError
@@ -38,6 +39,8 @@ def set_threads(n: int = 0) -> int:
     if n <= 0:
         n = 1
     torch.set_num_threads(n)
+    # NumPy's BLAS (the DQN acts through it) gets the same limit.
+    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
     return n
 
 
