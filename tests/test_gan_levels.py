@@ -53,6 +53,34 @@ def test_decoder_keeps_the_most_probable_cells_and_the_asked_box_count():
     assert decode_level(p, n_boxes=3).n_boxes == 3
 
 
+def _room(size=6):
+    p = np.zeros((7, size, size))
+    p[0] = 1.0
+    p[:, 1:-1, 1:-1] = 0
+    p[1, 1:-1, 1:-1] = 1.0  # an open room
+    p[5, 2, 2] = 5.0  # player
+    return p
+
+
+def test_decoder_puts_a_box_on_a_goal_only_where_g_expects_one():
+    p = _room()
+    p[3, 3, 3] = p[2, 3, 3] = 3.0  # box and goal both likeliest on one cell, box-on-goal unlikely
+    p[2, 4, 3] = 1.5
+    lv = decode_level(p / p.sum(0, keepdims=True))
+    assert lv.boxes[3, 3] and not lv.goals[3, 3] and lv.goals[4, 3]
+    p[4, 3, 3] = 40.0  # now G expects a box on a goal there
+    lv = decode_level(p / p.sum(0, keepdims=True))
+    assert lv.boxes[3, 3] and lv.goals[3, 3] and lv.n_boxes == 1
+
+
+def test_decoder_keeps_boxes_out_of_corners_off_goals():
+    p = _room()
+    p[3, 1, 4] = 3.0  # likeliest box cell: the room's top-right corner
+    p[3, 3, 3] = 2.0
+    lv = decode_level(p / p.sum(0, keepdims=True), n_boxes=1)
+    assert lv.boxes[3, 3] and not lv.boxes[1, 4]
+
+
 def test_raw_levels_flags_invalid_grids():
     tiles = np.ones((2, 5, 5), np.int64)  # all floor: no player
     tiles[1, :, :] = 0

@@ -13,9 +13,11 @@ instead, by taking the most probable cells per tile type:
    enclosed and every cell can matter); a lone player cell gets its likeliest
    inner neighbour opened;
 4. k = round(expected box count over the room), clamped to [1, room-1] (or the
-   condition's box count when given); the boxes go on the k most box-like
-   room cells other than the player's, the goals on the k most goal-like
-   room cells (a cell may hold both: a box on a goal).
+   condition's box count when given); round(expected box-on-goal count) of
+   them go on the most box-on-goal-like cells, the rest on the most box-like
+   room cells other than the player's, and their goals on the most goal-like
+   cells left (a box's or the player's cell only when nothing else is left,
+   or, for the player's, when G prefers a player on a goal there).
 
 Every decoded level has exactly one player, boxes == goals >= 1 and a closed
 wall, which :meth:`Level.problems` confirms (tests check it on random logits).
@@ -41,7 +43,6 @@ def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "") 
     open_cells = (p.argmax(0) != WALL) & inner
     p_player = p[PLAYER] + p[PLAYER_ON_GOAL]
     p_box = p[BOX] + p[BOX_ON_GOAL]
-    p_goal = p[GOAL] + p[BOX_ON_GOAL] + p[PLAYER_ON_GOAL]
     p_open = 1.0 - p[WALL]
 
     cand = np.where(open_cells, p_player, -np.inf) if open_cells.any() else np.where(inner, p_player, -np.inf)
@@ -58,13 +59,48 @@ def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "") 
     k = int(round(float(p_box[room].sum()))) if n_boxes is None else int(n_boxes)
     k = min(max(k, 1), size - 1)
 
-    box_score = np.where(room, p_box, -np.inf)
-    box_score[player] = -np.inf
+    # Box-on-goal cells: as many as G expects over the room (Boxoban's levels
+    # have none; the old decoder overlapped the box and goal picks and made
+    # them its commonest unseen 2x2 patterns), on its likeliest cells; the
+    # other boxes on the likeliest box cells; the other goals on the likeliest
+    # goal cells among the rest, a box cell or the player's cell only when no
+    # other is left (and the player's first when G prefers a player on a goal).
+    k_on_goal = min(k, int(round(float(p[BOX_ON_GOAL][room].sum()))))
+    free = room.copy()
+    free[player] = False
     boxes = np.zeros((h, w), bool)
-    boxes.flat[np.argsort(-box_score, axis=None, kind="stable")[:k]] = True
     goals = np.zeros((h, w), bool)
-    goals.flat[np.argsort(-np.where(room, p_goal, -np.inf), axis=None, kind="stable")[:k]] = True
+    on_goal = _top_cells(np.where(free, p[BOX_ON_GOAL], -np.inf), k_on_goal)
+    boxes |= on_goal
+    goals |= on_goal
+    # A box in a corner off a goal can never move again: such a level is
+    # unsolvable, and Boxoban has none, so corners are a last resort.
+    box_score = np.where(free & ~boxes, p[BOX], -np.inf)
+    box_score = np.where(_corners(~room), box_score - 2.0, box_score)
+    boxes |= _top_cells(box_score, k - k_on_goal)
+    goal_score = np.where(room & ~boxes, p[GOAL], -np.inf)
+    goal_score = np.where(boxes & ~on_goal, p[GOAL] - 2.0, goal_score)  # a fallback: a box on a goal
+    player_goal = p[PLAYER_ON_GOAL][player] > p[PLAYER][player]
+    goal_score[player] = p[PLAYER_ON_GOAL][player] + (1.0 if player_goal else -3.0)
+    goals |= _top_cells(goal_score, k - k_on_goal)
     return Level(~room, goals, boxes, (int(player[0]), int(player[1])), name=name)
+
+
+def _corners(wall: np.ndarray) -> np.ndarray:
+    """Cells with a wall above or below and a wall left or right (outside the
+    grid counts as wall)."""
+    wp = np.pad(wall, 1, constant_values=True)
+    vertical = wp[:-2, 1:-1] | wp[2:, 1:-1]
+    horizontal = wp[1:-1, :-2] | wp[1:-1, 2:]
+    return vertical & horizontal
+
+
+def _top_cells(score: np.ndarray, k: int) -> np.ndarray:
+    """A mask of the k highest-scoring cells (ties: row-major order)."""
+    mask = np.zeros(score.shape, bool)
+    if k > 0:
+        mask.flat[np.argsort(-score, axis=None, kind="stable")[:k]] = True
+    return mask
 
 
 def decode_levels(probs: np.ndarray, n_boxes: np.ndarray | list[int] | None = None) -> list[Level]:
