@@ -155,3 +155,28 @@ def test_fid_with_a_wrong_weights_path_still_computes_the_rest(tmp_path, capsys)
     assert "does not exist" in summary["fid_error"]
     assert np.isfinite(summary["fd_clf"]) and np.isfinite(summary["coverage"])
     assert "warning:" in capsys.readouterr().out
+
+
+def test_standing_stats_give_the_ema_generator_its_own_batchnorm_statistics():
+    from clm.gan.models import EMA, ImageGenerator
+
+    torch.manual_seed(0)
+    G = ImageGenerator((1, 8, 8), z_dim=4, width=8, cond_dim=3, arch="mlp")
+    ema = EMA(G, decay=0.5)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))  # the live G moves on; its BN buffers stay at their defaults
+    ema.update(G)
+    pool = torch.eye(3)
+    ema.standing_stats(4, pool, batches=40, batch_size=500)
+    # the first BatchNorm's input for the same draws, computed directly
+    gen = torch.Generator().manual_seed(0)
+    xs = []
+    for _ in range(40):
+        z = torch.randn(500, 4, generator=gen)
+        c = pool[torch.randint(3, (500,), generator=gen)]
+        xs.append(ema.model.fc[0](torch.cat([z, c], 1)).detach())
+    x = torch.cat(xs)
+    bn = ema.model.fc[1]
+    torch.testing.assert_close(bn.running_mean, x.mean(0), rtol=1e-4, atol=1e-4)
+    assert not ema.model.training and bn.momentum == 0.1

@@ -215,7 +215,12 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
         step = state["step"]
         set_rng_state(state["rng"])
 
+    def refresh_sampler() -> None:  # before G_ema is sampled or saved
+        if pair.ema is not None:
+            pair.ema.standing_stats(cfg.z_dim, train_c if cfg.conditional else None)
+
     def save(at_step: int) -> None:
+        refresh_sampler()
         save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state()},
                         {"step": at_step, "data": cfg.data, "kind": data.kind})
 
@@ -247,6 +252,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
                                   "d_fake": g["d_fake"]})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if step % cfg.image_every == 0 or step == cfg.steps:
+                refresh_sampler()
                 logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(step)
@@ -257,6 +263,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     train_seconds = time.perf_counter() - t_start
 
     # ---- final evaluation
+    refresh_sampler()
     summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device) if cfg.final_eval else {}
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
