@@ -9,7 +9,10 @@ checkpoint. Hyperparameters live in ``DQNConfig``.
 Why it is fast on a CPU: the target network only changes between training
 bursts (its updates are counted in env steps, as in Stable-Baselines3), so a
 burst of ``gradient_steps`` updates samples all its batches at once and
-evaluates the target network on all their next states in one forward pass.
+evaluates the target network on all their next states in one forward pass;
+on a CPU, a plain MLP Q-network acts and gets its gradients through
+hand-written NumPy passes over flat parameter buffers (see networks.py), and
+every network's update goes straight to torch's fused Adam kernel.
 """
 
 from __future__ import annotations
@@ -221,7 +224,7 @@ class DQN:
 
     def _bind_adam_state(self) -> None:
         """Give every parameter its Adam state now and keep lists of it, so that
-        ``_update`` can call the fused functional Adam directly. With flat
+        ``_update`` can call the fused Adam kernel directly. With flat
         buffers the per-parameter states are views of flat moments (the
         optimizer's state_dict, and so checkpoints, look the same either way)."""
         params = list(self.q.parameters())
