@@ -108,14 +108,19 @@ class NumpyMLP:
         self.layers = [(w.numpy(), b.numpy()) for w, b in layers]
         self._buffers: dict[int, tuple[list[np.ndarray], list[np.ndarray], np.ndarray]] = {}
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        h = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
-        for w, b in self.layers[:-1]:
-            h = h @ w.T
+    def _activations(self, obs: np.ndarray, outs: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """The input and every hidden layer's output (into ``outs`` when given)."""
+        acts = [np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)]
+        for i, (w, b) in enumerate(self.layers[:-1]):
+            h = np.matmul(acts[-1], w.T, out=None if outs is None else outs[i])
             h += b
             np.maximum(h, 0.0, out=h)
+            acts.append(h)
+        return acts
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
         w, b = self.layers[-1]
-        q = h @ w.T
+        q = self._activations(obs)[-1] @ w.T
         q += b
         return q
 
@@ -134,12 +139,7 @@ class NumpyMLP:
         squared error."""
         n = len(obs)
         hidden, back, q = self._work(n)
-        acts = [np.asarray(obs, dtype=np.float32).reshape(n, -1)]
-        for (w, b), h in zip(self.layers[:-1], hidden):
-            np.matmul(acts[-1], w.T, out=h)
-            h += b
-            np.maximum(h, 0.0, out=h)
-            acts.append(h)
+        acts = self._activations(obs, hidden)
         w, b = self.layers[-1]
         np.matmul(acts[-1], w.T, out=q)
         rows = np.arange(n)
