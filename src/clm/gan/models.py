@@ -197,6 +197,7 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float = 0.999):
         self.decay = decay
         self.updates = 0
+        self._standing_at: int | None = None  # ``updates`` when the standing statistics were last computed
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -225,8 +226,9 @@ class EMA:
         1.38, 1.85 -> 1.44, 2.38 -> 1.55 for three trained runs. Draws come
         from a private generator, so the training stream is unchanged."""
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if not norms:
+        if not norms or self._standing_at == self.updates:  # none, or already fresh for these weights
             return
+        self._standing_at = self.updates
         device = next(self.model.parameters()).device
         gen = torch.Generator().manual_seed(seed)
         momenta = [m.momentum for m in norms]
