@@ -111,3 +111,35 @@ def test_short_levels_run_on_boxoban(tmp_path):
                 "raw_valid_fraction", "novelty_mean", "memorised_fraction"):
         assert np.isfinite(s[key]), key
     assert 0.0 <= s["duplicate_fraction"] <= 1.0
+
+
+def test_decoder_does_not_freeze_two_boxes_against_a_wall():
+    p = _room()
+    p[3, 1, 2] = p[3, 1, 3] = 3.0  # the two likeliest box cells: side by side along the top wall
+    p[3, 3, 3] = 2.0
+    lv = decode_level(p / p.sum(0, keepdims=True), n_boxes=2)
+    assert lv.boxes[1, 2] and lv.boxes[3, 3] and not lv.boxes[1, 3]
+
+
+def test_drawn_decoding_follows_g_probabilities():
+    p = _room()
+    p[3, 2, 3], p[3, 3, 3] = 6.0, 2.0  # box mass 3:1 between two cells (others ~0)
+    p = p / p.sum(0, keepdims=True)
+    rng = np.random.default_rng(0)
+    at_first = np.mean([decode_level(p, n_boxes=1, rng=rng).boxes[2, 3] for _ in range(2000)])
+    box = p[3, 1:-1, 1:-1].copy()
+    box[1, 1] = 0.0  # the player's cell
+    expected = p[3, 2, 3] / box.sum()  # Gumbel top-1 = a draw in proportion to p
+    assert abs(at_first - expected) < 0.04
+    assert decode_level(p, n_boxes=1).boxes[2, 3]  # without rng: the most probable cell, always
+
+
+def test_decoder_joins_a_second_open_region_through_the_likeliest_wall():
+    p = _room(7)
+    p[1, 1:-1, 3] = 0.0
+    p[0, 1:-1, 3] = 1.0  # a wall column splits the room in two
+    p[0, 4, 3], p[1, 4, 3] = 0.55, 0.45  # still a wall, but the likeliest one to be open
+    lv = decode_level(p / p.sum(0, keepdims=True))
+    room = ~lv.walls
+    assert room[1:-1, 4:-1].all() and room[1:-1, 1:3].all()  # both halves kept
+    assert room[4, 3] and not room[[1, 2, 3, 5], 3].any()  # joined through the one cell

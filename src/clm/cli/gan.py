@@ -105,11 +105,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if data.kind == "levels":
         from clm.domains.levels import write_levels
-        from clm.gan.decode import decode_levels
+        from clm.gan.decode import decode_generated
         from clm.gan.render import levels_grid
 
-        n_boxes = (conds.argmax(1) + 1).tolist() if conds is not None else None
-        levels = decode_levels(x.numpy(), n_boxes)
+        levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=args.seed)
         if suffix == ".txt":
             write_levels(out, levels)
         else:

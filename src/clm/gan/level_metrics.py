@@ -33,13 +33,10 @@ def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=
     """All level metrics for (N, 7, H, W) per-cell tile probabilities."""
     from clm.domains.levels import metrics as lm
     from clm.domains.levels.level import levels_to_onehot
-    from clm.gan.decode import decode_levels, raw_levels
+    from clm.gan.decode import decode_generated, raw_levels
 
     train_levels, test_levels = data.extra["train_levels"], data.extra["test_levels"]
-    n_boxes = None
-    if conds is not None:
-        n_boxes = (np.asarray(conds).argmax(1) + 1).tolist()
-    decoded = decode_levels(probs, n_boxes)
+    decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345)
     raw, raw_valid = raw_levels(probs)
     out: dict[str, Any] = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False,
                                                         novelty=False)

@@ -32,6 +32,7 @@ from clm.core.rundir import write_summary
 from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, load_gan_data
+from clm.gan.losses import PatternMatching
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
 from clm.gan.steps import AdversarialPair
 
@@ -50,6 +51,7 @@ class GanConfig:
     arch: Literal["dcgan", "mlp"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU) or conv
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
+    d_local_width: int = 0  # MLP D: channels of a 3x3-conv branch mean-pooled over positions (0: off)
     conditional: bool = True  # condition G and D on the class (digits) or box count (levels)
     loss: Literal["ns", "hinge", "wgan-gp"] = "ns"  # ns: the seed's non-saturating loss
     gp_weight: float = 10.0  # WGAN-GP gradient penalty weight
@@ -61,6 +63,7 @@ class GanConfig:
     spectral_norm: bool = False  # spectral normalisation on D's layers
     ema: bool = True  # sample from an exponential moving average of G
     ema_decay: float = 0.999  # EMA decay per G step
+    pattern_matching: float = 0.0  # levels: weight of the 2x2 tile-pattern matching term in G's loss (0: off)
     feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
     label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
     minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
@@ -68,6 +71,7 @@ class GanConfig:
     amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU, with a note)
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
     tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
+    level_decode: Literal["sample", "top"] = "sample"  # levels: boxes and goals drawn from G's probabilities (as D saw G's cells) or on its most probable cells
     test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
     split_seed: int = 0  # seed of the train/test split (fixed: all runs compare on one split)
     levels_reference: str = ""  # levels: held-out reference file/folder (default: sibling valid/ split)
@@ -122,7 +126,8 @@ def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageD
                                              cfg.tile_sample)
     else:
         G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch)
-    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std)
+    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std,
+                           cfg.d_local_width)
     return G, D
 
 
@@ -163,22 +168,24 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
     return G.to(device).eval()
 
 
-def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str) -> np.ndarray:
-    """An RGB grid of samples for TensorBoard / PNG output."""
+def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str,
+                level_decode: str = "sample") -> np.ndarray:
+    """An RGB grid of samples for TensorBoard / PNG output (levels decoded
+    as :func:`decode_generated` does, with a fixed seed)."""
     from clm.domains.images import image_grid
 
     was = G.training
     G.eval()
     with torch.no_grad():
-        if kind == "levels":
-            from clm.gan.decode import decode_levels
-            from clm.gan.render import levels_grid
-
-            G.train(was)
-            return levels_grid(decode_levels(G.probs(z, cond).cpu().numpy()))
-        x = G(z, cond).float().cpu()
+        x = (G.probs(z, cond) if kind == "levels" else G(z, cond)).float().cpu()
     G.train(was)
+    if kind == "levels":
+        from clm.gan.decode import decode_generated
+        from clm.gan.render import levels_grid
+
+        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0))
     return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
+
 
 
 def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
@@ -201,6 +208,8 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
+    patterns = PatternMatching(train_x) if cfg.pattern_matching > 0 and data.kind == "levels" else None
+    pattern_loss = (lambda fake: cfg.pattern_matching * patterns(fake)) if patterns is not None else None
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream
     fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
@@ -239,7 +248,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
             z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)  # noise before conditions, as ever
             c_fake = train_c[torch.randint(n_train, (cfg.batch_size,), device=device)]
             g = pair.g_step(cfg.batch_size, device, cond(c_fake), real_for_features=real,
-                            cond_for_features=cond(c_real), z=z)
+                            cond_for_features=cond(c_real), z=z, extra_loss=pattern_loss)
             step += 1
 
             # (3) divergence: NaN/inf now, or D's loss near 0 for divergence_patience steps
@@ -249,11 +258,11 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
             # (4) logging, images, checkpoints
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
-                                  "d_fake": g["d_fake"]})
+                                  "d_fake": g["d_fake"], **({"pattern_kl": patterns.value} if patterns else {})})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if step % cfg.image_every == 0 or step == cfg.steps:
                 refresh_sampler()
-                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind), step)
+                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(step)
     finally:
