@@ -32,7 +32,7 @@ KEYS = ("tile_kl", "tile_kl_floor", "tile_kl_ratio", "tile_kl_raw", "valid_fract
         "diversity_floor", "fd_clf", "fd_clf_ratio", "coverage", "precision", "solvable_fraction",
         "raw_solvable_fraction", "mean_boxes", "wall_seconds")
 
-DEFAULTS = ["steps=3000", "diffaug=flip", "eval_samples=2000", "classifier_epochs=5",
+DEFAULTS = ["steps=3000", "eval_samples=2000", "classifier_epochs=5",
             "solve_samples=100", "solve_time_limit=1.0"]
 
 

@@ -143,3 +143,16 @@ def test_decoder_joins_a_second_open_region_through_the_likeliest_wall():
     room = ~lv.walls
     assert room[1:-1, 4:-1].all() and room[1:-1, 1:3].all()  # both halves kept
     assert room[4, 3] and not room[[1, 2, 3, 5], 3].any()  # joined through the one cell
+
+
+def test_room_size_threshold_opens_the_corpus_share_of_cells():
+    from clm.gan.decode import room_size_threshold
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(7), size=(50, 8, 8)).transpose(0, 3, 1, 2)
+    t = room_size_threshold(p, 0.3)
+    assert abs((p[:, 0, 1:-1, 1:-1] < t).mean() - 0.3) < 0.01
+    for lv in decode_levels(p[:5], wall_threshold=t, rng=1):
+        assert lv.is_valid()
+    with pytest.raises(ValueError, match="open_fraction"):
+        room_size_threshold(p, 1.5)

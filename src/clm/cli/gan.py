@@ -107,8 +107,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         from clm.domains.levels import write_levels
         from clm.gan.decode import decode_generated
         from clm.gan.render import levels_grid
+        from clm.gan.train import wall_threshold
 
-        levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=args.seed)
+        levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=args.seed,
+                                  wall_threshold=wall_threshold(G, data, cfg, device))
         if suffix == ".txt":
             write_levels(out, levels)
         else:

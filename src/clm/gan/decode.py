@@ -7,8 +7,8 @@ instead, by taking the most probable cells per tile type:
 
 1. the outer ring becomes wall; an inner cell is open when its most probable
    tile is not a wall;
-2. the player goes on the open cell most likely to hold a player (an inner
-   cell is opened for it when none is open);
+2. the player goes on the open cell most likely to hold a player (or one
+   drawn, see below; an inner cell is opened for it when none is open);
 3. open regions not 4-connected to the player's are joined to it through
    the closed cells G finds likeliest open (the cheapest path by
    -log p(open)), so the room keeps all of G's floor (dropping those
@@ -24,14 +24,18 @@ instead, by taking the most probable cells per tile type:
    (a box's or the player's cell only when nothing else is left, or, for
    the player's, when G prefers a player on a goal there).
 
-Boxes and goals are either the *most* probable cells (``rng=None``:
-deterministic, what the CLM's designer needs to score a latent vector) or
-*drawn* in proportion to G's probabilities (``rng`` given: Gumbel top-k, i.e.
-sampling cells without replacement). Drawing is how G was trained: D saw a
-Gumbel draw per cell, so G spreads a box over several likely cells and the
-k most likely of them are a distribution G never produced (adjacent boxes
-twice as common as in Boxoban); drawn, the same G's decoded samples went
-from tile-pattern KL 0.047 to 0.030 (docs/benchmarks.md).
+The player, boxes and goals are either the *most* probable cells
+(``rng=None``: deterministic, what the CLM's designer needs to score a
+latent vector) or *drawn* in proportion to G's probabilities (``rng`` given:
+Gumbel top-k, i.e. sampling cells without replacement). Drawing is how G
+was trained: D saw a Gumbel draw per cell, so G spreads a box over several
+likely cells and the k most likely of them are a distribution G never
+produced (adjacent boxes twice as common as in Boxoban); drawn, the same G's
+decoded samples went from tile-pattern KL 0.047 to 0.030 (docs/benchmarks.md).
+
+Open cells follow the argmax rule above, or, with ``wall_threshold``, are the
+cells whose p(wall) is below it (:func:`room_size_threshold` fits it to the
+training corpus's room size).
 
 Every decoded level has exactly one player, boxes == goals >= 1 and a closed
 wall, which :meth:`Level.problems` confirms (tests check it on random logits).
@@ -49,21 +53,25 @@ from clm.domains.levels.level import (BOX, BOX_ON_GOAL, GOAL, PLAYER, PLAYER_ON_
 
 
 def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "",
-                 rng: np.random.Generator | None = None) -> Level:
+                 rng: np.random.Generator | None = None, wall_threshold: float | None = None) -> Level:
     """One (7, H, W) probability grid -> a structurally valid Level; boxes and
-    goals drawn with ``rng`` when given, else the most probable cells."""
+    goals drawn with ``rng`` when given, else the most probable cells; an
+    inner cell is open when p(wall) < ``wall_threshold`` when given, else
+    when its most probable tile is not a wall."""
     p = np.asarray(probs, dtype=np.float64)
     _, h, w = p.shape
     if h < 3 or w < 3:
         raise ValueError(f"a level needs at least 3x3 cells, got {h}x{w}")
     inner = np.zeros((h, w), bool)
     inner[1:-1, 1:-1] = True
-    open_cells = (p.argmax(0) != WALL) & inner
+    open_cells = (p[WALL] < wall_threshold if wall_threshold is not None else p.argmax(0) != WALL) & inner
     p_player = p[PLAYER] + p[PLAYER_ON_GOAL]
     p_box = p[BOX] + p[BOX_ON_GOAL]
     p_open = 1.0 - p[WALL]
 
     cand = np.where(open_cells, p_player, -np.inf) if open_cells.any() else np.where(inner, p_player, -np.inf)
+    if rng is not None:
+        cand = np.log(np.maximum(cand, 1e-30)) + rng.gumbel(size=cand.shape)
     player = np.unravel_index(int(np.argmax(cand)), (h, w))
     open_cells[player] = True
     room = _join_open_cells(open_cells, player, -np.log(np.maximum(p_open, 1e-12)), inner)
@@ -187,28 +195,48 @@ def _top_cells(score: np.ndarray, k: int) -> np.ndarray:
 
 
 def decode_levels(probs: np.ndarray, n_boxes: np.ndarray | list[int] | None = None,
-                  rng: np.random.Generator | int | None = None) -> list[Level]:
+                  rng: np.random.Generator | int | None = None, wall_threshold: float | None = None) -> list[Level]:
     """(N, 7, H, W) probabilities -> N structurally valid levels. ``rng`` (a
     Generator or a seed): draw boxes and goals in proportion to G's
-    probabilities; None: take the most probable cells."""
+    probabilities; None: take the most probable cells. ``wall_threshold``:
+    see :func:`decode_level` and :func:`room_size_threshold`."""
     probs = np.asarray(probs)
     if probs.ndim != 4 or probs.shape[1] != 7:
         raise ValueError(f"decode_levels needs (N, 7, H, W) tile probabilities, got {probs.shape}")
     if rng is not None and not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    return [decode_level(probs[i], None if n_boxes is None else int(n_boxes[i]), rng=rng) for i in range(len(probs))]
+    return [decode_level(probs[i], None if n_boxes is None else int(n_boxes[i]), rng=rng, wall_threshold=wall_threshold)
+            for i in range(len(probs))]
 
 
-def decode_generated(probs: np.ndarray, conds=None, level_decode: str = "sample", seed: int = 0) -> list[Level]:
+def room_size_threshold(probs: np.ndarray, open_fraction: float) -> float:
+    """The p(wall) below which ``open_fraction`` of the inner cells of
+    ``probs`` (N, 7, H, W) lie: with it, decoded rooms have on average the
+    share of open cells that the training corpus has (``open_fraction``).
+
+    Why: G's p(wall) is not calibrated. A G trained on Boxoban opened ~1-2.5
+    cells more per 10x10 level than Boxoban has (the argmax rule), and the
+    surplus showed as open 2x2 floor blocks, the largest term of its
+    tile-pattern KL. One scalar fitted to the corpus's room size, like
+    temperature scaling of a classifier, corrects that bias without touching
+    G's layout (which cells are open is still G's ranking)."""
+    if not 0.0 < open_fraction < 1.0:
+        raise ValueError(f"open_fraction must be in (0, 1), got {open_fraction}")
+    inner_wall = np.asarray(probs)[:, WALL, 1:-1, 1:-1]
+    return float(np.quantile(inner_wall, open_fraction))
+
+
+def decode_generated(probs: np.ndarray, conds=None, level_decode: str = "sample", seed: int = 0,
+                     wall_threshold: float | None = None) -> list[Level]:
     """A tile generator's samples -> valid levels: ``probs`` (N, 7, H, W) with
     the box-count conditions ``conds`` (N, max_boxes one-hot, array or
     tensor; None for an unconditional G). ``level_decode``: "sample" draws
     boxes and goals from G's probabilities (seeded by ``seed``), "top" takes
-    the most probable cells."""
+    the most probable cells; ``wall_threshold``: see :func:`room_size_threshold`."""
     if level_decode not in ("sample", "top"):
         raise ValueError(f"level_decode must be sample or top, got '{level_decode}'")
     n_boxes = (np.asarray(conds).argmax(1) + 1).tolist() if conds is not None else None
-    return decode_levels(probs, n_boxes, rng=seed if level_decode == "sample" else None)
+    return decode_levels(probs, n_boxes, rng=seed if level_decode == "sample" else None, wall_threshold=wall_threshold)
 
 
 def raw_levels(onehot: np.ndarray) -> tuple[list[Level | None], np.ndarray]:

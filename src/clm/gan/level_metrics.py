@@ -29,14 +29,16 @@ def hamming_memorisation_threshold(test_levels: list, train_levels: list,
     return float(np.percentile(novelty(test_levels, train_levels), percentile))
 
 
-def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=None) -> dict[str, Any]:
-    """All level metrics for (N, 7, H, W) per-cell tile probabilities."""
+def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=None,
+                    wall_threshold: float | None = None) -> dict[str, Any]:
+    """All level metrics for (N, 7, H, W) per-cell tile probabilities, decoded
+    with ``wall_threshold`` (see :func:`clm.gan.decode.room_size_threshold`)."""
     from clm.domains.levels import metrics as lm
     from clm.domains.levels.level import levels_to_onehot
     from clm.gan.decode import decode_generated, raw_levels
 
     train_levels, test_levels = data.extra["train_levels"], data.extra["test_levels"]
-    decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345)
+    decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345, wall_threshold=wall_threshold)
     raw, raw_valid = raw_levels(probs)
     out: dict[str, Any] = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False,
                                                         novelty=False)
@@ -46,6 +48,7 @@ def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=
     threshold = hamming_memorisation_threshold(test_levels, train_levels)
     out.update({"novelty_mean": float(nov.mean()), "novelty_median": float(np.median(nov)),
                 "memorised_threshold": threshold, "memorised_fraction": float((nov < threshold).mean())})
+    out["wall_threshold"] = wall_threshold
     out["tile_kl"] = lm.tile_pattern_kl(decoded, train_levels)
     out["tile_kl_floor"] = lm.tile_pattern_kl(test_levels, train_levels)
     out["tile_kl_ratio"] = out["tile_kl"] / out["tile_kl_floor"] if out["tile_kl_floor"] > 0 else float("inf")

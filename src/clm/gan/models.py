@@ -101,17 +101,10 @@ class ImageDiscriminator(nn.Module):
     """
 
     def __init__(self, shape: tuple[int, int, int], width: int = 64, cond_dim: int = 0, arch: str = "dcgan",
-                 spectral_norm: bool = False, minibatch_std: bool = False, local_width: int = 0):
+                 spectral_norm: bool = False, minibatch_std: bool = False):
         super().__init__()
         c, h, w = shape
         self.cond_dim = cond_dim
-        # MLP only: a branch of 3x3 convolutions mean-pooled over positions, a
-        # per-sample "bag of local patterns" the flat MLP cannot form cheaply
-        self.local = None
-        if local_width and arch == "mlp" and min(h, w) >= 3:
-            self.local = nn.Sequential(_sn(nn.Conv2d(c, local_width, 3), spectral_norm), nn.LeakyReLU(0.2, True),
-                                       _sn(nn.Conv2d(local_width, local_width, 1), spectral_norm),
-                                       nn.LeakyReLU(0.2, True))
         if arch == "dcgan":
             h1, w1 = (h + 1) // 2, (w + 1) // 2
             h2, w2 = (h1 + 1) // 2, (w1 + 1) // 2
@@ -130,8 +123,7 @@ class ImageDiscriminator(nn.Module):
                                       nn.LeakyReLU(0.2, True))
             self.mbstd = None
             self.mb_linear = minibatch_std
-            extra = int(minibatch_std) + (local_width if self.local is not None else 0)
-            self.conv2 = nn.Sequential(_sn(nn.Linear(hidden + extra, hidden), spectral_norm),
+            self.conv2 = nn.Sequential(_sn(nn.Linear(hidden + int(minibatch_std), hidden), spectral_norm),
                                        nn.LeakyReLU(0.2, True))
             self.feature_dim = hidden
         else:
@@ -149,8 +141,6 @@ class ImageDiscriminator(nn.Module):
             else:
                 stat = h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
                 h = torch.cat([h, stat.to(h.dtype).expand(len(h), 1)], 1)
-        if self.local is not None:
-            h = torch.cat([h, self.local(x).mean((2, 3))], 1)
         feats = self.conv2(h)
         logit = self.head(feats).squeeze(1)
         if self.embed is not None:

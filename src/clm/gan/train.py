@@ -51,7 +51,6 @@ class GanConfig:
     arch: Literal["dcgan", "mlp"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU) or conv
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
-    d_local_width: int = 0  # MLP D: channels of a 3x3-conv branch mean-pooled over positions (0: off)
     conditional: bool = True  # condition G and D on the class (digits) or box count (levels)
     loss: Literal["ns", "hinge", "wgan-gp"] = "ns"  # ns: the seed's non-saturating loss
     gp_weight: float = 10.0  # WGAN-GP gradient penalty weight
@@ -72,6 +71,7 @@ class GanConfig:
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
     tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
     level_decode: Literal["sample", "top"] = "sample"  # levels: boxes and goals drawn from G's probabilities (as D saw G's cells) or on its most probable cells
+    room_calibration: bool = True  # levels: open the cells below the p(wall) threshold that gives the corpus's mean room size (off: argmax)
     test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
     split_seed: int = 0  # seed of the train/test split (fixed: all runs compare on one split)
     levels_reference: str = ""  # levels: held-out reference file/folder (default: sibling valid/ split)
@@ -126,8 +126,7 @@ def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageD
                                              cfg.tile_sample)
     else:
         G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch)
-    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std,
-                           cfg.d_local_width)
+    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std)
     return G, D
 
 
@@ -168,10 +167,29 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
     return G.to(device).eval()
 
 
+def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: torch.device) -> float | None:
+    """The decoder's p(wall) threshold for a tile generator:
+    :func:`clm.gan.decode.room_size_threshold` on 1,000 of G's samples (a
+    fixed seed, so evaluation and ``clm gan sample`` agree) against the
+    training corpus's share of open inner cells; None (the argmax rule) for
+    images or with ``cfg.room_calibration`` off."""
+    if data.kind != "levels" or not cfg.room_calibration:
+        return None
+    from clm.domains.levels.level import WALL
+    from clm.gan.decode import room_size_threshold
+
+    gen = torch.Generator().manual_seed(cfg.seed + 777)
+    pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
+    x, _ = generate(G, 1000, pool, device, generator=gen)
+    open_fraction = 1.0 - float(data.train_x[:, WALL, 1:-1, 1:-1].mean())
+    return room_size_threshold(x.numpy(), open_fraction)
+
+
 def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str,
-                level_decode: str = "sample") -> np.ndarray:
+                level_decode: str = "sample", threshold: float | None = None) -> np.ndarray:
     """An RGB grid of samples for TensorBoard / PNG output (levels decoded
-    as :func:`decode_generated` does, with a fixed seed)."""
+    as :func:`clm.gan.decode.decode_generated` does, with a fixed seed and
+    the p(wall) ``threshold`` of :func:`wall_threshold`)."""
     from clm.domains.images import image_grid
 
     was = G.training
@@ -183,7 +201,7 @@ def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, 
         from clm.gan.decode import decode_generated
         from clm.gan.render import levels_grid
 
-        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0))
+        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0, wall_threshold=threshold))
     return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
 
 
@@ -262,7 +280,8 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if step % cfg.image_every == 0 or step == cfg.steps:
                 refresh_sampler()
-                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode), step)
+                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode,
+                                                       wall_threshold(pair.sampler, data, cfg, device)), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(step)
     finally:
@@ -298,7 +317,7 @@ def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_di
     if data.kind == "levels":
         from clm.gan.level_metrics import evaluate_levels
 
-        lv = evaluate_levels(x.numpy(), data, cfg, ref, conds)
+        lv = evaluate_levels(x.numpy(), data, cfg, ref, conds, wall_threshold(G, data, cfg, device))
         out.update(lv)
     else:
         out.update(metrics.evaluate_samples(x, ref, class_balance=True))
