@@ -148,10 +148,23 @@ def test_decoder_joins_a_second_open_region_through_the_likeliest_wall():
 def test_room_size_threshold_opens_the_corpus_share_of_cells():
     from clm.gan.decode import room_size_threshold
 
+    from scipy.ndimage import gaussian_filter
+
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(7), size=(50, 8, 8)).transpose(0, 3, 1, 2)
+    # a spatially smooth p(wall), as a trained G's is (rooms, not speckle)
+    field = gaussian_filter(rng.normal(size=(50, 8, 8)), sigma=(0, 1.5, 1.5))
+    p_wall = 1 / (1 + np.exp(-8 * field))
+    p[:, 1:] *= ((1 - p_wall) / p[:, 1:].sum(1))[:, None]
+    p[:, 0] = p_wall
     t = room_size_threshold(p, 0.3)
-    assert abs((p[:, 0, 1:-1, 1:-1] < t).mean() - 0.3) < 0.01
+    logit = np.log(p[:, 0, 1:-1, 1:-1]) - np.log1p(-p[:, 0, 1:-1, 1:-1])
+    assert abs((logit < t).mean() - 0.3) < 0.01
+    lv = decode_levels(p, wall_threshold=t)  # the decoder's room sizes follow (joining adds a few cells)
+    assert 0.3 <= np.mean([(~l.walls[1:-1, 1:-1]).mean() for l in lv]) <= 0.4
+    t_drawn = room_size_threshold(p, 0.3, rng=0, temperature=0.3)
+    lv = decode_levels(p, wall_threshold=t_drawn, wall_temperature=0.3, rng=1)
+    assert 0.3 <= np.mean([(~l.walls[1:-1, 1:-1]).mean() for l in lv]) <= 0.4
     for lv in decode_levels(p[:5], wall_threshold=t, rng=1):
         assert lv.is_valid()
     with pytest.raises(ValueError, match="open_fraction"):

@@ -71,7 +71,7 @@ class GanConfig:
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
     tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
     level_decode: Literal["sample", "top"] = "sample"  # levels: boxes and goals drawn from G's probabilities (as D saw G's cells) or on its most probable cells
-    room_calibration: bool = True  # levels: open the cells below the p(wall) threshold that gives the corpus's mean room size (off: argmax)
+    room_calibration: bool = True  # levels: open the cells below the wall-score threshold that gives the corpus's mean room size (off: argmax)
     test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
     split_seed: int = 0  # seed of the train/test split (fixed: all runs compare on one split)
     levels_reference: str = ""  # levels: held-out reference file/folder (default: sibling valid/ split)
@@ -168,7 +168,7 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
 
 
 def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: torch.device) -> float | None:
-    """The decoder's p(wall) threshold for a tile generator:
+    """The decoder's wall-score threshold for a tile generator:
     :func:`clm.gan.decode.room_size_threshold` on 1,000 of G's samples (a
     fixed seed, so evaluation and ``clm gan sample`` agree) against the
     training corpus's share of open inner cells; None (the argmax rule) for
@@ -176,20 +176,20 @@ def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: to
     if data.kind != "levels" or not cfg.room_calibration:
         return None
     from clm.domains.levels.level import WALL
-    from clm.gan.decode import room_size_threshold
+    from clm.gan.decode import generated_wall_threshold
 
     gen = torch.Generator().manual_seed(cfg.seed + 777)
     pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
     x, _ = generate(G, 1000, pool, device, generator=gen)
     open_fraction = 1.0 - float(data.train_x[:, WALL, 1:-1, 1:-1].mean())
-    return room_size_threshold(x.numpy(), open_fraction)
+    return generated_wall_threshold(x.numpy(), open_fraction, cfg.level_decode, seed=cfg.seed + 778)
 
 
 def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str,
                 level_decode: str = "sample", threshold: float | None = None) -> np.ndarray:
     """An RGB grid of samples for TensorBoard / PNG output (levels decoded
     as :func:`clm.gan.decode.decode_generated` does, with a fixed seed and
-    the p(wall) ``threshold`` of :func:`wall_threshold`)."""
+    the wall-score ``threshold`` of :func:`wall_threshold`)."""
     from clm.domains.images import image_grid
 
     was = G.training
