@@ -59,8 +59,9 @@ from clm.domains.levels.level import (BOX, BOX_ON_GOAL, GOAL, PLAYER, PLAYER_ON_
 def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "",
                  rng: np.random.Generator | None = None, wall_threshold: float | None = None,
                  wall_temperature: float = 0.0) -> Level:
-    """One (7, H, W) probability grid -> a structurally valid Level; boxes and
-    goals drawn with ``rng`` when given, else the most probable cells; an
+    """One (7, H, W) probability grid -> a structurally valid Level; the
+    player, boxes and goals drawn with ``rng`` when given, else the most
+    probable cells; an
     inner cell is open when its wall score (:func:`wall_scores`, tempered
     by ``wall_temperature`` when drawing) is below ``wall_threshold`` when
     given, else when its most probable tile is not a wall."""
@@ -131,7 +132,6 @@ def _join_open_cells(open_cells: np.ndarray, player: tuple, cost: np.ndarray, in
     closed cell opened, 0 per open cell; Dijkstra from the room)."""
     labels, n = ndimage.label(open_cells)  # 4-connectivity
     room = labels == labels[player]
-    h, w = room.shape
     while n > 1 and (open_cells & ~room).any():
         dist = np.where(room, 0.0, np.inf)
         prev: dict[tuple[int, int], tuple[int, int]] = {}
@@ -152,7 +152,9 @@ def _join_open_cells(open_cells: np.ndarray, player: tuple, cost: np.ndarray, in
                         dist[rr, cc] = nd
                         prev[(rr, cc)] = (r, c)
                         heapq.heappush(heap, (nd, rr, cc))
-        cell = reached
+        if reached is None:  # cannot happen while open cells are inner cells; never loop forever
+            break
+        cell: tuple[int, int] | None = reached
         while cell is not None and not room[cell]:
             room[cell] = True
             cell = prev.get(cell)
@@ -176,7 +178,7 @@ def _place_boxes(score: np.ndarray, k: int, wall: np.ndarray, placed: np.ndarray
     blocked = np.pad(wall | placed, 1, constant_values=True)  # outside the grid counts as wall
     frozen_cells = []
     for i in np.argsort(-score, axis=None, kind="stable"):
-        if len(frozen_cells) + int(mask.sum()) >= h * w or not np.isfinite(score.flat[i]):
+        if not np.isfinite(score.flat[i]):
             break
         r, c = divmod(int(i), w)
         R, C = r + 1, c + 1  # in the padded grid
@@ -207,7 +209,7 @@ def decode_levels(probs: np.ndarray, n_boxes: np.ndarray | list[int] | None = No
                   rng: np.random.Generator | int | None = None, wall_threshold: float | None = None,
                   wall_temperature: float = 0.0) -> list[Level]:
     """(N, 7, H, W) probabilities -> N structurally valid levels. ``rng`` (a
-    Generator or a seed): draw boxes and goals in proportion to G's
+    Generator or a seed): draw the player, boxes and goals in proportion to G's
     probabilities; None: take the most probable cells. ``wall_threshold``:
     see :func:`decode_level` and :func:`room_size_threshold`."""
     probs = np.asarray(probs)
