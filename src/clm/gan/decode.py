@@ -265,21 +265,24 @@ def decode_generated(probs: np.ndarray, conds=None, level_decode: str = "sample"
     ``wall_threshold`` (from :func:`generated_wall_threshold`), walls at
     ``WALL_TEMPERATURE`` (seeded by ``seed``); "top" takes the most probable
     cells."""
-    if level_decode not in ("sample", "top"):
-        raise ValueError(f"level_decode must be sample or top, got '{level_decode}'")
+    rng, temperature = _drawing(level_decode, seed)
     n_boxes = (np.asarray(conds).argmax(1) + 1).tolist() if conds is not None else None
-    drawn = level_decode == "sample"
-    return decode_levels(probs, n_boxes, rng=seed if drawn else None, wall_threshold=wall_threshold,
-                         wall_temperature=WALL_TEMPERATURE if drawn else 0.0)
+    return decode_levels(probs, n_boxes, rng=rng, wall_threshold=wall_threshold, wall_temperature=temperature)
 
 
 def generated_wall_threshold(probs: np.ndarray, open_fraction: float, level_decode: str = "sample",
                              seed: int = 0) -> float:
     """:func:`room_size_threshold` for :func:`decode_generated` with the same
     ``level_decode`` (drawn walls: tempered by ``WALL_TEMPERATURE``)."""
-    drawn = level_decode == "sample"
-    return room_size_threshold(probs, open_fraction, rng=seed if drawn else None,
-                               temperature=WALL_TEMPERATURE if drawn else 0.0)
+    rng, temperature = _drawing(level_decode, seed)
+    return room_size_threshold(probs, open_fraction, rng=rng, temperature=temperature)
+
+
+def _drawing(level_decode: str, seed: int) -> tuple[int | None, float]:
+    """The decoder's seed and wall temperature for a ``level_decode`` mode."""
+    if level_decode not in ("sample", "top"):
+        raise ValueError(f"level_decode must be sample or top, got '{level_decode}'")
+    return (seed, WALL_TEMPERATURE) if level_decode == "sample" else (None, 0.0)
 
 
 def raw_levels(onehot: np.ndarray) -> tuple[list[Level | None], np.ndarray]:

@@ -205,7 +205,6 @@ def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, 
     return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
 
 
-
 def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Train G and D as ``cfg`` says, writing the run directory; returns the summary."""
     run_dir = Path(run_dir)
