@@ -3,8 +3,12 @@
 One agent with switches: MLP or conv Q-network, dueling head, Double DQN,
 n-step returns, uniform or prioritized replay, hard or Polyak target updates,
 an epsilon-greedy schedule, Huber loss, gradient clipping, several
-environments stepped together, and greedy evaluation that keeps the best
-checkpoint. Hyperparameters live in ``DQNConfig``.
+environments stepped together, greedy evaluation that keeps the best
+checkpoint, and learning from demonstrations (DQfD, Hester et al. 2018:
+expert transitions kept in their own buffer, a share of every batch, with a
+large-margin loss that ranks the expert's action above the others by a
+margin, and optional pre-training on them before the first env step).
+Hyperparameters live in ``DQNConfig``.
 
 Why it is fast on a CPU: the target network only changes between training
 bursts (its updates are counted in env steps, as in Stable-Baselines3), so a
@@ -75,6 +79,11 @@ class DQNConfig:
     per_alpha: float = 0.6  #: priority exponent
     per_beta: float = 0.4  #: importance-weight exponent at step 0, annealed to 1
     per_eps: float = 1e-6  #: added to |TD error| so that no priority is 0
+    demo_fraction: float = 0.0  #: DQfD: share of each batch drawn from demonstrations (once some are added)
+    demo_margin: float = 0.8  #: DQfD: margin by which the expert's action must beat every other action
+    demo_loss_weight: float = 1.0  #: DQfD: weight of the large-margin loss on demonstration rows
+    demo_buffer_size: int = 100_000  #: DQfD: demonstration transitions kept (oldest dropped first)
+    pretrain_steps: int = 0  #: DQfD: updates on demonstrations alone before the first env step
     eval_interval: int = 2_500  #: env steps between greedy evaluations (0: only at the end)
     eval_episodes: int = 20  #: episodes per evaluation
     target_return: float | None = None  #: record when a greedy evaluation first reaches this
@@ -95,6 +104,16 @@ class DQNConfig:
             raise UserError(f"config key 'gamma' must be in [0, 1], got {self.gamma}")
         if self.buffer_size < self.num_envs * max(2, self.n_step + 1):
             raise UserError("config key 'buffer_size' is too small for num_envs and n_step")
+        if not 0 <= self.demo_fraction < 1:
+            raise UserError(f"config key 'demo_fraction' must be in [0, 1), got {self.demo_fraction}")
+        if self.demo_margin < 0 or self.demo_loss_weight < 0 or self.pretrain_steps < 0:
+            raise UserError("config keys 'demo_margin', 'demo_loss_weight' and 'pretrain_steps' must be >= 0")
+        if self.demo_buffer_size < 1:
+            raise UserError(f"config key 'demo_buffer_size' must be >= 1, got {self.demo_buffer_size}")
+
+    @property
+    def uses_demonstrations(self) -> bool:
+        return self.demo_fraction > 0 or self.pretrain_steps > 0
 
 
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
@@ -140,8 +159,9 @@ class DQN:
         # On a CPU, plain MLPs act and get their gradients through hand-written
         # NumPy passes (see networks.py) and keep parameters, gradients and
         # Adam's moments in flat buffers.
+        # The large-margin loss of demonstrations goes through autograd.
         self._fast: NumpyMLP | None = None
-        if plain_mlp_layers(self.q) is not None and self.device.type == "cpu":
+        if plain_mlp_layers(self.q) is not None and self.device.type == "cpu" and not cfg.uses_demonstrations:
             params = list(self.q.parameters())
             self._online = [flatten_parameters(params)]
             self._target = [flatten_parameters(list(self.q_target.parameters()))]
@@ -158,6 +178,8 @@ class DQN:
         extra = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.prioritized else {}
         self.replay = replay_cls(cfg.buffer_size, cfg.num_envs, obs_shape, obs_dtype=obs_space.dtype,
                                  n_step=cfg.n_step, gamma=cfg.gamma, device=self.device, **extra)
+        self.demos: UniformReplay | None = None  # made by add_demonstrations
+        self._obs_shape, self._obs_dtype = obs_shape, obs_space.dtype
         self.rng = np.random.default_rng(cfg.seed)
         # Counters and episode bookkeeping: all of it goes into checkpoints.
         self.env_steps = 0
@@ -198,17 +220,30 @@ class DQN:
         return np.where(explore, random_actions, self.greedy_actions(obs))
 
     # -- learning -------------------------------------------------------------------------
-    def _td_gradients(self, obs, actions, target, weights) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _td_gradients(self, obs, actions, target, weights, n_demo: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Gradients of the weighted TD loss for every online parameter, and
-        the TD errors Q(s, a) - target."""
+        the TD errors Q(s, a) - target. The last ``n_demo`` rows are
+        demonstrations: they add DQfD's large-margin loss, max_a [Q(s, a) +
+        margin * (a != a_E)] - Q(s, a_E), weighted by ``demo_loss_weight``."""
         if self._fast is not None:
             td = self._fast.td_gradients(obs.numpy(), actions.numpy(), target.numpy(), weights.numpy(),
                                          out=self._grad_views, huber=self.cfg.loss == "huber")
             return [self._flat_grad], torch.from_numpy(td)
-        q = self.q(obs).gather(1, actions[:, None]).squeeze(1)
+        q_all = self.q(obs)
+        q = q_all.gather(1, actions[:, None]).squeeze(1)
         td = q - target
         loss = (weights * self._per_item_loss(td)).mean()
+        if n_demo:
+            loss = loss + self.cfg.demo_loss_weight * self.margin_loss(q_all[-n_demo:], actions[-n_demo:])
         return list(torch.autograd.grad(loss, self._online)), td.detach()
+
+    def margin_loss(self, q: torch.Tensor, expert_actions: torch.Tensor) -> torch.Tensor:
+        """DQfD's supervised loss, averaged over rows: how far the best
+        margin-raised Q-value lies above the expert action's Q-value (0 once
+        the expert's action leads every other action by the margin)."""
+        margins = torch.full_like(q, self.cfg.demo_margin)
+        margins.scatter_(1, expert_actions[:, None], 0.0)
+        return ((q + margins).max(dim=1).values - q.gather(1, expert_actions[:, None]).squeeze(1)).mean()
 
     def _per_item_loss(self, td: torch.Tensor) -> torch.Tensor:
         if self.cfg.loss == "huber":
@@ -287,23 +322,91 @@ class DQN:
             value = target_next.max(dim=1).values
         return b.returns + b.discounts * value
 
-    def train_burst(self, n_updates: int) -> None:
-        """``n_updates`` gradient steps with the target network held fixed."""
+    # -- demonstrations (DQfD) ------------------------------------------------------------
+    def add_demonstrations(self, obs, actions, rewards, next_obs, terminated, episode_end) -> int:
+        """Keep expert transitions (whole episodes, in order; arrays with a
+        leading transitions axis, ``episode_end`` marking each episode's last
+        step) for DQfD. They are never evicted by the agent's own experience;
+        past ``demo_buffer_size`` the oldest demonstrations go first. Returns
+        the number of demonstration transitions held."""
+        if not self.cfg.uses_demonstrations:
+            raise UserError("demonstrations need demo_fraction > 0 or pretrain_steps > 0 in the DQN config")
+        if len(actions) == 0:
+            return 0 if self.demos is None else len(self.demos)
+        if tuple(obs.shape[1:]) != self._obs_shape:
+            raise UserError(f"demonstration observations have shape {tuple(obs.shape[1:])}; "
+                            f"the environment's are {self._obs_shape}")
+        if not bool(np.asarray(episode_end)[-1]):
+            raise UserError("demonstrations must end with a complete episode (episode_end[-1] is False)")
+        if self.demos is None:
+            self.demos = UniformReplay(self.cfg.demo_buffer_size, 1, self._obs_shape, obs_dtype=self._obs_dtype,
+                                       n_step=self.cfg.n_step, gamma=self.cfg.gamma, device=self.device)
+        self.demos.extend(obs, actions, rewards, next_obs, terminated, episode_end)
+        return len(self.demos)
+
+    def pretrain(self, n_updates: int | None = None) -> None:
+        """DQfD's pre-training: ``n_updates`` (default ``pretrain_steps``)
+        updates on demonstrations alone, with the target network copied as
+        often, in updates, as during training."""
+        if self.demos is None or len(self.demos) == 0:
+            raise UserError("pretrain() needs demonstrations: call add_demonstrations first")
         c = self.cfg
-        if c.prioritized:
+        n_updates = c.pretrain_steps if n_updates is None else n_updates
+        every = max(1, c.target_update_interval * c.gradient_steps // c.train_freq)
+        done = 0
+        while done < n_updates:
+            k = min(every, n_updates - done)
+            self.train_burst(k, demo_only=True)
+            self.update_target()
+            done += k
+
+    def _demo_rows(self) -> int:
+        if self.demos is None or len(self.demos) == 0 or self.cfg.demo_fraction <= 0:
+            return 0
+        return max(1, int(round(self.cfg.batch_size * self.cfg.demo_fraction)))
+
+    def _sample_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
+        """``n_updates`` batches laid end to end, each ``n_agent`` rows of the
+        agent's replay followed by ``n_demo`` rows of demonstrations."""
+        parts = []
+        if n_agent:
+            if beta is not None:
+                parts.append(self.replay.sample(n_updates * n_agent, self.rng, beta=beta))
+            else:
+                parts.append(self.replay.gather(self.replay.sample_indices(n_updates * n_agent, self.rng)))
+        if n_demo:
+            parts.append(self.demos.gather(self.demos.sample_indices(n_updates * n_demo, self.rng)))
+        if len(parts) == 1:
+            return parts[0]
+        a, d = parts
+        per = lambda x, k: x.reshape(n_updates, k, *x.shape[1:])  # noqa: E731
+        cat = lambda x, y: torch.cat([per(x, n_agent), per(y, n_demo)], 1).reshape(-1, *x.shape[1:])  # noqa: E731
+        idx = np.concatenate([a.indices.reshape(n_updates, n_agent), np.full((n_updates, n_demo), -1)], 1).reshape(-1)
+        return ReplayBatch(cat(a.obs, d.obs), cat(a.actions, d.actions), cat(a.returns, d.returns),
+                           cat(a.next_obs, d.next_obs), cat(a.discounts, d.discounts),
+                           cat(a.weights, d.weights), idx)
+
+    def train_burst(self, n_updates: int, demo_only: bool = False) -> None:
+        """``n_updates`` gradient steps with the target network held fixed.
+        With demonstrations, the last rows of every batch are demonstrations
+        (all rows with ``demo_only``)."""
+        c = self.cfg
+        B = c.batch_size
+        n_demo = B if demo_only else self._demo_rows()
+        n_agent = B - n_demo
+        if c.prioritized and n_agent:
             beta = linear_schedule(c.per_beta, 1.0, c.total_steps, self.env_steps)
             for _ in range(n_updates):  # priorities change after each step: sample one by one
-                b = self.replay.sample(c.batch_size, self.rng, beta=beta)
+                b = self._sample_burst(1, n_agent, n_demo, beta)
                 target = self.td_targets(b, self.target_q_values(b.next_obs))
-                grads, td = self._td_gradients(b.obs, b.actions, target, b.weights)
+                grads, td = self._td_gradients(b.obs, b.actions, target, b.weights, n_demo)
                 self._update(grads)
                 self._record_losses(td, b.weights)
-                self.replay.update_priorities(b.indices, td.cpu().numpy())
+                self.replay.update_priorities(b.indices[:n_agent], td[:n_agent].cpu().numpy())
             return
         # Uniform replay: every batch of the burst in one draw, the fixed target
         # net on all their next states in one forward pass.
-        B = c.batch_size
-        burst = self.replay.gather(self.replay.sample_indices(n_updates * B, self.rng))
+        burst = self._sample_burst(n_updates, n_agent, n_demo, None)
         target_next = self.target_q_values(burst.next_obs)
         targets = None if c.double_dqn else self.td_targets(burst, target_next)
         tds = torch.empty(n_updates, B, device=self.device)
@@ -312,7 +415,7 @@ class DQN:
             b = burst.slice(s)
             # Double DQN's argmax needs the online net as it is at this step.
             target = targets[s] if targets is not None else self.td_targets(b, target_next[s])
-            grads, tds[i] = self._td_gradients(b.obs, b.actions, target, b.weights)
+            grads, tds[i] = self._td_gradients(b.obs, b.actions, target, b.weights, n_demo)
             self._update(grads)
         self._record_losses(tds, burst.weights.view(n_updates, B))
 
@@ -495,6 +598,7 @@ class DQN:
         state = {
             "optimizer": self.optimizer.state_dict(),
             "replay": self.replay.state_dict(),
+            "demos": None if self.demos is None else self.demos.state_dict(),
             "counters": {"env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
                          "episodes": self.episodes, "successes": self.successes,
                          "best_eval_return": self.best_eval_return,
@@ -521,6 +625,11 @@ class DQN:
         self.optimizer.load_state_dict(state["optimizer"])
         self._bind_adam_state()
         self.replay.load_state_dict(state["replay"])
+        if state.get("demos") is not None:
+            if self.demos is None:
+                self.demos = UniformReplay(self.cfg.demo_buffer_size, 1, self._obs_shape, obs_dtype=self._obs_dtype,
+                                           n_step=self.cfg.n_step, gamma=self.cfg.gamma, device=self.device)
+            self.demos.load_state_dict(state["demos"])
         cnt = state["counters"]
         self.env_steps, self.gradient_steps = cnt["env_steps"], cnt["gradient_steps"]
         self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]

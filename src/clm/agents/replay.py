@@ -89,6 +89,30 @@ class UniformReplay:
     def _on_add(self, row: int) -> None:
         pass
 
+    def extend(self, obs, actions, rewards, next_obs, terminated, episode_end) -> None:
+        """Store whole episodes, in order, in a one-column buffer (demonstrations):
+        arrays with a leading transitions axis; ``episode_end`` marks each
+        episode's last step. The oldest transitions are overwritten first."""
+        if self.num_envs != 1:
+            raise ValueError("extend() stores a stream of transitions: it needs a buffer with num_envs=1")
+        n = len(actions)
+        if n > self.rows:  # only the newest rows would survive
+            obs, actions, rewards, next_obs, terminated, episode_end = (
+                a[n - self.rows:] for a in (obs, actions, rewards, next_obs, terminated, episode_end))
+            n = self.rows
+        rows = (self.pos + np.arange(n)) % self.rows
+        self.obs[rows, 0] = obs
+        self.next_obs[rows, 0] = next_obs
+        self.actions[rows, 0] = actions
+        self.rewards[rows, 0] = rewards
+        self.terminated[rows, 0] = terminated
+        self.episode_end[rows, 0] = episode_end
+        self.valid[rows, 0] = True
+        for r in np.unique(rows):  # priorities of the new rows, when the buffer keeps them
+            self._on_add(int(r))
+        self.full = self.full or self.pos + n >= self.rows
+        self.pos = int((self.pos + n) % self.rows)
+
     # -- sampling -----------------------------------------------------------------
     def _filled_rows(self) -> int:
         return self.rows if self.full else self.pos
