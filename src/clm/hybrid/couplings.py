@@ -11,6 +11,8 @@
 - ``Scheduler``: updates per network per round, fixed or adaptive (problem 3).
 - ``PartTimer``: wall-clock share of each part.
 - ``player_solve_rate``: the player's greedy solve rate on given levels.
+- ``DemonstrationFeed``: the exact solver's solutions of levels new to the
+  player's pool (real or generated) as DQfD demonstrations.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import novelty
+from clm.domains.levels.demos import solver_demonstrations
 from clm.domains.levels.solver import solve_level
 
 
@@ -212,3 +215,34 @@ def player_solve_rate(policy, levels: list[Level], num_envs: int = 64, max_steps
             if not running.any():
                 break
     return solved / max(len(levels), 1)
+
+
+@dataclass
+class DemonstrationFeed:
+    """Gives the player the solver's solution of every level that joins its
+    pool, once per layout: the corpus at the start, then each round's
+    verified generated and archived levels (generated data trains the agent
+    through its solutions, not only as extra levels to explore)."""
+
+    symmetries: bool = True
+    time_limit: float = 1.0
+    seen: set = field(default_factory=set)
+    transitions: int = 0  # demonstration transitions given so far
+
+    def feed(self, agent, levels: list[Level]) -> int:
+        """Add the demonstrations of the levels not fed before; returns how many transitions."""
+        new, keys = [], set()
+        for lv in levels:
+            k = lv.key()
+            if k not in self.seen and k not in keys:
+                keys.add(k)
+                new.append(lv)
+        self.seen |= keys
+        if not new:
+            return 0
+        d = solver_demonstrations(new, time_limit=self.time_limit, symmetries=self.symmetries)
+        if len(d) == 0:
+            return 0
+        agent.add_demonstrations(d.obs, d.actions, d.rewards, d.next_obs, d.terminated, d.episode_end)
+        self.transitions += len(d)
+        return len(d)

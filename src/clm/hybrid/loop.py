@@ -1,7 +1,8 @@
 """The Creative Learning Model: the seed's loop, steps 1 to 6.
 
 1. Initialise the player's and the designer's Q-networks (with their target
-   networks), G and D.
+   networks), G and D; the player pre-trains on the solver's solutions of
+   the corpus (DQfD).
 2. The player acts in Sokoban and collects experience; G generates levels
    according to the player's current policy (its Q-network steers G's loss
    toward a target difficulty), and the designer DQN searches G's latent
@@ -9,8 +10,9 @@
 3. D trains on real levels (the corpus plus the creative archive) against G's.
 4. The player improves its policy from its experience (DQN updates).
 5. G updates from D's feedback plus the player's difficulty term; the
-   solver-verified generated levels join the player's pool, so the player
-   trains again on newly generated data.
+   solver-verified generated levels join the player's pool, with their
+   solutions as demonstrations, so the player trains again on newly
+   generated data.
 6. Repeat for ``rounds`` rounds; a scheduler sets each network's share.
 """
 
@@ -35,12 +37,13 @@ from clm.core.rundir import atomic_write_text, write_summary
 from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
+from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
 from clm.gan.steps import AdversarialPair
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
-from clm.hybrid.couplings import (CreativeArchive, LevelJudge, PartTimer, Scheduler, difficulty_steering_loss,
-                                  player_solve_rate, start_state_values)
+from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, PartTimer, Scheduler,
+                                  difficulty_steering_loss, player_solve_rate, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
 from clm.hybrid.search import build_gan
 
@@ -71,21 +74,38 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     pool = player_pool(corpus, [], 0.0)
     player_env = SokobanVecEnv(pool, num_envs=cfg.player.num_envs, seed=cfg.seed)
     pcfg = replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(device))
+    if not cfg.player_demos:
+        pcfg = replace(pcfg, demo_fraction=0.0, pretrain_steps=0)
     player = DQN(pcfg, envs=player_env)
     dcfg = replace(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
                  device=str(device))
     designer_env = LatentDesignerEnv(gan.sampler, D, judge, archive if cfg.archive_feedback else None,
                                      num_envs=dcfg.num_envs, seed=cfg.seed + 2)
     designer = DQN(dcfg, envs=designer_env) if cfg.designer_search else None
+    classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
+    classic_rng = np.random.default_rng(cfg.seed + 7_919)
     scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
+    demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit) if pcfg.uses_demonstrations else None
     state = {"round": 0, "evaluations_at_round": [], "player_solve_rate": 0.0, "train_solve_rate": 0.0}
     ckpt = run_dir / "checkpoints"
     if resume:
         state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
         generated = state.pop("generated")
+        classic_rng.bit_generator.state = state.pop("classic_rng")
+        if demos is not None:
+            demos.seen, demos.transitions = set(state.pop("demo_keys")), state.pop("demo_transitions")
+    elif demos is not None:
+        with timer.part("player"):
+            demos.feed(player, corpus)
+            if pcfg.pretrain_steps:
+                player.pretrain()
         player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
     logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
                           wandb=cfg.wandb, config=to_dict(cfg))
+    if demos is not None and not resume and pcfg.pretrain_steps:  # where the pre-trained player starts
+        with timer.part("evaluation"):
+            state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
+        logger.log(0, {"player_solve_rate": state["player_solve_rate"], "player_demo_transitions": demos.transitions})
     status, message = "ok", ""
     try:
         for rnd in range(state["round"], cfg.rounds):
@@ -109,7 +129,10 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 samples = decode_latents(gan.sampler, z, judge.n_boxes)
                 j = judge.judge(D, samples)
                 archive.add(samples, j, "generator", rnd)
-                generated = (generated + [s for s, ok in zip(samples, j.playable) if ok])[-2000:]
+                new_levels = [s for s, ok in zip(samples, j.playable) if ok]
+                if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
+                    new_levels = classic(classic_rng, len(new_levels)) if new_levels else []
+                generated = (generated + new_levels)[-2000:]
                 state["generated_playable_fraction"] = float(j.playable.mean())
                 row.update(generated_playable_fraction=state["generated_playable_fraction"],
                            generated_novelty_mean=float(j.novelty.mean()),
@@ -145,7 +168,12 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                         row["designer_loss"] = loss
             # -- step 5 (cont.): verified generated levels and the archive join the player's pool
             if cfg.generated_to_player:
-                player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
+                extra = _feedback(cfg, generated, archive)
+                player.envs.set_source(player_pool(corpus, extra, cfg.generated_fraction))
+                if demos is not None:
+                    with timer.part("player"):
+                        demos.feed(player, extra)
+                    row["player_demo_transitions"] = demos.transitions
             if (rnd + 1) % cfg.eval_every == 0 or rnd + 1 == cfg.rounds:
                 with timer.part("evaluation"):
                     state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
@@ -161,7 +189,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                     and state["player_solve_rate"] == 0.0:
                 raise CLMStopped(f"the player is stuck: it solved no level in round {rnd + 1} (training pool and "
                                  "held-out); use smaller levels (level_size, n_boxes) or more player_steps")
-            _save(ckpt, gan, player, designer, archive, scheduler, timer, rng, {**state, "generated": generated})
+            extra_state = {} if demos is None else {"demo_keys": sorted(demos.seen), "demo_transitions": demos.transitions}
+            _save(ckpt, gan, player, designer, archive, scheduler, timer, rng,
+                  {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state, **extra_state})
     except CLMStopped as e:
         status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
         message = str(e)
@@ -217,7 +247,8 @@ def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> float:
 
 
 def _feedback(cfg: CLMConfig, generated: list, archive: CreativeArchive) -> list:
-    extra = list(archive.levels) if cfg.archive_feedback else []
+    # The classic oracle's pool holds the classic generator's levels only, none of G's.
+    extra = list(archive.levels) if cfg.archive_feedback and cfg.pool_source == "generator" else []
     return extra + (generated if cfg.generated_to_player else [])
 
 
