@@ -27,6 +27,7 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,15 +74,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="runs/problem1")
+    ap.add_argument("--results", default="", help="append each finished run's figures here as it ends "
+                    "(default: OUT/results.jsonl)")
     ap.add_argument("extra", nargs="*", help="key=value settings for every run")
     args = ap.parse_args()
     sizes = [int(v) for v in args.corpus_sizes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(arm, size, seed) for size in sizes for seed in range(args.seeds) for arm in ARMS]
+    results_file = Path(args.results) if args.results else out / "results.jsonl"
+    lock = threading.Lock()
+
+    def run_and_record(job) -> dict:
+        r = one_run(out, *job, args.rounds, args.extra)
+        with lock, results_file.open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        return r
+
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda j: one_run(out, *j, args.rounds, args.extra), jobs))
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
+        results = list(pool.map(run_and_record, jobs))
     figures: dict = {"rounds": args.rounds, "seeds": args.seeds,
                      "env_steps": results[0]["env_steps"] if results else None}
     for size in sizes:

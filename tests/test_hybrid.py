@@ -17,7 +17,7 @@ from clm.hybrid.couplings import (CreativeArchive, LevelJudge, Scheduler, diffic
 TINY = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
         "designer_steps=16", "samples_per_round=16", "eval_every=1", "eval_levels=10",
         "player.learning_starts=64", "player.conv_channels=[8]", "player.hidden=[32]",
-        "designer.learning_starts=8", "gan.g_width=8", "gan.d_width=8"]
+        "designer.learning_starts=8", "gan.g_width=8", "gan.d_width=8", "player.pretrain_steps=200"]
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,10 @@ def test_clm_run_generate_and_resume(tmp_path, capsys):
     assert summary["status"] == "ok" and summary["rounds"] == 2
     assert abs(sum(v for k, v in summary.items() if k.startswith("time_share_")) - 1) < 1e-6
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2] and all("d_loss" in r and "player_train_solve_rate" in r for r in rows)
+    # step 0: the held-out solve rate of the player pre-trained on the solver's demonstrations
+    assert [r["step"] for r in rows] == [0, 1, 2] and "player_solve_rate" in rows[0]
+    assert all("d_loss" in r and "player_train_solve_rate" in r for r in rows[1:])
+    assert rows[0]["player_demo_transitions"] > 0
     assert main(["run", "--resume", str(out), "--json", "rounds=3", "report=false"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["rounds"] == 3 and again["player_env_steps"] > summary["player_env_steps"]

@@ -59,7 +59,7 @@ class CLMConfig:
     schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 64  #: raw G samples judged per round (playable ones may join the pool)
     generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
-    player_steers_generator: bool = True  #: coupling: the player's Q-net steers G toward a target difficulty
+    player_steers_generator: bool = False  #: coupling: the player's Q-net steers G toward a target difficulty (off by default: for a player that plays well, low values mean unplayable levels, and the steer cut G's playable samples from 0.9+ to 0.1-0.6)
     designer_search: bool = True  #: coupling: a designer DQN searches G's latent space
     archive_feedback: bool = True  #: coupling: the archive feeds D's real data and the player's pool
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)

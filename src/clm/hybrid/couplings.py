@@ -139,10 +139,16 @@ def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Te
     return q_net(onehot).max(dim=1).values
 
 
-def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float) -> torch.Tensor:
-    """(V(G(z)) - target)^2: gradients reach G through its straight-through
-    one-hot samples; the player's weights are left untouched."""
-    return (start_state_values(q_net, fake) - target_value).pow(2).mean()
+def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float,
+                             scale: float = 1.0) -> torch.Tensor:
+    """((V(G(z)) - target) / scale)^2: gradients reach G through its
+    straight-through one-hot samples; the player's weights are left
+    untouched. ``scale`` (the spread of V over real levels) keeps the term's
+    size independent of the player's value scale: a player pre-trained on
+    demonstrations has values ten times a fresh one's, and the raw square
+    then outweighed D's feedback (raw G samples playable fell from 0.95 to
+    0.56 in ``make run``)."""
+    return ((start_state_values(q_net, fake) - target_value) / scale).pow(2).mean()
 
 
 @dataclass

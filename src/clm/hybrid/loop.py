@@ -139,10 +139,10 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                            generated_realism_mean=float(j.realism.mean()))
             # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer
             with timer.part("gan"):
-                target_value = _target_value(player, real_x, cfg.steer_quantile)
+                target_value, value_scale = _target_value(player, real_x, cfg.steer_quantile)
                 steer = None
                 if cfg.player_steers_generator:
-                    steer = lambda fake: cfg.steer_weight * difficulty_steering_loss(player.q, fake, target_value)  # noqa: E731
+                    steer = lambda fake: cfg.steer_weight * difficulty_steering_loss(player.q, fake, target_value, value_scale)  # noqa: E731
                 feedback_x = (torch.from_numpy(levels_to_onehot(archive.levels)).float().to(device)
                               if cfg.archive_feedback and len(archive) else None)
                 player.q.requires_grad_(False)  # the steer trains G only
@@ -239,11 +239,13 @@ def _real_batch(real_x, feedback_x, fraction, n):
 
 
 @torch.no_grad()
-def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> float:
-    """The steer's target: a low quantile of the player's start-state values
-    on real levels, i.e. levels somewhat harder than the typical real one."""
+def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> tuple[float, float]:
+    """The steer's target, a low quantile of the player's start-state values
+    on real levels (levels somewhat harder than the typical real one), and
+    the spread of those values (their standard deviation, at least 0.1)."""
     idx = torch.randint(len(real_x), (256,))
-    return float(torch.quantile(start_state_values(player.q, real_x[idx]), quantile))
+    v = start_state_values(player.q, real_x[idx])
+    return float(torch.quantile(v, quantile)), max(float(v.std()), 0.1)
 
 
 def _feedback(cfg: CLMConfig, generated: list, archive: CreativeArchive) -> list:

@@ -532,13 +532,13 @@ class QDDesignerEnv(LatentDesignerEnv):
 
 
 def search_designer_qd(p: LatentQDProblem, seed: int, designer: DQN | None = None, epsilon: float = 0.1,
-                       step_size: float = QD_DESIGNER_STEP, **_) -> None:
+                       step_size: float = QD_DESIGNER_STEP, fresh: float = 0.25, **_) -> None:
     """The trained designer keeps learning (DQN updates) while it searches, on the QD
     reward of ``QDDesignerEnv``; every level of its learning counts against the budget."""
     trained = _require_designer(designer)
     cfg = replace(trained.cfg, seed=seed, epsilon_start=epsilon, epsilon_end=epsilon, learning_starts=64,
                   total_steps=max(p.budget, 1))
-    env = QDDesignerEnv(p, cfg.num_envs, trained.envs.horizon, step_size, seed)
+    env = QDDesignerEnv(p, cfg.num_envs, trained.envs.horizon, step_size, seed, fresh)
     learner = DQN(cfg, envs=env)
     learner.q.load_state_dict(trained.q.state_dict())
     learner.q_target.load_state_dict(trained.q_target.state_dict())
