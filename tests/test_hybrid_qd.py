@@ -164,3 +164,13 @@ def test_designer_observation_is_the_envs(tiny):
     env = LatentDesignerEnv(G, D, judge, None, num_envs=4, seed=3)
     obs, _ = env.reset(seed=3)
     assert np.array_equal(designer_observation(env._z, env._j, env._t, env.horizon), obs)
+
+
+def test_qd_training_spends_its_evaluations_on_fresh_grids(tiny):
+    from clm.hybrid.qd import train_qd_designer
+
+    G, D, judge, designer = tiny
+    trained = train_qd_designer(designer, G, D, judge, evaluations=50, seed=0, chunk=20)
+    problem = trained.envs.problem
+    assert problem.evaluations == 50 and problem.grid.offered == 50 - 40  # the third grid since 40
+    assert trained.env_steps > 0 and trained.envs.step_size == 1.0

@@ -37,7 +37,7 @@ state, which is what pyribs is for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import SimpleNamespace
 from typing import Callable
 
@@ -69,11 +69,13 @@ class Descriptor:
     meaning: str
 
 
-#: The descriptors a grid may use; ``pushes`` is always the first axis. Defaults fit the
-#: default 7x7, one-box corpus: pushes 1..12 one bin each (harder levels share the top bin).
+#: The descriptors a grid may use; ``pushes`` is always the first axis. The default ranges and
+#: bins fit the default 7x7, one-box corpus (its levels have 3-8 pushes, interior wall densities
+#: 0-0.76 and box-goal distances 3-7), one bin per value: pushes 1..12 (harder levels share the
+#: top bin), wall density k/25 for the 25 interior cells, whole-cell distances 1..8.
 DESCRIPTORS: dict[str, Descriptor] = {d.name: d for d in (
     Descriptor("pushes", 0.5, 12.5, 12, "optimal pushes (the exact solver's shortest solution)"),
-    Descriptor("wall_density", 0.0, 0.6, 12, "walls among the cells inside the outer ring"),
+    Descriptor("wall_density", 0.0, 0.8, 20, "walls among the cells inside the outer ring"),
     Descriptor("box_goal_distance", 0.5, 8.5, 8, "mean Manhattan distance of each box to its nearest goal"),
     Descriptor("realism", 0.0, 1.0, 10, "D's probability that the level is real"),
 )}
@@ -238,11 +240,6 @@ class QDGrid:
         zs = [z for z in self.latents.ravel() if z is not None]
         return np.stack(zs) if zs else np.empty((0, 0), np.float32)
 
-    def summary(self) -> dict:
-        return {"descriptors": list(self.names), "bins": list(self.bins), "ranges": [list(r) for r in self.ranges],
-                "filled": self.filled, "coverage": self.coverage, "qd_score": self.qd_score,
-                "offered": self.offered}
-
 
 # -- the problem every search spends its budget on ---------------------------------------------
 class BudgetSpent(Exception):
@@ -283,7 +280,7 @@ class LatentQDProblem:
         """Judge the first ``remaining`` levels of a batch; returns their judgement (maybe shorter)."""
         levels = levels[: max(self.remaining, 0)]
         if not levels:
-            return Judgement(*(np.zeros(0) for _ in range(6)))
+            return Judgement(**{f.name: np.zeros(0) for f in fields(Judgement)})
         j = self.judge.judge(self.D, levels)
         self.evaluations += len(levels)
         self.last_gains = self.grid.offer(levels, j, None if latents is None else latents[: len(levels)])
@@ -345,8 +342,7 @@ def _run_scheduler(p: LatentQDProblem, scheduler) -> None:
         if len(levels) < len(z):
             break
         objective = np.where(p.grid.eligible(j), j.score, j.score - INELIGIBLE_PENALTY)
-        measures = np.nan_to_num(p.grid.descriptors(levels, j), nan=0.0)
-        scheduler.tell(objective, measures, **{f: np.asarray(getattr(j, f), np.float64) for f in FEATURES})
+        scheduler.tell(objective, p.grid.descriptors(levels, j), **{f: np.asarray(getattr(j, f), np.float64) for f in FEATURES})
 
 
 def search_map_elites(p: LatentQDProblem, seed: int, sigma: float = 0.5, batch: int = 32, **_) -> None:
@@ -474,11 +470,11 @@ QD_DESIGNER_STEP = 1.0
 class QDDesignerEnv(LatentDesignerEnv):
     """The designer's latent-space env rewarded for illuminating the grid: a step's
     reward is what its level added to the QD-score (new cell: its quality; better
-    elite: the gain; else 0). Walks restart from the grid's elites (N(0, I) while
-    it has none, and for a share ``fresh`` of restarts)."""
+    elite: the gain; else 0). A share 1 - ``fresh`` of the walks restart from the
+    grid's elites, the others (all, while the grid is empty) from N(0, I)."""
 
     def __init__(self, problem: LatentQDProblem, num_envs: int, horizon: int, step_size: float, seed: int,
-                 fresh: float = 0.25):
+                 fresh: float = 1.0):
         super().__init__(problem.G, problem.D, problem.judge, None, num_envs=num_envs,
                          horizon=horizon, step_size=step_size, seed=seed)
         self.problem, self.fresh = problem, fresh
@@ -532,14 +528,14 @@ class QDDesignerEnv(LatentDesignerEnv):
 
 
 def search_designer_qd(p: LatentQDProblem, seed: int, designer: DQN | None = None, epsilon: float = 0.1,
-                       step_size: float = QD_DESIGNER_STEP, fresh: float = 0.25, **_) -> None:
-    """The trained designer keeps learning (DQN updates) while it searches, on the QD
-    reward of ``QDDesignerEnv``; every level of its learning counts against the budget."""
+                       step_size: float = QD_DESIGNER_STEP, fresh: float = 1.0, **_) -> None:
+    """The designer keeps learning (DQN updates) while it searches, on the QD reward of
+    ``QDDesignerEnv``; every level of its learning counts against the budget. It starts
+    from ``designer``'s weights: the CLM's designer, or one from ``train_qd_designer``."""
     trained = _require_designer(designer)
     cfg = replace(trained.cfg, seed=seed, epsilon_start=epsilon, epsilon_end=epsilon, learning_starts=64,
                   total_steps=max(p.budget, 1))
-    env = QDDesignerEnv(p, cfg.num_envs, trained.envs.horizon, step_size, seed, fresh)
-    learner = DQN(cfg, envs=env)
+    learner = DQN(cfg, envs=QDDesignerEnv(p, cfg.num_envs, trained.envs.horizon, step_size, seed, fresh))
     learner.q.load_state_dict(trained.q.state_dict())
     learner.q_target.load_state_dict(trained.q_target.state_dict())
     try:
@@ -547,6 +543,32 @@ def search_designer_qd(p: LatentQDProblem, seed: int, designer: DQN | None = Non
             learner.collect_step()
     except BudgetSpent:
         pass
+
+
+def train_qd_designer(designer: DQN, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, evaluations: int,
+                      seed: int, second: str = "wall_density", step_size: float = QD_DESIGNER_STEP,
+                      chunk: int = 1000) -> DQN:
+    """A new designer (``designer``'s network and settings, fresh weights) trained on the QD
+    reward for ``evaluations`` G evaluations, in chunks of ``chunk`` on a fresh grid each (as
+    one search's budget), epsilon falling from 1 to 0.1 over the first half.
+
+    These evaluations count against no search's budget: the function stands for training
+    the designer with this reward inside the CLM loop, where the CLM's own designer is
+    trained on the judge's score (uncounted too). Trained here on the final G, it is an
+    optimistic stand-in for that loop change."""
+    cfg = replace(designer.cfg, seed=seed, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.5,
+                  total_steps=max(evaluations, 1))
+    p = LatentQDProblem(G, D, judge, QDGrid(second, min_novelty=judge.min_novelty), evaluations)
+    learner = DQN(cfg, envs=QDDesignerEnv(p, cfg.num_envs, designer.envs.horizon, step_size, seed + 1))
+    renew_at = chunk
+    try:
+        while True:
+            learner.collect_step()
+            if p.evaluations >= renew_at:  # a fresh grid: gains are worth what they are in one search
+                p.grid, renew_at = QDGrid(second, min_novelty=judge.min_novelty), renew_at + chunk
+    except BudgetSpent:
+        pass
+    return learner
 
 
 SearchFn = Callable[..., None]
