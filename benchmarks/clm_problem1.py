@@ -9,7 +9,9 @@ seed, for three pools:
   with the solver's demonstrations (the default ``clm run``);
 * ``classic``: real plus as many fresh levels per round from the project's
   classic generator, which made the corpus (``pool_source=classic``): the
-  oracle, the ceiling a generator can reach here.
+  oracle, the ceiling a generator can reach here;
+* ``clm_frontier`` and ``classic_frontier``: the same pools, admitting only
+  new levels that the player's greedy policy fails (``generated_filter=unsolved``).
 
     .venv/bin/python benchmarks/clm_problem1.py --seeds 5 --corpus-sizes 50,100,800 --rounds 15 --jobs 2
 
@@ -35,6 +37,9 @@ ARMS = {
     "real": ["generated_to_player=false"],
     "clm": [],
     "classic": ["pool_source=classic"],
+    # the same two pools admitting only the levels the player's greedy policy fails (its frontier)
+    "clm_frontier": ["generated_filter=unsolved"],
+    "classic_frontier": ["pool_source=classic", "generated_filter=unsolved"],
 }
 
 
@@ -74,6 +79,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default="runs/problem1")
+    ap.add_argument("--arms", default="real,clm,classic", help="comma-separated subset of " + ", ".join(ARMS))
+    ap.add_argument("--summarize", nargs="*", default=None, metavar="JSONL",
+                    help="print the figures of finished runs' results files instead of running")
     ap.add_argument("--results", default="", help="append each finished run's figures here as it ends "
                     "(default: OUT/results.jsonl)")
     ap.add_argument("extra", nargs="*", help="key=value settings for every run")
@@ -81,7 +89,14 @@ def main() -> None:
     sizes = [int(v) for v in args.corpus_sizes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(arm, size, seed) for size in sizes for seed in range(args.seeds) for arm in ARMS]
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if any(a not in ARMS for a in arms):
+        ap.error(f"--arms: unknown {[a for a in arms if a not in ARMS]}; valid: {', '.join(ARMS)}")
+    if args.summarize is not None:
+        results = [json.loads(line) for f in args.summarize for line in Path(f).read_text().splitlines() if line]
+        summarize(results, sizes, arms, args)
+        return
+    jobs = [(arm, size, seed) for size in sizes for seed in range(args.seeds) for arm in arms]
     results_file = Path(args.results) if args.results else out / "results.jsonl"
     lock = threading.Lock()
 
@@ -93,26 +108,38 @@ def main() -> None:
 
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         results = list(pool.map(run_and_record, jobs))
+    summarize(results, sizes, arms, args)
+
+
+def summarize(results: list[dict], sizes: list[int], arms: list[str], args) -> None:
+    """Per corpus size: each arm's mean and interval, and each arm's paired
+    difference from ``real`` (when both ran)."""
     figures: dict = {"rounds": args.rounds, "seeds": args.seeds,
                      "env_steps": results[0]["env_steps"] if results else None}
     for size in sizes:
-        by = {arm: [r["heldout"] for r in sorted(results, key=lambda r: r["seed"])
-                    if r["arm"] == arm and r["size"] == size] for arm in ARMS}
+        by = {arm: {r["seed"]: r["heldout"] for r in results if r["arm"] == arm and r["size"] == size}
+              for arm in arms}
         row: dict = {}
+        parts = []
         for arm, vals in by.items():
-            m, lo, hi = ci95(vals)
-            row[arm] = {"mean": m, "ci95": [lo, hi], "per_seed": vals}
-        for arm in ("clm", "classic"):
-            m, lo, hi = ci95([a - b for a, b in zip(by[arm], by["real"])])
-            row[f"{arm}_minus_real"] = {"mean": m, "ci95": [lo, hi]}
-        gain_oracle = row["classic_minus_real"]["mean"]
-        row["clm_share_of_oracle_gain"] = (row["clm_minus_real"]["mean"] / gain_oracle) if gain_oracle > 0 else None
+            if not vals:
+                continue
+            m, lo, hi = ci95(list(vals.values()))
+            row[arm] = {"mean": m, "ci95": [lo, hi], "per_seed": [vals[k] for k in sorted(vals)]}
+            text = f"{arm} {m:.3f} [{lo:.3f}, {hi:.3f}]"
+            if arm != "real" and by.get("real"):
+                seeds = sorted(set(vals) & set(by["real"]))
+                m, lo, hi = ci95([vals[k] - by["real"][k] for k in seeds])
+                row[f"{arm}_minus_real"] = {"mean": m, "ci95": [lo, hi], "seeds": len(seeds)}
+                text += f" (vs real {m:+.3f} [{lo:+.3f}, {hi:+.3f}])"
+            parts.append(text)
+        for gen, oracle in (("clm", "classic"), ("clm_frontier", "classic_frontier"), ("clm_frontier", "classic")):
+            g, o = row.get(f"{gen}_minus_real"), row.get(f"{oracle}_minus_real")
+            if g and o and o["mean"] > 0:
+                row[f"{gen}_share_of_{oracle}_gain"] = g["mean"] / o["mean"]
+                parts.append(f"{gen}/{oracle} gain {g['mean'] / o['mean']:.2f}")
         figures[f"corpus_{size}"] = row
-        print(f"corpus {size}: real {row['real']['mean']:.3f} | clm {row['clm']['mean']:.3f} "
-              f"(diff {row['clm_minus_real']['mean']:+.3f} [{row['clm_minus_real']['ci95'][0]:+.3f}, "
-              f"{row['clm_minus_real']['ci95'][1]:+.3f}]) | classic {row['classic']['mean']:.3f} "
-              f"(diff {row['classic_minus_real']['mean']:+.3f}) | share of oracle gain "
-              f"{row['clm_share_of_oracle_gain']}", flush=True)
+        print(f"corpus {size}: " + " | ".join(parts), flush=True)
     print(json.dumps(figures))
 
 

@@ -205,10 +205,10 @@ class PartTimer:
         return {f"time_share_{k}": v / total for k, v in self.seconds.items()}
 
 
-def player_solve_rate(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> float:
-    """Fraction of ``levels`` the greedy ``policy(obs) -> actions`` solves, each
-    played once from its start within ``max_steps`` moves."""
-    solved = 0
+def player_solves(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> np.ndarray:
+    """(N,) bool: which ``levels`` the greedy ``policy(obs) -> actions``
+    solves, each played once from its start within ``max_steps`` moves."""
+    solved = np.zeros(len(levels), bool)
     for i in range(0, len(levels), num_envs):
         chunk = levels[i:i + num_envs]
         env = SokobanVecEnv(chunk, num_envs=len(chunk), max_steps=max_steps)
@@ -216,11 +216,16 @@ def player_solve_rate(policy, levels: list[Level], num_envs: int = 64, max_steps
         running = np.ones(len(chunk), bool)
         for _ in range(max_steps):
             obs, _, term, trunc, info = env.step(policy(obs))
-            solved += int((info["solved"] & running).sum())
+            solved[i:i + len(chunk)] |= info["solved"] & running
             running &= ~(term | trunc)
             if not running.any():
                 break
-    return solved / max(len(levels), 1)
+    return solved
+
+
+def player_solve_rate(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> float:
+    """Fraction of ``levels`` the greedy ``policy(obs) -> actions`` solves (see :func:`player_solves`)."""
+    return float(player_solves(policy, levels, num_envs, max_steps).mean()) if levels else 0.0
 
 
 @dataclass

@@ -43,7 +43,7 @@ from clm.gan.steps import AdversarialPair
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, PartTimer, Scheduler,
-                                  difficulty_steering_loss, player_solve_rate, start_state_values)
+                                  difficulty_steering_loss, player_solve_rate, player_solves, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
 from clm.hybrid.search import build_gan
 
@@ -132,6 +132,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 new_levels = [s for s, ok in zip(samples, j.playable) if ok]
                 if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
                     new_levels = classic(classic_rng, len(new_levels)) if new_levels else []
+                if cfg.generated_filter == "unsolved" and new_levels:  # only the player's frontier
+                    new_levels = [lv for lv, ok in zip(new_levels, player_solves(player.greedy_actions, new_levels))
+                                  if not ok]
                 generated = (generated + new_levels)[-2000:]
                 state["generated_playable_fraction"] = float(j.playable.mean())
                 row.update(generated_playable_fraction=state["generated_playable_fraction"],
