@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-SCALE = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false"]
+# stuck_rounds=0: the plain run's player (no demonstrations, and never touching G) may solve nothing for
+# 10 rounds, which would otherwise stop the run.
+SCALE = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false", "stuck_rounds=0"]
 PLAIN = ["archive_feedback=false", "designer_search=false", "player_steers_generator=false",
          "generated_to_player=false", "player_demos=false"]
 DESIGNERS = ("designer", "designer_map_elites", "designer_qd", "designer_qd (QD-trained)")
