@@ -40,6 +40,8 @@ ARMS = {
     # the same two pools admitting only the levels the player's greedy policy fails (its frontier)
     "clm_frontier": ["generated_filter=unsolved"],
     "classic_frontier": ["pool_source=classic", "generated_filter=unsolved"],
+    # G's levels at least min_novelty cells from every corpus and archive level
+    "clm_novel": ["generated_filter=novel"],
 }
 
 

@@ -27,7 +27,8 @@ training time). Reported: held-out solve rate at equal env steps and at
 equal wall time, paired by seed, mean and 95% t-interval.
 
 A harder rung, ``--rung hard``: 10x10 levels with 2 boxes (the project's
-generator), ``--steps`` and the wall budget scaled by the user.
+generator, 2,000 training levels; see ``HARD_RUNG``), ``--steps`` set by the
+user (``--learners ours`` for our player alone).
 """
 
 from __future__ import annotations
@@ -55,11 +56,21 @@ def ci95(values: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
+#: The harder rung: 10x10 levels with 2 boxes from the project's generator (7.6 optimal pushes, 20.5 moves
+#: on average), a larger corpus (behaviour cloning on 2,000 levels' demonstrations reached 0.42 held-out
+#: in a probe, on 800 far less) and a wider network; the rest is the CLM's player.
+HARD_RUNG = dict(level_size=10, n_boxes=2, min_pushes=3, corpus_size=2_000)
+HARD_PLAYER = dict(conv_channels=(32, 64), hidden=(256,), demo_buffer_size=400_000, pretrain_steps=6_000,
+                   buffer_size=100_000)
+
+
 def corpus_for(rung: str):
     from clm.hybrid.config import CLMConfig
     from clm.hybrid.corpus import load_corpus
 
-    cfg = CLMConfig() if rung == "main" else CLMConfig(level_size=10, n_boxes=2, min_pushes=3)
+    cfg = CLMConfig() if rung == "main" else CLMConfig(**HARD_RUNG)
+    if rung == "hard":
+        cfg.player = replace(cfg.player, **HARD_PLAYER)
     return cfg, *load_corpus(cfg)
 
 
@@ -184,8 +195,8 @@ def main() -> None:
     args = ap.parse_args()
     learners = [k.strip() for k in args.learners.split(",") if k.strip()]
     bad = [k for k in learners if k not in LEARNERS]
-    if bad or "ours" not in learners:
-        ap.error(f"--learners: unknown {bad} (valid: {', '.join(LEARNERS)}); 'ours' must be one of them")
+    if bad or not learners or learners[0] != "ours":
+        ap.error(f"--learners: unknown {bad} (valid: {', '.join(LEARNERS)}); 'ours' must come first")
     if args.one:
         print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every)))
         return

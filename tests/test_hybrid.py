@@ -198,3 +198,48 @@ def test_wandb_offline_logging(tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "report=false", *TINY, "rounds=1", "wandb=offline"]) == 0
     assert list((out / "wandb").glob("offline-run-*"))
+
+
+def test_player_solves_marks_each_level():
+    """A policy that replays a level's solution solves that level; a policy
+    that repeats one action solves exactly the levels the reference rules say."""
+    from clm.domains.levels.demos import solver_demonstrations
+    from clm.domains.levels.generator import generate_levels
+    from clm.hybrid.couplings import player_solve_rate, player_solves
+
+    levels = generate_levels(3, size=7, n_boxes=1, seed=3, min_pushes=3)
+    d = solver_demonstrations(levels[:1])
+    step = {"t": 0}
+
+    def replay(obs):  # level 0 follows its solution; the others repeat its moves too
+        a = d.actions[min(step["t"], len(d.actions) - 1)]
+        step["t"] += 1
+        return np.full(len(obs), a)
+
+    solved = player_solves(replay, levels)
+    assert solved[0]
+    assert player_solve_rate(replay, []) == 0.0
+    from clm.domains.levels.sim import ReferenceSokoban
+
+    for a in range(4):  # a policy that repeats one action, against the reference rules level by level
+        expect = []
+        for lv in levels:
+            ref = ReferenceSokoban(lv)
+            done = False
+            for _ in range(120):
+                _, term, trunc = ref.step(a)
+                if term or trunc:
+                    done = term
+                    break
+            expect.append(done)
+        assert list(player_solves(lambda obs: np.full(len(obs), a), levels)) == expect
+
+
+@pytest.mark.parametrize("extra", [["pool_source=classic", "generated_filter=unsolved"], ["generated_filter=novel"]])
+def test_clm_pool_options_run(tmp_path, capsys, extra):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--json", "report=false", *TINY, *extra]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "ok"
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["player_demo_transitions"] >= rows[0]["player_demo_transitions"] > 0

@@ -65,7 +65,7 @@ class CLMConfig:
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)
     demo_symmetries: bool = True  #: demonstrations under the 8 symmetries of the square too (square levels)
     pool_source: Literal["generator", "classic"] = "generator"  #: where the player's extra levels come from: G's verified levels (the CLM), or as many fresh levels per round from the project's classic generator (the oracle of the evidence runs; the archive then stays out of the pool)
-    generated_filter: Literal["all", "unsolved"] = "all"  #: which new verified extra levels join the player's pool: all, or only those its greedy policy fails (its frontier, after Prioritized Level Replay)
+    generated_filter: Literal["all", "unsolved", "novel"] = "all"  #: which new verified extra levels join the player's pool: all; unsolved: only those its greedy policy fails (its frontier, after Prioritized Level Replay); novel: only those at least min_novelty cells from every corpus and archive level (G's levels only)
     generated_fraction: float = 0.3  #: share of the player's pool that is generated (when coupled)
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive (when coupled)
     steer_weight: float = 0.1  #: weight of the difficulty term in G's loss
@@ -88,8 +88,8 @@ class CLMConfig:
             raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
         if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:
             raise UserError("generated_fraction and archive_real_fraction must lie in [0, 1)")
-        if self.generated_filter not in ("all", "unsolved"):
-            raise UserError(f"unknown generated_filter '{self.generated_filter}': use all or unsolved")
+        if self.generated_filter not in ("all", "unsolved", "novel"):
+            raise UserError(f"unknown generated_filter '{self.generated_filter}': use all, unsolved or novel")
         if self.pool_source not in ("generator", "classic"):
             raise UserError(f"unknown pool_source '{self.pool_source}': use generator or classic")
         if not (self.data in ("generated",) or self.data.startswith("boxoban:") or self.data):

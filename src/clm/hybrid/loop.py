@@ -129,7 +129,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 samples = decode_latents(gan.sampler, z, judge.n_boxes)
                 j = judge.judge(D, samples)
                 archive.add(samples, j, "generator", rnd)
-                new_levels = [s for s, ok in zip(samples, j.playable) if ok]
+                keep = j.playable & (j.novelty >= cfg.min_novelty) if cfg.generated_filter == "novel" else j.playable
+                new_levels = [s for s, ok in zip(samples, keep) if ok]
                 if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
                     new_levels = classic(classic_rng, len(new_levels)) if new_levels else []
                 if cfg.generated_filter == "unsolved" and new_levels:  # only the player's frontier
