@@ -27,8 +27,9 @@ every search is measured by the same grid at the same cost:
   archive's elites);
 - ``designer_qd``: the designer keeps learning while it searches, rewarded by
   what each of its levels adds to the grid (a new cell: its quality; a better
-  elite: the gain), its walks starting from the grid's elites, with steps of
-  ``QD_DESIGNER_STEP`` (a lever tried for problem 2; see docs/results.md).
+  elite: the gain), with steps of ``QD_DESIGNER_STEP``; ``train_qd_designer``
+  trains one on that reward beforehand (levers tried for problem 2; see
+  docs/results.md).
 
 The grid here is the measuring instrument, identical for every search; the
 ribs searches keep their own GridArchive (same cells) as their algorithm's
@@ -423,6 +424,7 @@ class DesignerEmitter(EmitterBase):
         return self.archive.sample_elites(n)["solution"]
 
     def ask(self) -> np.ndarray:
+        """One latent vector per walk: its next move, or a fresh start from an elite."""
         if self._z is None or self._j is None:  # first call: the walks' starting levels are judged first
             self._z = self._starts(self.batch)
             self._t[:] = 0
@@ -441,9 +443,10 @@ class DesignerEmitter(EmitterBase):
         self._z = z
         return z.copy()
 
-    def tell(self, solution, objective, measures, add_info, **fields) -> None:
-        self._j = Judgement(realism=np.asarray(fields["realism"]), playable=np.asarray(fields["playable"]) > 0.5,
-                            pushes=np.asarray(fields["pushes"]), novelty=np.asarray(fields["novelty"]),
+    def tell(self, solution, objective, measures, add_info, **figures) -> None:
+        """Keep the judge's figures of the levels just proposed: the designer's next observation."""
+        self._j = Judgement(realism=np.asarray(figures["realism"]), playable=np.asarray(figures["playable"]) > 0.5,
+                            pushes=np.asarray(figures["pushes"]), novelty=np.asarray(figures["novelty"]),
                             score=np.asarray(objective), creative=np.zeros(len(objective), bool))
 
 
@@ -462,8 +465,8 @@ def search_designer_map_elites(p: LatentQDProblem, seed: int, designer: DQN | No
     _run_scheduler(p, Scheduler(archive, [gauss, proposer]))
 
 
-#: Latent step of the QD-rewarded designer: larger than the CLM's 0.5, since a step of 0.5 on
-#: one of 16 coordinates mostly decodes to the same layout (see docs/results.md).
+#: Latent step of the QD-rewarded designer: larger than the CLM's 0.5, since larger steps gave
+#: the designer more QD-score on a development run (docs/results.md, "Problem 2 (QD)").
 QD_DESIGNER_STEP = 1.0
 
 
