@@ -134,9 +134,14 @@ def test_clm_run_generate_and_resume(tmp_path, capsys):
     assert [r["step"] for r in rows] == [0, 1, 2] and "player_solve_rate" in rows[0]
     assert all("d_loss" in r and "player_train_solve_rate" in r for r in rows[1:])
     assert rows[0]["player_demo_transitions"] > 0
+    grid = json.loads((out / "qd_grid.json").read_text())
+    filled = sum(v is not None for row in grid["quality"] for v in row)
+    assert grid["filled"] == filled and grid["coverage"] == pytest.approx(filled / (grid["bins"][0] * grid["bins"][1]))
+    assert summary["qd_score"] == pytest.approx(sum(v for row in grid["quality"] for v in row if v is not None), abs=0.01)
     assert main(["run", "--resume", str(out), "--json", "rounds=3", "report=false"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["rounds"] == 3 and again["player_env_steps"] > summary["player_env_steps"]
+    assert again["qd_score"] >= summary["qd_score"]  # the grid survives the resume and only improves
     gen = tmp_path / "new.txt"
     assert main(["generate", str(out), "-n", "2", "--out", str(gen), "--search", "random",
                  "--min-novelty", "1", "--max-evaluations", "4000"]) == 0

@@ -77,6 +77,11 @@ def make_run_dir(root: Path, status: str = "ok", message: str = "finished 40 rou
                               {"method": "designer", "yield_per_1000": 33.1, "ci95": [28, 38]}]},
     }
     (run / "evidence.json").write_text(json.dumps(evidence))
+    quality = [[None] * 4 for _ in range(3)]
+    quality[0][1], quality[2][3] = 2.5, 3.25
+    (run / "qd_grid.json").write_text(json.dumps({
+        "descriptors": ["pushes", "wall_density"], "bins": [3, 4], "ranges": [[0.5, 3.5], [0.0, 0.8]],
+        "quality": quality, "coverage": 2 / 12, "qd_score": 5.75, "levels_offered": 40, "filled": 2}))
     return run
 
 
@@ -89,9 +94,10 @@ def test_report_holds_every_section_with_embedded_images(tmp_path):
     path = write_report(run)
     assert path == run / "report.html"
     text = path.read_text()
-    for anchor in ("status", "headline", "levels", "curves", "time", "archive", "evidence", "config"):
+    for anchor in ("status", "headline", "levels", "curves", "time", "archive", "qd", "evidence", "config"):
         assert f'id="{anchor}"' in text
     assert 'class="banner ok"' in text
+    assert "Coverage 0.167 (2 cells), QD-score 5.8, 40 levels offered" in text and 'alt="QD grid heat map"' in text
     # headline figures, formatted
     assert "87.5%" in text and "71.0%" in text and "6m 52s" in text
     # every numeric key appears in some plot's alt text (grouped small multiples)
@@ -167,6 +173,7 @@ def test_run_dir_missing_most_files_still_gives_a_report(tmp_path):
     for anchor in ("headline", "levels", "curves", "time", "archive", "evidence", "config"):
         assert f'id="{anchor}"' in text
     assert "summary.json: not valid JSON" in text
+    assert "qd_grid.json: not recorded" in text
     assert "metrics.jsonl: not recorded" in text
     assert "levels/real.txt: not recorded" in text
     assert "levels/samples.txt" in text  # says why it could not be read

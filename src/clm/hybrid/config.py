@@ -74,6 +74,7 @@ class CLMConfig:
     target_pushes: float = 8.0  #: difficulty term saturates at this many optimal pushes
     solve_time_limit: float = 1.0  #: solver seconds per judged level
     archive_size: int = 500  #: most creative levels kept
+    qd_descriptor: str = "wall_density"  #: second axis of the run's QD grid (first: optimal pushes): wall_density, box_goal_distance or realism
     eval_levels: int = 200  #: held-out levels for the player's solve rate each evaluation
     eval_every: int = 5  #: rounds between held-out evaluations
     stuck_rounds: int = 10  #: stop as player_stuck if the player solved nothing in this round and after (0: never)
@@ -88,6 +89,11 @@ class CLMConfig:
             raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
         if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:
             raise UserError("generated_fraction and archive_real_fraction must lie in [0, 1)")
+        from clm.hybrid.qd import SECOND_AXES
+
+        if self.qd_descriptor not in SECOND_AXES:
+            raise UserError(f"unknown qd_descriptor '{self.qd_descriptor}': valid ones are {', '.join(SECOND_AXES)} "
+                            f"(the first axis is always pushes)", exit_code=2)
         if self.generated_filter not in ("all", "unsolved", "novel"):
             raise UserError(f"unknown generated_filter '{self.generated_filter}': use all, unsolved or novel")
         if self.pool_source not in ("generator", "classic"):

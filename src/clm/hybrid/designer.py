@@ -45,17 +45,20 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         self.rng = np.random.default_rng(seed)
         self.round = 0
         self.found = 0  # creative levels this env added to the archive
+        self.on_judged = None  # called with (levels, judgement) after each judged batch (the CLM's QD grid)
 
     def __getstate__(self):
         # Checkpoints keep the designers' own state; G, D, the judge and the
         # archive are the CLM's and are saved (and re-attached) by it.
-        return {k: v for k, v in self.__dict__.items() if k not in ("G", "D", "judge", "archive")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("G", "D", "judge", "archive", "on_judged")}
 
     def _judge(self, z: np.ndarray) -> tuple[list, Judgement]:
         levels = decode_latents(self.G, z, self.judge.n_boxes)
         j = self.judge.judge(self.D, levels)
         if self.archive is not None:
             self.found += self.archive.add(levels, j, "designer", self.round)
+        if self.on_judged is not None:
+            self.on_judged(levels, j)
         return levels, j
 
     def _obs(self) -> np.ndarray:

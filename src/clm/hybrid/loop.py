@@ -45,6 +45,7 @@ from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, PartTimer, Scheduler,
                                   difficulty_steering_loss, player_solve_rate, player_solves, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+from clm.hybrid.qd import QDGrid
 from clm.hybrid.search import build_gan
 
 
@@ -70,6 +71,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
     judge.n_boxes = judge.usual_box_count(corpus)
     archive = CreativeArchive(cfg.archive_size)
+    grid = QDGrid(cfg.qd_descriptor, min_novelty=cfg.min_novelty)  # every judged level, G's and the designer's
     generated: list = []  # solver-verified raw G samples offered to the player
     pool = player_pool(corpus, [], 0.0)
     player_env = SokobanVecEnv(pool, num_envs=cfg.player.num_envs, seed=cfg.seed)
@@ -81,6 +83,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                  device=str(device))
     designer_env = LatentDesignerEnv(gan.sampler, D, judge, archive if cfg.archive_feedback else None,
                                      num_envs=dcfg.num_envs, seed=cfg.seed + 2)
+    designer_env.on_judged = grid.offer
     designer = DQN(dcfg, envs=designer_env) if cfg.designer_search else None
     classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
     classic_rng = np.random.default_rng(cfg.seed + 7_919)
@@ -91,6 +94,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     if resume:
         state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
         generated = state.pop("generated")
+        grid.quality[...], grid.measures[...], grid.offered = (state.pop("qd_quality"), state.pop("qd_measures"),
+                                                               state.pop("qd_offered"))
         classic_rng.bit_generator.state = state.pop("classic_rng")
         if demos is not None:
             demos.seen, demos.transitions = set(state.pop("demo_keys")), state.pop("demo_transitions")
@@ -129,6 +134,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 samples = decode_latents(gan.sampler, z, judge.n_boxes)
                 j = judge.judge(D, samples)
                 archive.add(samples, j, "generator", rnd)
+                grid.offer(samples, j)
                 keep = j.playable & (j.novelty >= cfg.min_novelty) if cfg.generated_filter == "novel" else j.playable
                 new_levels = [s for s, ok in zip(samples, keep) if ok]
                 if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
@@ -182,7 +188,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 with timer.part("evaluation"):
                     state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
                 row["player_solve_rate"] = state["player_solve_rate"]
-            row.update(archive_size=len(archive), g_evaluations=judge.evaluations, **_archive_means(archive),
+            row.update(archive_size=len(archive), g_evaluations=judge.evaluations, qd_coverage=grid.coverage,
+                       qd_score=grid.qd_score, **_archive_means(archive),
                        **timer.shares())
             scheduler.observe(row.get("d_accuracy", 0.5), state["train_solve_rate"])
             logger.log(rnd + 1, row)
@@ -195,7 +202,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                                  "held-out); use smaller levels (level_size, n_boxes) or more player_steps")
             extra_state = {} if demos is None else {"demo_keys": sorted(demos.seen), "demo_transitions": demos.transitions}
             _save(ckpt, gan, player, designer, archive, scheduler, timer, rng,
-                  {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state, **extra_state})
+                  {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state,
+                   "qd_quality": grid.quality, "qd_measures": grid.measures, "qd_offered": grid.offered, **extra_state})
     except CLMStopped as e:
         status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
         message = str(e)
@@ -214,6 +222,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             write_levels(run_dir / "levels" / "archive.txt", archive.levels)
             atomic_write_text(run_dir / "levels" / "archive.jsonl",
                               "".join(json.dumps(r) + "\n" for r in archive.records))
+    write_qd_grid(run_dir / "qd_grid.json", grid)
     summary = {
         "status": status, "message": message, "rounds": state["round"],
         "creative_levels": len(archive),
@@ -223,6 +232,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         "player_solve_rate": state["player_solve_rate"],
         "player_train_solve_rate": state["train_solve_rate"],
         "g_evaluations": judge.evaluations,
+        "qd_coverage": grid.coverage, "qd_score": grid.qd_score,
         "player_env_steps": player.env_steps,
         "wall_seconds": time.perf_counter() - t_start,
         **timer.shares(),
@@ -232,6 +242,15 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
 
 
 # -- small pieces of the loop ------------------------------------------------------------------
+def write_qd_grid(path: Path, grid: QDGrid) -> None:
+    """The run's QD grid for the report: axes, cell qualities (null where empty), coverage, QD-score."""
+    quality = [[None if np.isnan(q) else round(float(q), 4) for q in row] for row in grid.quality]
+    atomic_write_text(path, json.dumps({
+        "descriptors": list(grid.names), "bins": list(grid.bins), "ranges": [list(r) for r in grid.ranges],
+        "quality": quality, "coverage": grid.coverage, "qd_score": grid.qd_score,
+        "levels_offered": grid.offered, "filled": grid.filled}))
+
+
 def _real_batch(real_x, feedback_x, fraction, n):
     """D's real data: the corpus, with a share from the archive when it feeds back."""
     idx = torch.randint(len(real_x), (n,))

@@ -226,6 +226,7 @@ class RunReport:
         self.summary = read_json_object(self.run_dir / "summary.json")
         self.metrics = read_jsonl(self.run_dir / "metrics.jsonl")
         self.evidence = read_json_object(self.run_dir / "evidence.json")
+        self.qd_grid = read_json_object(self.run_dir / "qd_grid.json")
         levels = self.run_dir / "levels"
         self.real = read_level_file(levels / "real.txt")
         self.samples = read_level_file(levels / "samples.txt")
@@ -442,6 +443,24 @@ class RunReport:
         return (f'<p class="note">{len(records)} archived level(s); # is the number under each level in the '
                 f"archive grid.</p>" + records_table(records, index_column="#") + _note_list([self.archive_meta.note]))
 
+    def section_qd(self) -> str:
+        if self.qd_grid.value is None:
+            return missing(self.qd_grid.note or f"qd_grid.json: {NOT_RECORDED}")
+        g = self.qd_grid.value
+        try:
+            names, quality, ranges = g["descriptors"], g["quality"], g["ranges"]
+            coverage, score, filled = float(g["coverage"]), float(g["qd_score"]), int(g["filled"])
+        except (KeyError, TypeError, ValueError) as e:
+            return missing(f"qd_grid.json lacks a field or has a wrong one ({type(e).__name__}: {e})")
+        if filled == 0:
+            return missing(f"the QD grid is empty: none of the {g.get('levels_offered', 0)} judged levels was "
+                           f"playable and novel")
+        note = (f'<p class="note">Every level the run judged (G\'s samples and the designer\'s), filed by '
+                f"{esc(names[0])} and {esc(names[1])}; a cell keeps its best playable, novel level. "
+                f"Coverage {coverage:.3f} ({filled} cells), QD-score {score:.1f}, "
+                f"{g.get('levels_offered', '?')} levels offered.</p>")
+        return note + img_tag(plots.qd_heatmap_png(quality, names, ranges), "QD grid heat map")
+
     def section_evidence(self) -> str:
         if self.evidence.value is None:
             reason = self.evidence.note or f"evidence.json: {NOT_RECORDED}"
@@ -496,6 +515,7 @@ class RunReport:
             ("curves", "Curves", self.section_curves),
             ("time", "Time share per part", self.section_time),
             ("archive", "Archive table", self.section_archive_table),
+            ("qd", "Creative archive as a QD grid", self.section_qd),
             ("evidence", "Evidence: the seed's three problems", self.section_evidence),
             ("config", "Config", self.section_config),
         ]

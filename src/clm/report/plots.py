@@ -140,3 +140,20 @@ def level_grid_png(levels: Sequence, labels: Sequence[str] | None = None, cols: 
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def qd_heatmap_png(quality: Sequence[Sequence[float | None]], names: Sequence[str],
+                   ranges: Sequence[Sequence[float]]) -> bytes:
+    """A QD grid's cell qualities as a heat map: rows the first descriptor's
+    bins (upward), columns the second's; empty cells blank."""
+    q = np.array([[np.nan if v is None else float(v) for v in row] for row in quality], dtype=float)
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    (y0, y1), (x0, x1) = ranges
+    image = ax.imshow(np.ma.masked_invalid(q), origin="lower", aspect="auto", cmap="viridis",
+                      extent=(x0, x1, y0, y1), interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="cell quality (judge's score)")
+    ax.set_ylabel(f"{names[0]} (top bin: at least)")
+    ax.set_xlabel(names[1])
+    fig.tight_layout()
+    return figure_png(fig)
