@@ -56,6 +56,8 @@ class CLMConfig:
     gan_steps: int = 60  #: D and G updates per round (fixed schedule)
     player_steps: int = 6_400  #: player env steps per round (fixed schedule)
     designer_steps: int = 128  #: designer env steps per round
+    designer_step_size: float = 0.5  #: how far one designer action moves one latent coordinate
+    designer_horizon: int = 8  #: designer actions per episode before a fresh random z
     schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 64  #: raw G samples judged per round (playable ones may join the pool)
     generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
@@ -85,6 +87,8 @@ class CLMConfig:
     designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
 
     def validate(self) -> None:
+        if not self.designer_step_size > 0 or self.designer_horizon < 1:
+            raise UserError("designer_step_size must be > 0 and designer_horizon >= 1", exit_code=2)
         if self.rounds < 1 or self.gan_steps < 0 or self.player_steps < 1:
             raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
         if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:

@@ -28,6 +28,15 @@ def decode_latents(G: torch.nn.Module, z: np.ndarray, n_boxes: int | None = None
     return decode_levels(probs, None if n_boxes is None else [n_boxes] * len(probs))
 
 
+def designer_observation(z: np.ndarray, j: Judgement, t: np.ndarray, horizon: int) -> np.ndarray:
+    """The designer's observation of latent vectors ``z`` (N, z_dim) and their
+    judgement: z, then realism, playable, novelty / 10 (capped at 1), pushes / 10
+    and the step's share of the episode ``t / horizon``."""
+    feats = np.stack([j.realism, j.playable.astype(np.float64), np.minimum(j.novelty / 10.0, 1.0),
+                      np.maximum(j.pushes, 0) / 10.0, np.asarray(t, float) / horizon], axis=1)
+    return np.concatenate([np.asarray(z, np.float32), feats], axis=1).astype(np.float32)
+
+
 class LatentDesignerEnv(gym.vector.VectorEnv):
     """``num_envs`` designers stepping G's latent space at once (same-step autoreset)."""
 
@@ -62,10 +71,7 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         return levels, j
 
     def _obs(self) -> np.ndarray:
-        j = self._j
-        feats = np.stack([j.realism, j.playable.astype(np.float64), np.minimum(j.novelty / 10.0, 1.0),
-                          np.maximum(j.pushes, 0) / 10.0, self._t / self.horizon], axis=1)
-        return np.concatenate([self._z, feats], axis=1).astype(np.float32)
+        return designer_observation(self._z, self._j, self._t, self.horizon)
 
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:

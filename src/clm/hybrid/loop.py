@@ -82,7 +82,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     dcfg = replace(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
                  device=str(device))
     designer_env = LatentDesignerEnv(gan.sampler, D, judge, archive if cfg.archive_feedback else None,
-                                     num_envs=dcfg.num_envs, seed=cfg.seed + 2)
+                                     num_envs=dcfg.num_envs, horizon=cfg.designer_horizon,
+                                     step_size=cfg.designer_step_size, seed=cfg.seed + 2)
     designer_env.on_judged = grid.offer
     designer = DQN(dcfg, envs=designer_env) if cfg.designer_search else None
     classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)

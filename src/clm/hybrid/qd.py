@@ -54,7 +54,7 @@ from clm.core.errors import UserError
 from clm.domains.levels import Level, levels_to_tiles
 from clm.domains.levels.level import WALL
 from clm.hybrid.couplings import Judgement, LevelJudge
-from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+from clm.hybrid.designer import LatentDesignerEnv, decode_latents, designer_observation
 from clm.hybrid.search import cmaes_search, random_search
 
 
@@ -364,13 +364,6 @@ def search_cma_me(p: LatentQDProblem, seed: int, sigma0: float = 1.0, emitters: 
                                     selection_rule="filter", restart_rule="no_improvement", batch_size=batch,
                                     seed=seed + 1 + k) for k in range(emitters)]
     _run_scheduler(p, Scheduler(archive, ems))
-
-
-def designer_observation(z: np.ndarray, j: Judgement, t: np.ndarray, horizon: int) -> np.ndarray:
-    """The designer DQN's observation of latent vectors and their judgement: built by
-    ``LatentDesignerEnv._obs`` itself, so it can never drift from what the designer learnt on."""
-    return LatentDesignerEnv._obs(SimpleNamespace(_z=np.asarray(z, np.float32), _j=j, _t=np.asarray(t, float),
-                                                  horizon=horizon))
 
 
 def search_designer(p: LatentQDProblem, seed: int, designer: DQN | None = None, epsilon: float = 0.1,

@@ -144,7 +144,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     judge.refresh_bar(D, corpus[:256])
     designer = None
     if (run_dir / "checkpoints" / "designer" / "meta.json").exists():
-        env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs, seed=cfg.seed)
+        env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs,
+                                horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
         designer.load(run_dir / "checkpoints" / "designer", with_state=False)
     return LoadedRun(cfg, G, D, judge, archive_levels, designer)
