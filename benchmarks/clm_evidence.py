@@ -24,28 +24,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from benchstats import ci95
+
 SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
 REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
              "designer_search=false"]
-
-
-def ci95(values: list[float]) -> tuple[float, float, float]:
-    """Mean and a t-based 95% interval."""
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return (float("nan"),) * 3
-    if len(v) == 1:
-        return float(v[0]), float(v[0]), float(v[0])
-    t = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571}.get(len(v), 2.0)
-    half = t * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
 def clm_run(out: Path, seed: int, extra: list[str]) -> dict:

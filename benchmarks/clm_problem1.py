@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from benchstats import ci95
 
 ARMS = {
     "real": ["generated_to_player=false"],
@@ -43,17 +43,6 @@ ARMS = {
     # G's levels at least min_novelty cells from every corpus and archive level
     "clm_novel": ["generated_filter=novel"],
 }
-
-
-def ci95(values: list[float]) -> tuple[float, float, float]:
-    """Mean and t-based 95% interval."""
-    n = len(values)
-    m = statistics.mean(values)
-    if n < 2:
-        return m, m, m
-    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}.get(n, 2.0)
-    h = t * statistics.stdev(values) / math.sqrt(n)
-    return m, m - h, m + h
 
 
 def one_run(out: Path, arm: str, size: int, seed: int, rounds: int, extra: list[str]) -> dict:

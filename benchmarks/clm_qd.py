@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -34,25 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchstats import ci95
+
 # stuck_rounds=0: the plain run's player (no demonstrations, and never touching G) may solve nothing for
 # 10 rounds, which would otherwise stop the run.
 SCALE = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false", "stuck_rounds=0"]
 PLAIN = ["archive_feedback=false", "designer_search=false", "player_steers_generator=false",
          "generated_to_player=false", "player_demos=false"]
 DESIGNERS = ("designer", "designer_map_elites", "designer_qd", "designer_qd (QD-trained)")
-
-
-def ci95(values) -> list[float]:
-    """Mean and a t-based 95% interval: [mean, low, high]."""
-    from scipy.stats import t
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    if len(v) == 0:
-        return [float("nan")] * 3
-    if len(v) == 1:
-        return [float(v[0])] * 3
-    half = float(t.ppf(0.975, len(v) - 1)) * v.std(ddof=1) / math.sqrt(len(v))
-    return [float(v.mean()), float(v.mean() - half), float(v.mean() + half)]
 
 
 def clm_run(out: Path, seed: int, extra: list[str]) -> None:

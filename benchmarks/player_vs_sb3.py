@@ -35,25 +35,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import subprocess
 import sys
 import time
 from dataclasses import replace
 
+from benchstats import ci95
+
 LEARNERS = ("ours", "ours_nodemo", "sb3_ppo", "sb3_dqn")
-
-
-def ci95(values: list[float]) -> tuple[float, float, float]:
-    """Mean and t-based 95% interval."""
-    n = len(values)
-    m = statistics.mean(values)
-    if n < 2:
-        return m, m, m
-    t = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}.get(n, 2.0)
-    h = t * statistics.stdev(values) / math.sqrt(n)
-    return m, m - h, m + h
 
 
 #: The harder rung: 10x10 levels with 2 boxes from the project's generator (7.6 optimal pushes, 20.5 moves
@@ -89,6 +78,7 @@ def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every:
 
     def record(env_steps: int, policy) -> None:
         curve.append({"env_steps": int(env_steps), "seconds": round(train_seconds, 2),
+                      "cpu_seconds": round(time.process_time(), 1),  # the whole process, evaluations too
                       "heldout": player_solve_rate(policy, held)})
 
     if kind.startswith("ours"):

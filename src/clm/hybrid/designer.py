@@ -73,10 +73,18 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
     def _obs(self) -> np.ndarray:
         return designer_observation(self._z, self._j, self._t, self.horizon)
 
+    def _starts(self, n: int) -> np.ndarray:
+        """Where ``n`` new walks start: z ~ N(0, I)."""
+        return self.rng.standard_normal((n, self.z_dim)).astype(np.float32)
+
+    def _reward(self, score_before: np.ndarray) -> np.ndarray:
+        """A step's reward: the change of the judge's score."""
+        return (self._j.score - score_before).astype(np.float32)
+
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self._z = self.rng.standard_normal((self.num_envs, self.z_dim)).astype(np.float32)
+        self._z = self._starts(self.num_envs)
         self._t = np.zeros(self.num_envs)
         _, self._j = self._judge(self._z)
         return self._obs(), {}
@@ -88,7 +96,7 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         self._z[np.arange(self.num_envs), dim] += sign * self.step_size
         self._t += 1
         _, self._j = self._judge(self._z)
-        reward = (self._j.score - before).astype(np.float32)
+        reward = self._reward(before)
         truncated = self._t >= self.horizon
         terminated = np.zeros(self.num_envs, bool)
         obs = self._obs()
@@ -96,7 +104,7 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         if truncated.any():
             infos = {"final_obs": obs.copy(), "_final_obs": truncated.copy()}
             idx = np.flatnonzero(truncated)
-            self._z[idx] = self.rng.standard_normal((len(idx), self.z_dim)).astype(np.float32)
+            self._z[idx] = self._starts(len(idx))
             self._t[idx] = 0
             _, fresh = self._judge(self._z[idx])
             for name in vars(fresh):

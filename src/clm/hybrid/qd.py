@@ -490,37 +490,9 @@ class QDDesignerEnv(LatentDesignerEnv):
             z[from_elite] = elites[self.rng.integers(len(elites), size=int(from_elite.sum()))]
         return z
 
-    def reset(self, *, seed: int | None = None, options=None):
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self._z = self._starts(self.num_envs)
-        self._t = np.zeros(self.num_envs)
-        _, self._j = self._judge(self._z)
-        return self._obs(), {}
-
-    def step(self, actions):
-        # LatentDesignerEnv.step with two changes: the reward (QD gain, not the change of the
-        # score) and where a finished walk restarts (an elite, not only N(0, I)).
-        actions = np.asarray(actions)
-        dim, sign = actions // 2, np.where(actions % 2 == 0, 1.0, -1.0)
-        self._z[np.arange(self.num_envs), dim] += sign * self.step_size
-        self._t += 1
-        _, self._j = self._judge(self._z)
-        reward = self.problem.last_gains.astype(np.float32)
-        truncated = self._t >= self.horizon
-        terminated = np.zeros(self.num_envs, bool)
-        obs = self._obs()
-        infos = {}
-        if truncated.any():
-            infos = {"final_obs": obs.copy(), "_final_obs": truncated.copy()}
-            idx = np.flatnonzero(truncated)
-            self._z[idx] = self._starts(len(idx))
-            self._t[idx] = 0
-            _, fresh = self._judge(self._z[idx])
-            for name in vars(fresh):
-                getattr(self._j, name)[idx] = getattr(fresh, name)
-            obs = self._obs()
-        return obs, reward, terminated, truncated, infos
+    def _reward(self, score_before: np.ndarray) -> np.ndarray:
+        # The QD gain of each step's level, not the change of the judge's score.
+        return self.problem.last_gains.astype(np.float32)
 
 
 def search_designer_qd(p: LatentQDProblem, seed: int, designer: DQN | None = None, epsilon: float = 0.1,
