@@ -240,7 +240,8 @@ def test_player_solves_marks_each_level():
         assert list(player_solves(lambda obs: np.full(len(obs), a), levels)) == expect
 
 
-@pytest.mark.parametrize("extra", [["pool_source=classic", "generated_filter=unsolved"], ["generated_filter=novel"]])
+@pytest.mark.parametrize("extra", [["pool_source=classic", "generated_filter=unsolved"],
+                                   ["generated_filter=novel", "feedback_levels=qd_elites"]])
 def test_clm_pool_options_run(tmp_path, capsys, extra):
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--json", "report=false", *TINY, *extra]) == 0

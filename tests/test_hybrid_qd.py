@@ -106,6 +106,17 @@ def test_a_cell_keeps_the_better_level():
     assert gains == pytest.approx([0.25, 0.5])  # each against the elite before it
 
 
+def test_grid_state_round_trips_with_its_elites():
+    grid = QDGrid("realism", bins=(4, 2), ranges=((0.5, 4.5), (0.0, 1.0)), min_novelty=3)
+    grid.add([A, B], judgement(pushes=[1, 4], realism=[0.1, 0.9], novelty=[3, 5], score=[2.5, 3.0]))
+    again = QDGrid("realism", bins=(4, 2), ranges=((0.5, 4.5), (0.0, 1.0)), min_novelty=3)
+    again.load_state_dict(grid.state_dict())
+    assert np.array_equal(again.heatmap(), grid.heatmap(), equal_nan=True) and again.offered == 2
+    assert [lv.key() for lv in again.elites()] == [lv.key() for lv in grid.elites()] == [A.key(), B.key()]
+    with pytest.raises(UserError, match="resume with the config"):
+        QDGrid("realism", bins=(3, 2), ranges=((0.5, 4.5), (0.0, 1.0))).load_state_dict(grid.state_dict())
+
+
 def test_ineligible_levels_never_enter():
     grid = QDGrid("wall_density")
     j = judgement([0, 5, 5], novelty=[9, 2, 9], playable=[False, True, False])

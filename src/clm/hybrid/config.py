@@ -69,6 +69,7 @@ class CLMConfig:
     pool_source: Literal["generator", "classic"] = "generator"  #: where the player's extra levels come from: G's verified levels (the CLM), or as many fresh levels per round from the project's classic generator (the oracle of the evidence runs; the archive then stays out of the pool)
     generated_filter: Literal["all", "unsolved", "novel"] = "all"  #: which new verified extra levels join the player's pool: all; unsolved: only those its greedy policy fails (its frontier, after Prioritized Level Replay); novel: only those at least min_novelty cells from every corpus and archive level (G's levels only)
     generated_fraction: float = 0.3  #: share of the player's pool that is generated (when coupled)
+    feedback_levels: Literal["archive", "qd_elites"] = "archive"  #: what feeds D's real batches (with archive_feedback): the archive's best-scored creative levels, or the QD grid's elites (one per cell, spread over the descriptors)
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive (when coupled)
     steer_weight: float = 0.1  #: weight of the difficulty term in G's loss
     steer_quantile: float = 0.3  #: target value: this quantile of the player's V over real levels (lower: harder)
@@ -98,6 +99,8 @@ class CLMConfig:
         if self.qd_descriptor not in SECOND_AXES:
             raise UserError(f"unknown qd_descriptor '{self.qd_descriptor}': valid ones are {', '.join(SECOND_AXES)} "
                             f"(the first axis is always pushes)", exit_code=2)
+        if self.feedback_levels not in ("archive", "qd_elites"):
+            raise UserError(f"unknown feedback_levels '{self.feedback_levels}': use archive or qd_elites", exit_code=2)
         if self.generated_filter not in ("all", "unsolved", "novel"):
             raise UserError(f"unknown generated_filter '{self.generated_filter}': use all, unsolved or novel")
         if self.pool_source not in ("generator", "classic"):

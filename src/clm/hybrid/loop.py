@@ -95,8 +95,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     if resume:
         state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
         generated = state.pop("generated")
-        grid.quality[...], grid.measures[...], grid.offered = (state.pop("qd_quality"), state.pop("qd_measures"),
-                                                               state.pop("qd_offered"))
+        grid.load_state_dict(state.pop("qd_grid"))
         classic_rng.bit_generator.state = state.pop("classic_rng")
         if demos is not None:
             demos.seen, demos.transitions = set(state.pop("demo_keys")), state.pop("demo_transitions")
@@ -154,8 +153,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 steer = None
                 if cfg.player_steers_generator:
                     steer = lambda fake: cfg.steer_weight * difficulty_steering_loss(player.q, fake, target_value, value_scale)  # noqa: E731
-                feedback_x = (torch.from_numpy(levels_to_onehot(archive.levels)).float().to(device)
-                              if cfg.archive_feedback and len(archive) else None)
+                fed = archive.levels if cfg.feedback_levels == "archive" else grid.elites()
+                feedback_x = (torch.from_numpy(levels_to_onehot(fed)).float().to(device)
+                              if cfg.archive_feedback and len(fed) else None)
                 player.q.requires_grad_(False)  # the steer trains G only
                 for _ in range(plan["gan"]):
                     gd = gan.d_step(_real_batch(real_x, feedback_x, cfg.archive_real_fraction, gcfg.batch_size))
@@ -204,7 +204,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             extra_state = {} if demos is None else {"demo_keys": sorted(demos.seen), "demo_transitions": demos.transitions}
             _save(ckpt, gan, player, designer, archive, scheduler, timer, rng,
                   {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state,
-                   "qd_quality": grid.quality, "qd_measures": grid.measures, "qd_offered": grid.offered, **extra_state})
+                   "qd_grid": grid.state_dict(), **extra_state})
     except CLMStopped as e:
         status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
         message = str(e)

@@ -236,6 +236,29 @@ class QDGrid:
         """(pushes bins, second bins) array of cell qualities, NaN where empty (row: pushes bin)."""
         return self.quality.copy()
 
+    def elites(self) -> list[Level]:
+        """The filled cells' levels, in cell order."""
+        return [lv for lv in self.levels.ravel() if lv is not None]
+
+    def state_dict(self) -> dict:
+        """Arrays only (checkpoints hold no pickles): qualities, descriptors, the
+        elites as tile grids with their flat cell index, and the offered count."""
+        cells = np.flatnonzero(~np.isnan(self.quality.ravel()))
+        elites = [self.levels.ravel()[c] for c in cells]
+        return {"quality": self.quality.copy(), "measures": self.measures.copy(), "offered": self.offered,
+                "cells": cells, "tiles": levels_to_tiles(elites) if elites else np.zeros((0, 0, 0), np.int8)}
+
+    def load_state_dict(self, state: dict) -> None:
+        from clm.domains.levels import tiles_to_levels
+
+        if np.shape(state["quality"]) != self.bins:
+            raise UserError(f"the checkpoint's QD grid has {np.shape(state['quality'])} cells; this config's "
+                            f"has {self.bins}: resume with the config the run started with")
+        self.quality[...], self.measures[...], self.offered = state["quality"], state["measures"], int(state["offered"])
+        flat = self.levels.reshape(-1)
+        for c, lv in zip(state["cells"], tiles_to_levels(state["tiles"]) if len(state["cells"]) else []):
+            flat[int(c)] = lv
+
     def elite_latents(self) -> np.ndarray:
         """(M, z_dim) latent vectors of the elites whose search gave them (possibly none)."""
         zs = [z for z in self.latents.ravel() if z is not None]
