@@ -249,3 +249,14 @@ def test_clm_pool_options_run(tmp_path, capsys, extra):
     assert summary["status"] == "ok"
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["player_demo_transitions"] >= rows[0]["player_demo_transitions"] > 0
+
+
+def test_time_budget_stops_after_a_round_and_evaluates_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "--out", str(out), "--json", "report=false", *TINY, "rounds=500", "max_seconds=0.001"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "ok" and summary["rounds"] == 1  # the first round ends past the budget
+    assert "time budget" in summary["message"] and "--resume" in summary["message"]
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "player_solve_rate" in rows[-1] and rows[-1]["step"] == 1

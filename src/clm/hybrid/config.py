@@ -53,6 +53,7 @@ class CLMConfig:
     corpus_size: int = 800  #: training levels (generated corpus; at most this many from files)
     heldout_size: int = 200  #: held-out real levels for the player's solve rate
     rounds: int = 30  #: CLM rounds (the seed's loop, steps 2-5)
+    max_seconds: float = 0.0  #: wall-clock budget of this session of the run: no round starts after it is spent (0: none); the last round is evaluated
     gan_steps: int = 60  #: D and G updates per round (fixed schedule)
     player_steps: int = 6_400  #: player env steps per round (fixed schedule)
     designer_steps: int = 128  #: designer env steps per round
@@ -88,6 +89,8 @@ class CLMConfig:
     designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
 
     def validate(self) -> None:
+        if not self.max_seconds >= 0:
+            raise UserError(f"max_seconds must be >= 0 (0: no budget), got {self.max_seconds}", exit_code=2)
         if not self.designer_step_size > 0 or self.designer_horizon < 1:
             raise UserError("designer_step_size must be > 0 and designer_horizon >= 1", exit_code=2)
         if self.rounds < 1 or self.gan_steps < 0 or self.player_steps < 1:

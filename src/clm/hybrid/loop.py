@@ -185,7 +185,8 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                     with timer.part("player"):
                         demos.feed(player, extra)
                     row["player_demo_transitions"] = demos.transitions
-            if (rnd + 1) % cfg.eval_every == 0 or rnd + 1 == cfg.rounds:
+            out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t_start >= cfg.max_seconds
+            if (rnd + 1) % cfg.eval_every == 0 or rnd + 1 == cfg.rounds or out_of_time:
                 with timer.part("evaluation"):
                     state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
                 row["player_solve_rate"] = state["player_solve_rate"]
@@ -205,6 +206,10 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
             _save(ckpt, gan, player, designer, archive, scheduler, timer, rng,
                   {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state,
                    "qd_grid": grid.state_dict(), **extra_state})
+            if out_of_time and rnd + 1 < cfg.rounds:
+                message = (f"stopped at the time budget (max_seconds={cfg.max_seconds:g}) after round {rnd + 1} "
+                           f"of {cfg.rounds}; continue with --resume {run_dir}")
+                break
     except CLMStopped as e:
         status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
         message = str(e)

@@ -1,0 +1,89 @@
+"""Problem 3 of the seed: complexity against efficiency. At a fixed wall-clock
+budget per run (``max_seconds``), the CLM's held-out solve rate and QD-score
+over model sizes (player width, G width) and time shares (player env steps
+per round), and the adaptive schedule against the fixed one.
+
+    .venv/bin/python benchmarks/clm_problem3.py --budget 90 --seeds 5 --out runs/problem3
+
+Every run is a normal ``clm run`` (run folders kept under ``--out``), run one
+after the other, never side by side: the budget is wall time. The schedule
+comparison alternates which arm goes first from seed to seed, so that a
+drift in the machine's load hits both alike. Prints one line per run and a
+final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchstats import ci95
+
+#: Model sizes and time shares, each a change from the default `clm run` (seed 0).
+FRONTIER = {
+    "default": [],
+    "player narrow (conv 8-16, 64 units)": ["player.conv_channels=[8,16]", "player.hidden=[64]"],
+    "player wide (conv 32-64, 256 units)": ["player.conv_channels=[32,64]", "player.hidden=[256]"],
+    "G and D narrow (16)": ["gan.g_width=16", "gan.d_width=16"],
+    "G and D wide (64)": ["gan.g_width=64", "gan.d_width=64"],
+    "player share low (3,200 steps a round)": ["player_steps=3200"],
+    "player share high (12,800 steps a round)": ["player_steps=12800"],
+}
+
+
+def clm_run(out: Path, seed: int, budget: float, extra: list[str]) -> dict:
+    summary = out / "summary.json"
+    if not summary.exists():  # finished runs are reused
+        cmd = [sys.executable, "-m", "clm", "run", "--out", str(out), f"seed={seed}", "rounds=1000",
+               f"max_seconds={budget}", "report=false", "threads=1", "stuck_rounds=0", *extra]
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    s = json.loads(summary.read_text())
+    return {"heldout": s["player_solve_rate"], "qd_score": s["qd_score"], "qd_coverage": s["qd_coverage"],
+            "rounds": s["rounds"], "player_env_steps": s["player_env_steps"], "wall_seconds": s["wall_seconds"],
+            "shares": {k[len("time_share_"):]: round(v, 3) for k, v in s.items() if k.startswith("time_share_")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget", type=float, default=90.0, help="wall seconds per run")
+    ap.add_argument("--seeds", type=int, default=5, help="paired seeds of the schedule comparison")
+    ap.add_argument("--frontier-seeds", type=int, default=1)
+    ap.add_argument("--out", default="runs/problem3")
+    args = ap.parse_args()
+    out = Path(args.out)
+    frontier: dict[str, list[dict]] = {name: [] for name in FRONTIER}
+    schedules: dict[str, list[dict]] = {"fixed": [], "adaptive": []}
+    for seed in range(args.seeds):
+        order = ["fixed", "adaptive"] if seed % 2 == 0 else ["adaptive", "fixed"]
+        for arm in order:
+            r = clm_run(out / f"schedule-{arm}-s{seed}", seed, args.budget, [f"schedule={arm}"])
+            schedules[arm].append(r)
+            print(f"seed {seed} {arm}: held-out {r['heldout']:.3f}, QD-score {r['qd_score']:.1f}, "
+                  f"{r['rounds']} rounds, {r['player_env_steps']} player steps", flush=True)
+    for seed in range(args.frontier_seeds):
+        for i, (name, extra) in enumerate(FRONTIER.items()):
+            folder = out / f"schedule-fixed-s{seed}" if not extra else out / f"frontier-{i}-s{seed}"
+            r = clm_run(folder, seed, args.budget, extra)  # the default is the fixed schedule's run
+            frontier[name].append(r)
+            print(f"{name} seed {seed}: held-out {r['heldout']:.3f}, QD-score {r['qd_score']:.1f}, "
+                  f"{r['rounds']} rounds, shares {r['shares']}", flush=True)
+    figures: dict = {"budget_seconds": args.budget, "seeds": args.seeds}
+    for arm, runs in schedules.items():
+        figures[arm] = {k: ci95([r[k] for r in runs]) for k in ("heldout", "qd_score", "player_env_steps")}
+        figures[arm]["per_seed"] = runs
+    figures["adaptive_minus_fixed"] = {
+        k: ci95([a[k] - f[k] for a, f in zip(schedules["adaptive"], schedules["fixed"])])
+        for k in ("heldout", "qd_score")}
+    figures["frontier"] = {name: runs for name, runs in frontier.items()}
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
