@@ -260,3 +260,26 @@ def test_time_budget_stops_after_a_round_and_evaluates_it(tmp_path, capsys):
     assert "time budget" in summary["message"] and "--resume" in summary["message"]
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     assert "player_solve_rate" in rows[-1] and rows[-1]["step"] == 1
+
+
+def test_a_run_stopped_before_any_evaluation_says_so(tmp_path, monkeypatch):
+    """Interrupted in its first round, with no pre-training evaluation: the
+    summary holds no solve rate (not 0) and the report says it was not recorded."""
+    from clm.agents.dqn import DQN
+    from clm.report.html import write_report
+
+    calls = {"n": 0}
+    real_step = DQN.collect_step
+
+    def interrupting_step(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(DQN, "collect_step", interrupting_step)
+    main(["run", "--out", str(tmp_path / "run"), "report=false", *TINY, "player_demos=false"])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["player_solve_rate"] is None
+    text = write_report(tmp_path / "run").read_text()
+    assert "Player solve rate on held-out real levels" in text and "not recorded" in text

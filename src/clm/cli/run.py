@@ -53,7 +53,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir), "report": str(report) if report else None}))
     else:
-        print(f"creative levels {summary['creative_levels']}, player solve rate {summary['player_solve_rate']:.2f}, "
+        solve = summary["player_solve_rate"]
+        solve_text = "not evaluated (the run ended first)" if solve is None else f"{solve:.2f}"
+        print(f"creative levels {summary['creative_levels']}, player solve rate {solve_text}, "
               f"raw G samples playable {summary['generated_playable_fraction'] or 0:.2f}, "
               f"{summary['wall_seconds']:.0f} s")
         print(f"run directory: {run_dir}")

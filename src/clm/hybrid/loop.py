@@ -90,7 +90,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     classic_rng = np.random.default_rng(cfg.seed + 7_919)
     scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
     demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit) if pcfg.uses_demonstrations else None
-    state = {"round": 0, "evaluations_at_round": [], "player_solve_rate": 0.0, "train_solve_rate": 0.0}
+    # player_solve_rate stays None until the held-out levels are first played: a run stopped
+    # before that says "not evaluated", not 0.
+    state = {"round": 0, "evaluations_at_round": [], "player_solve_rate": None, "train_solve_rate": 0.0}
     ckpt = run_dir / "checkpoints"
     if resume:
         state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
@@ -199,7 +201,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                             playable=row["generated_playable_fraction"])
             state["round"] = rnd + 1
             if cfg.stuck_rounds and rnd + 1 >= cfg.stuck_rounds and state["train_solve_rate"] == 0.0 \
-                    and state["player_solve_rate"] == 0.0:
+                    and not state["player_solve_rate"]:
                 raise CLMStopped(f"the player is stuck: it solved no level in round {rnd + 1} (training pool and "
                                  "held-out); use smaller levels (level_size, n_boxes) or more player_steps")
             extra_state = {} if demos is None else {"demo_keys": sorted(demos.seen), "demo_transitions": demos.transitions}
