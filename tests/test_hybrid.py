@@ -157,6 +157,8 @@ def test_clm_run_generate_and_resume(tmp_path, capsys):
     (["run", "--data", "boxoban:/no/such/dir"], ["unfiltered/train"]),
     (["run", "--data", "/no/such/file.txt"], ["does not exist"]),
     (["run", "--preset", "nope"], []),
+    (["run", "qd_descriptor=nope"], ["wall_density", "box_goal_distance", "realism"]),
+    (["run", "max_seconds=-1"], ["max_seconds"]),
     (["generate", "/no/such/run", "-n", "1", "--out", "x.txt"], ["does not exist"]),
     (["generate", ".", "-n", "1", "--out", "x.txt", "--difficulty", "5"], []),
 ])
