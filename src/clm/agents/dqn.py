@@ -338,11 +338,15 @@ class DQN:
                             f"the environment's are {self._obs_shape}")
         if not bool(np.asarray(episode_end)[-1]):
             raise UserError("demonstrations must end with a complete episode (episode_end[-1] is False)")
+        self._demo_buffer().extend(obs, actions, rewards, next_obs, terminated, episode_end)
+        return len(self.demos)
+
+    def _demo_buffer(self) -> UniformReplay:
+        """The demonstrations' one-column replay, made on first use."""
         if self.demos is None:
             self.demos = UniformReplay(self.cfg.demo_buffer_size, 1, self._obs_shape, obs_dtype=self._obs_dtype,
                                        n_step=self.cfg.n_step, gamma=self.cfg.gamma, device=self.device)
-        self.demos.extend(obs, actions, rewards, next_obs, terminated, episode_end)
-        return len(self.demos)
+        return self.demos
 
     def pretrain(self, n_updates: int | None = None) -> None:
         """DQfD's pre-training: ``n_updates`` (default ``pretrain_steps``)
@@ -626,10 +630,7 @@ class DQN:
         self._bind_adam_state()
         self.replay.load_state_dict(state["replay"])
         if state.get("demos") is not None:
-            if self.demos is None:
-                self.demos = UniformReplay(self.cfg.demo_buffer_size, 1, self._obs_shape, obs_dtype=self._obs_dtype,
-                                           n_step=self.cfg.n_step, gamma=self.cfg.gamma, device=self.device)
-            self.demos.load_state_dict(state["demos"])
+            self._demo_buffer().load_state_dict(state["demos"])
         cnt = state["counters"]
         self.env_steps, self.gradient_steps = cnt["env_steps"], cnt["gradient_steps"]
         self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]
