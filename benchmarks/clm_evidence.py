@@ -24,25 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchstats import ci95
+from benchstats import ci95, clm_run
 
 SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
 REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
              "designer_search=false"]
 
 
-def clm_run(out: Path, seed: int, extra: list[str]) -> dict:
-    if (out / "summary.json").exists():  # reuse a finished run (the script can be rerun)
-        return json.loads((out / "summary.json").read_text())
-    cmd = [sys.executable, "-m", "clm.cli.main", "run", "--out", str(out), "--json", f"seed={seed}", *SCALE, *extra]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return json.loads((out / "summary.json").read_text())
+def evidence_run(out: Path, seed: int, extra: list[str]) -> dict:
+    return clm_run(out, [f"seed={seed}", *SCALE, *extra])
 
 
 def solve_curve(run: Path) -> list[tuple[float, float]]:
@@ -105,15 +99,15 @@ def main() -> None:
     shares: dict[str, list] = {}
     p3 = {"fixed": [], "adaptive": []}
     for seed in range(args.seeds):
-        real_only = clm_run(root / f"real-only-{seed}", seed, REAL_ONLY)
-        clm = clm_run(root / f"clm-{seed}", seed, [])
-        adaptive = clm_run(root / f"adaptive-{seed}", seed, ["schedule=adaptive"])
+        real_only = evidence_run(root / f"real-only-{seed}", seed, REAL_ONLY)
+        clm = evidence_run(root / f"clm-{seed}", seed, [])
+        adaptive = evidence_run(root / f"adaptive-{seed}", seed, ["schedule=adaptive"])
         p1["real-only"].append(real_only["player_solve_rate"])
         p1["clm"].append(clm["player_solve_rate"])
         if args.small_corpus:  # real data scarce: does generated data help more?
             small = [f"corpus_size={args.small_corpus}"]
-            ro = clm_run(root / f"real-only-small-{seed}", seed, small + REAL_ONLY)
-            cs = clm_run(root / f"clm-small-{seed}", seed, small)
+            ro = evidence_run(root / f"real-only-small-{seed}", seed, small + REAL_ONLY)
+            cs = evidence_run(root / f"clm-small-{seed}", seed, small)
             p1.setdefault(f"real-only, {args.small_corpus} levels", []).append(ro["player_solve_rate"])
             p1.setdefault(f"clm, {args.small_corpus} levels", []).append(cs["player_solve_rate"])
         for method, fig in search_yields(root / f"real-only-{seed}", root / f"clm-{seed}", args.budget, seed).items():

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from benchstats import ci95
-from clm_qd import PLAIN, clm_run, sample_diversity
+from clm_qd import PLAIN, qd_run, sample_diversity
 
 VARIANTS = {"fed-back (archive)": ("clm", []), "fed-back (QD elites)": ("clm-qd-elites", ["feedback_levels=qd_elites"]),
             "plain": ("plain", PLAIN)}
@@ -41,7 +41,7 @@ def main() -> None:
     for seed in range(args.seeds):
         line = []
         for name, (prefix, extra) in VARIANTS.items():
-            clm_run(runs / f"{prefix}-{seed}", seed, extra)
+            qd_run(runs / f"{prefix}-{seed}", seed, extra)
             run = load_run(runs / f"{prefix}-{seed}")
             d = sample_diversity(run.G, run.judge.n_boxes, args.samples, seed + 7)
             per[name].append(d)

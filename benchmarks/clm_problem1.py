@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchstats import ci95
+from benchstats import ci95, clm_run
 
 ARMS = {
     "real": ["generated_to_player=false"],
@@ -47,16 +45,8 @@ ARMS = {
 
 def one_run(out: Path, arm: str, size: int, seed: int, rounds: int, extra: list[str]) -> dict:
     run = out / f"{arm}-n{size}-s{seed}"
-    summary = run / "summary.json"
-    if not summary.exists():  # finished runs are reused: the script can be stopped and started again
-        cmd = [sys.executable, "-m", "clm", "run", "--out", str(run), f"seed={seed}", f"corpus_size={size}", f"rounds={rounds}",
-               f"eval_every={rounds}", "report=false", "threads=1", *ARMS[arm], *extra]
-        if run.exists():
-            import shutil
-
-            shutil.rmtree(run)
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-    s = json.loads(summary.read_text())
+    s = clm_run(run, [f"seed={seed}", f"corpus_size={size}", f"rounds={rounds}", f"eval_every={rounds}",
+                      "report=false", "threads=1", *ARMS[arm], *extra])
     if s["status"] != "ok":
         raise RuntimeError(f"{run}: status {s['status']}: {s.get('message')}")
     return {"arm": arm, "size": size, "seed": seed, "heldout": s["player_solve_rate"],

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from benchstats import ci95
+from benchstats import ci95, clm_run
 
 #: Model sizes and time shares, each a change from the default `clm run` (seed 0).
 FRONTIER = {
@@ -34,17 +32,9 @@ FRONTIER = {
 }
 
 
-def clm_run(out: Path, seed: int, budget: float, extra: list[str]) -> dict:
-    summary = out / "summary.json"
-    if not summary.exists():  # finished runs are reused
-        cmd = [sys.executable, "-m", "clm", "run", "--out", str(out), f"seed={seed}", "rounds=1000",
-               f"max_seconds={budget}", "report=false", "threads=1", "stuck_rounds=0", *extra]
-        if out.exists():
-            import shutil
-
-            shutil.rmtree(out)
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
-    s = json.loads(summary.read_text())
+def budget_run(out: Path, seed: int, budget: float, extra: list[str]) -> dict:
+    s = clm_run(out, [f"seed={seed}", "rounds=1000", f"max_seconds={budget}", "report=false", "threads=1",
+                      "stuck_rounds=0", *extra])
     return {"heldout": s["player_solve_rate"], "qd_score": s["qd_score"], "qd_coverage": s["qd_coverage"],
             "rounds": s["rounds"], "player_env_steps": s["player_env_steps"], "wall_seconds": s["wall_seconds"],
             "shares": {k[len("time_share_"):]: round(v, 3) for k, v in s.items() if k.startswith("time_share_")}}
@@ -63,14 +53,14 @@ def main() -> None:
     for seed in range(args.seeds):
         order = ["fixed", "adaptive"] if seed % 2 == 0 else ["adaptive", "fixed"]
         for arm in order:
-            r = clm_run(out / f"schedule-{arm}-s{seed}", seed, args.budget, [f"schedule={arm}"])
+            r = budget_run(out / f"schedule-{arm}-s{seed}", seed, args.budget, [f"schedule={arm}"])
             schedules[arm].append(r)
             print(f"seed {seed} {arm}: held-out {r['heldout']:.3f}, QD-score {r['qd_score']:.1f}, "
                   f"{r['rounds']} rounds, {r['player_env_steps']} player steps", flush=True)
     for seed in range(args.frontier_seeds):
         for i, (name, extra) in enumerate(FRONTIER.items()):
             folder = out / f"schedule-fixed-s{seed}" if not extra else out / f"frontier-{i}-s{seed}"
-            r = clm_run(folder, seed, args.budget, extra)  # the default is the fixed schedule's run
+            r = budget_run(folder, seed, args.budget, extra)  # the default is the fixed schedule's run
             frontier[name].append(r)
             print(f"{name} seed {seed}: held-out {r['heldout']:.3f}, QD-score {r['qd_score']:.1f}, "
                   f"{r['rounds']} rounds, shares {r['shares']}", flush=True)

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchstats import ci95
+from benchstats import ci95, clm_run
 
 # stuck_rounds=0: the plain run's player (no demonstrations, and never touching G) may solve nothing for
 # 10 rounds, which would otherwise stop the run.
@@ -43,12 +41,9 @@ PLAIN = ["archive_feedback=false", "designer_search=false", "player_steers_gener
 DESIGNERS = ("designer", "designer_map_elites", "designer_qd", "designer_qd (QD-trained)")
 
 
-def clm_run(out: Path, seed: int, extra: list[str]) -> None:
-    """Train a CLM run into ``out`` unless a finished one is there."""
-    if (out / "summary.json").exists():
-        return
-    cmd = [sys.executable, "-m", "clm.cli.main", "run", "--out", str(out), "--json", f"seed={seed}", *SCALE, *extra]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+def qd_run(out: Path, seed: int, extra: list[str]) -> None:
+    """Train a CLM run at this benchmark's scale into ``out`` unless a finished one is there."""
+    clm_run(out, [f"seed={seed}", *SCALE, *extra])
 
 
 def sample_diversity(G, n_boxes: int, n: int, seed: int) -> dict[str, float]:
@@ -130,8 +125,8 @@ def main() -> None:
     per_seed: list[dict] = []
     t0 = time.perf_counter()
     for seed in range(args.seeds):
-        clm_run(runs / f"clm-{seed}", seed, [])
-        clm_run(runs / f"plain-{seed}", seed, PLAIN)
+        qd_run(runs / f"clm-{seed}", seed, [])
+        qd_run(runs / f"plain-{seed}", seed, PLAIN)
         try:
             figures, div = judge_seed(runs / f"clm-{seed}", runs / f"plain-{seed}", seed, args)
         except UserError as e:
