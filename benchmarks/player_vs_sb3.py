@@ -53,17 +53,38 @@ HARD_PLAYER = dict(conv_channels=(32, 64), hidden=(256,), demo_buffer_size=400_0
                    buffer_size=100_000)
 
 
-def corpus_for(rung: str):
+def parse_player_overrides(items: list[str]) -> dict:
+    """``key=value`` pairs for the player's DQNConfig, values read as YAML."""
+    import yaml
+
+    from clm.agents.dqn import DQNConfig
+
+    fields = set(DQNConfig.__dataclass_fields__)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--player {item!r}: expected key=value with a DQNConfig field "
+                             f"(valid: {', '.join(sorted(fields))})")
+        v = yaml.safe_load(value)
+        out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def corpus_for(rung: str, player: dict | None = None):
     from clm.hybrid.config import CLMConfig
     from clm.hybrid.corpus import load_corpus
 
     cfg = CLMConfig() if rung == "main" else CLMConfig(**HARD_RUNG)
     if rung == "hard":
         cfg.player = replace(cfg.player, **HARD_PLAYER)
+    if player:
+        cfg.player = replace(cfg.player, **player)
     return cfg, *load_corpus(cfg)
 
 
-def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every: int) -> dict:
+def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every: int,
+                player: dict | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -72,7 +93,7 @@ def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every:
 
     set_threads(1)
     torch.manual_seed(seed)
-    cfg, corpus, held = corpus_for(rung)
+    cfg, corpus, held = corpus_for(rung, player)
     curve: list[dict] = []
     train_seconds = 0.0
 
@@ -164,9 +185,9 @@ def at_wall(curve: list[dict], seconds: float) -> float:
     return inside[-1]["heldout"] if inside else curve[0]["heldout"]
 
 
-def one(kind: str, seed: int, rung: str, steps: int, wall: float, every: int) -> dict:
+def one(kind: str, seed: int, rung: str, steps: int, wall: float, every: int, player: list[str]) -> dict:
     cmd = [sys.executable, __file__, "--one", kind, "--seed", str(seed), "--rung", rung, "--steps", str(steps),
-           "--wall", str(wall), "--eval-every", str(every)]
+           "--wall", str(wall), "--eval-every", str(every), *[a for kv in player for a in ("--player", kv)]]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -182,27 +203,30 @@ def main() -> None:
     ap.add_argument("--one", choices=LEARNERS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--wall", type=float, default=0.0)
+    ap.add_argument("--player", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field of our player's DQNConfig (repeatable), e.g. batch_size=128")
     args = ap.parse_args()
+    player = parse_player_overrides(args.player)
     learners = [k.strip() for k in args.learners.split(",") if k.strip()]
     bad = [k for k in learners if k not in LEARNERS]
     if bad or not learners or learners[0] != "ours":
         ap.error(f"--learners: unknown {bad} (valid: {', '.join(LEARNERS)}); 'ours' must come first")
     if args.one:
-        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every)))
+        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every, player)))
         return
     results: dict[str, list[dict]] = {k: [] for k in learners}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        ours = one("ours", seed, args.rung, args.steps, 0.0, args.eval_every)
+        ours = one("ours", seed, args.rung, args.steps, 0.0, args.eval_every, args.player)
         wall = ours["curve"][-1]["seconds"]
         results["ours"].append(ours)
         line = [f"seed {seed}: ours {at_steps(ours['curve'], args.steps):.3f} in {wall:.0f} s"]
         for kind in learners[1:]:
-            r = one(kind, seed, args.rung, args.steps, wall, args.eval_every)
+            r = one(kind, seed, args.rung, args.steps, wall, args.eval_every, args.player)
             results[kind].append(r)
             line.append(f"{kind} {at_steps(r['curve'], args.steps):.3f} at {args.steps} steps, "
                         f"{at_wall(r['curve'], wall):.3f} at {wall:.0f} s")
         print(" | ".join(line), flush=True)
-    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds}
+    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds, "player": player}
     walls = [r["curve"][-1]["seconds"] for r in results["ours"]]
     figures["ours_wall_seconds"] = walls
     for kind, runs in results.items():

@@ -51,8 +51,8 @@ def test_resume_extends_a_finished_run(tmp_path, capsys):
 @pytest.mark.parametrize("argv, code, words", [
     (["dqn", "train", "--env", "NoSuchEnv-v0"], 2, ["unknown environment id", "clm dqn envs"]),
     (["dqn", "train", "--env", "Pendulum-v1"], 2, ["continuous", "Discrete"]),
-    (["dqn", "train", "lrr=0.1"], 1, ["unknown config key 'lrr'", "Did you mean 'lr'"]),
-    (["dqn", "train", "total_steps=abc"], 1, ["must be an integer"]),
+    (["dqn", "train", "lrr=0.1"], 2, ["unknown config key 'lrr'", "Did you mean 'lr'"]),
+    (["dqn", "train", "total_steps=abc"], 2, ["must be an integer"]),
     (["dqn", "eval", "/nonexistent/run"], 2, ["does not exist"]),
 ])
 def test_bad_input_gives_a_clear_error(argv, code, words, capsys):
@@ -66,10 +66,11 @@ def test_bad_input_gives_a_clear_error(argv, code, words, capsys):
 def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["dqn", "train", "--out", str(out), "--json", *FAST]) == 0
-    (out / "checkpoints" / "latest" / "state.pt").write_bytes(b"\x00broken")
+    (out / "checkpoints" / "latest" / "state.safetensors").write_bytes(b"\x00broken")
     (out / "summary.json").unlink()
     assert main(["dqn", "train", "--resume", str(out)]) == 1
-    assert "corrupt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "state.safetensors" in err and "checksum" in err and "Traceback" not in err
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):

@@ -37,13 +37,13 @@ def test_train_sample_eval_and_resume(tmp_path, capsys):
 
     # a finished run is not overwritten; --resume continues it to more steps
     assert main(["gan", "train", *QUICK, "--out", str(run)]) == 2
-    assert "already holds a finished run" in capsys.readouterr().err
+    assert "is not empty" in capsys.readouterr().err
     assert main(["gan", "train", "--resume", str(run), "steps=60", "--json"]) == 0
     assert _last_json(capsys.readouterr().out)["steps"] == 60
 
 
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
-    assert main(["gan", "train", "--data", "cifar", "--out", str(tmp_path / "x")]) == 1
+    assert main(["gan", "train", "--data", "cifar", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "cifar" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
@@ -51,5 +51,5 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["gan", "train", "--data", "levels:/nonexistent/levels.txt", *QUICK, "--out", str(tmp_path / "y")]) == 1
     assert "no such file" in capsys.readouterr().err
-    assert main(["gan", "train", "stepz=3", "--out", str(tmp_path / "z")]) == 1
+    assert main(["gan", "train", "stepz=3", "--out", str(tmp_path / "z")]) == 2
     assert "Did you mean 'steps'" in capsys.readouterr().err

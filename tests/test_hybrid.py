@@ -190,9 +190,10 @@ def test_diverging_gan_stops_the_run_and_writes_no_generated_levels(tmp_path, ca
 
 def test_stuck_player_stops_the_run(tmp_path, capsys):
     out = tmp_path / "run"
-    # one vector step per round solves no level (each needs 3+ pushes), and no held-out level is played
+    # one vector step per round solves no level (each needs 3+ pushes), and the held-out levels are
+    # first played after the stop
     code = main(["run", "--out", str(out), "report=false", *TINY, "player_steps=32", "stuck_rounds=1",
-                 "rounds=3", "eval_levels=0"])
+                 "rounds=3", "eval_every=5", "player_demos=false"])
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "player_stuck" and summary["rounds"] == 1

@@ -37,9 +37,10 @@ from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_obse
                              make_vec_env, restore_env_state)
 from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
-from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
+from clm.core.config import to_dict
 from clm.core.errors import UserError
-from clm.core.runtime import resolve_device, rng_state, set_rng_state
+from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, set_rng_state
 
 
 @dataclass
@@ -92,6 +93,8 @@ class DQNConfig:
     checkpoint_interval: int = 25_000  #: env steps between checkpoints (0: only at the end)
 
     def validate(self) -> None:
+        if not self.lr > 0:
+            raise UserError(f"config key 'lr' must be > 0, got {self.lr}")
         positive = ["total_steps", "num_envs", "batch_size", "buffer_size", "train_freq",
                     "gradient_steps", "target_update_interval", "n_step", "eval_episodes",
                     "log_interval"]
@@ -195,7 +198,7 @@ class DQN:
         self._ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
-        self.exact_resume = True
+        self.exact_resume: bool | None = None  # None: not resumed; after a load, whether it was exact
 
     # -- acting -------------------------------------------------------------------------
     def epsilon(self) -> float:
@@ -505,9 +508,14 @@ class DQN:
         next_ckpt = (_next_multiple(self.env_steps, c.checkpoint_interval)
                      if c.checkpoint_interval > 0 else math.inf)
         wall = lambda: self.wall_before + time.perf_counter() - t0  # noqa: E731
-        try:
+        with DeferredInterrupt() as stop:
             while self.env_steps < c.total_steps:
                 self.collect_step()
+                if stop.requested:  # Ctrl-C: the step and its burst are whole, so the checkpoint is exact
+                    if checkpoint_dir is not None:
+                        self._check_finite(checkpoint_dir)
+                        self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
+                    raise KeyboardInterrupt
                 if self.env_steps >= next_eval:
                     next_eval = _next_multiple(self.env_steps, c.eval_interval)
                     self._evaluate_and_keep_best(logger, checkpoint_dir, wall())
@@ -521,6 +529,8 @@ class DQN:
                     row = {"loss": self.pop_mean_loss(), "epsilon": self.epsilon(),
                            "episodes": self.episodes, "gradient_steps": self.gradient_steps,
                            "env_steps_per_second": (self.env_steps - steps_at_start) / max(elapsed, 1e-9)}
+                    if row["loss"] is not None and not math.isfinite(row["loss"]):
+                        self._check_finite(checkpoint_dir, force=True)
                     if self.recent_returns:
                         row["episode_return"] = float(np.mean(self.recent_returns))
                     if logger is not None:
@@ -529,11 +539,8 @@ class DQN:
                                         best=self.best_eval_return)
                 if checkpoint_dir is not None and self.env_steps >= next_ckpt:
                     next_ckpt = _next_multiple(self.env_steps, c.checkpoint_interval)
+                    self._check_finite(checkpoint_dir)
                     self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
-        except KeyboardInterrupt:
-            if checkpoint_dir is not None:
-                self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
-            raise
         train_wall = wall()
         final = self.evaluate(c.eval_episodes)
         mean, std = float(np.mean(final)), float(np.std(final))
@@ -588,6 +595,19 @@ class DQN:
         return greedy_returns(self._eval_envs, self.greedy_actions,
                               seed=self.cfg.seed + 10_000 if seed is None else seed)
 
+    def _check_finite(self, checkpoint_dir: Path | None, force: bool = False) -> None:
+        """Stop with a clear message when the loss or the weights went non-finite
+        (a good checkpoint is never overwritten by a broken one)."""
+        if not force and all(bool(torch.isfinite(p).all()) for p in self._online):
+            return
+        last = "none was saved yet"
+        if checkpoint_dir is not None and checkpoint_exists(Path(checkpoint_dir) / "latest"):
+            _, meta = read_meta(Path(checkpoint_dir) / "latest")
+            last = f"{Path(checkpoint_dir) / 'latest'} (env step {meta.get('env_steps')})"
+        raise UserError(f"training diverged: the Q-network's loss or weights became NaN or infinite by env step "
+                        f"{self.env_steps}; lower lr (now {self.cfg.lr:g}) or max_grad_norm. The last good "
+                        f"checkpoint: {last}")
+
     # -- checkpoints -------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:
         return {**{f"q.{k}": v for k, v in self.q.state_dict().items()},
@@ -596,9 +616,10 @@ class DQN:
     def save_weights(self, folder: Path, **meta: Any) -> None:
         save_checkpoint(folder, self.weights(), {}, {"kind": "dqn", "env_steps": self.env_steps, **meta})
 
-    def save(self, folder: Path, wall_seconds: float = 0.0) -> None:
-        """The full training state: resuming from it continues exactly."""
-        env_blob, whole = env_state(self.envs)
+    def training_state(self, wall_seconds: float = 0.0) -> tuple[dict[str, torch.Tensor], dict, dict]:
+        """(weights, state, meta) of the full training state, plain data only:
+        resuming from it continues exactly when ``meta["exact_resume"]``."""
+        env, whole = env_state(self.envs)
         state = {
             "optimizer": self.optimizer.state_dict(),
             "replay": self.replay.state_dict(),
@@ -610,22 +631,39 @@ class DQN:
             "rng": {"numpy_generator": self.rng.bit_generator.state, "global": rng_state()},
             "episode": {"obs": self._obs, "prev_done": self._prev_done, "ep_return": self._ep_return,
                         "recent_returns": list(self.recent_returns)},
-            "env": env_blob,
+            "env": env,
+            "shape": {"num_envs": self.cfg.num_envs, "buffer_size": self.cfg.buffer_size,
+                      "prioritized": self.cfg.prioritized, "demo_buffer_size": self.cfg.demo_buffer_size},
         }
-        save_checkpoint(folder, self.weights(), state,
-                        {"kind": "dqn", "env_steps": self.env_steps, "exact_resume": whole})
+        return self.weights(), state, {"kind": "dqn", "env_steps": self.env_steps, "exact_resume": whole,
+                                       "config": to_dict(self.cfg)}
+
+    def save(self, folder: Path, wall_seconds: float = 0.0) -> None:
+        """The full training state: resuming from it continues exactly."""
+        save_checkpoint(folder, *self.training_state(wall_seconds))
 
     def load(self, folder: Path, with_state: bool = True) -> None:
         weights, state, meta = load_checkpoint(folder, map_location=self.device, with_state=with_state)
+        self.load_training_state(weights, state if with_state else None, meta, where=str(folder))
+
+    def load_training_state(self, weights: dict[str, torch.Tensor], state: dict | None, meta: dict,
+                            where: str = "the checkpoint") -> None:
+        """Restore :meth:`training_state` (weights only when ``state`` is None)."""
         if meta.get("kind") != "dqn":
-            raise UserError(f"{folder} is not a DQN checkpoint (kind: {meta.get('kind')})")
+            raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})")
         try:
             self.q.load_state_dict({k[2:]: v for k, v in weights.items() if k.startswith("q.")})
             self.q_target.load_state_dict({k[9:]: v for k, v in weights.items() if k.startswith("q_target.")})
         except RuntimeError as e:
-            raise UserError(f"checkpoint {folder} does not fit this config's network: {str(e).splitlines()[0]}")
-        if not with_state:
+            raise UserError(f"checkpoint {where} does not fit this config's network: {str(e).splitlines()[0]}")
+        if state is None:
             return
+        saved = state.get("shape", {})
+        for key, value in saved.items():
+            if getattr(self.cfg, key) != value:
+                raise UserError(f"{key} is {getattr(self.cfg, key)} in this config but {value} in checkpoint {where}: "
+                                f"the replay and environments are saved at that size; resume without changing "
+                                f"{key}, or start a new run", exit_code=2)
         self.optimizer.load_state_dict(state["optimizer"])
         self._bind_adam_state()
         self.replay.load_state_dict(state["replay"])
@@ -642,8 +680,9 @@ class DQN:
         ep = state["episode"]
         self._obs, self._prev_done, self._ep_return = ep["obs"], ep["prev_done"], ep["ep_return"]
         self.recent_returns = deque(ep["recent_returns"], maxlen=20)
-        self.envs = restore_env_state(self.envs, state["env"])
-        self.exact_resume = bool(meta.get("exact_resume", False))
+        restored = restore_env_state(self.envs, state["env"])
+        # Exact only when the env's whole state was saved and reads back the same.
+        self.exact_resume = bool(meta.get("exact_resume", False)) and restored
 
 
 def greedy_returns(envs: gym.vector.VectorEnv, policy, seed: int) -> np.ndarray:

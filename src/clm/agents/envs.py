@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import pickle
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -93,25 +93,107 @@ def final_observations(next_obs: np.ndarray, infos: dict, done: np.ndarray) -> n
     return real
 
 
-def env_state(envs: gym.vector.VectorEnv) -> tuple[bytes, bool]:
-    """Pickle what can be pickled of a vector env; the flag says whether all of
-    it was (then a resumed run continues exactly)."""
-    try:
-        return pickle.dumps(envs), True
-    except Exception:
-        state, whole = {}, True
-        for k, v in envs.__dict__.items():
-            try:
-                state[k] = pickle.dumps(v)
-            except Exception:
-                whole = whole and k == "env_fns"  # factory closures are rebuilt, not needed
-        return pickle.dumps(state), whole
+#: attributes an env rebuilds from its config, or that hold no state of an episode
+_REBUILT = (gym.spaces.Space, gym.envs.registration.EnvSpec, type)
 
 
-def restore_env_state(envs: gym.vector.VectorEnv, blob: bytes) -> gym.vector.VectorEnv:
-    obj = pickle.loads(blob)
-    if isinstance(obj, gym.vector.VectorEnv):
-        envs.close()
-        return obj
-    envs.__dict__.update({k: pickle.loads(v) for k, v in obj.items()})
-    return envs
+def env_state(envs: Any) -> tuple[dict, bool]:
+    """The state of an environment as plain data (no pickle), and whether all
+    of it was captured (then a resumed run continues exactly).
+
+    An env with its own ``state_dict()`` gives that. Otherwise the env's
+    attributes are walked: numbers, strings, arrays and NumPy generators are
+    kept, nested envs and wrappers are walked into, spaces, specs and
+    functions are rebuilt from the config; anything else makes the capture
+    partial (``False``)."""
+    if callable(getattr(envs, "state_dict", None)):
+        return {"state_dict": envs.state_dict()}, True
+    whole = [True]
+
+    def value(v: Any, path: str) -> tuple[bool, Any]:
+        if v is None or isinstance(v, (bool, int, float, str, np.generic)):
+            return True, v
+        if isinstance(v, np.ndarray) and v.dtype != object:
+            return True, v.copy()
+        if isinstance(v, np.random.Generator):
+            return True, {"generator": v.bit_generator.state}
+        if isinstance(v, (list, tuple)):
+            items = [value(x, f"{path}[{i}]") for i, x in enumerate(v)]
+            if all(ok for ok, _ in items):
+                return True, {"sequence": [x for _, x in items]}
+            return False, None
+        if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+            items = {k: value(x, f"{path}.{k}") for k, x in v.items()}
+            return True, {"mapping": {k: x for k, (ok, x) in items.items() if ok}}
+        if isinstance(v, (gym.Env, gym.vector.VectorEnv)):
+            return True, {"object": walk(v, path)}
+        if isinstance(v, _REBUILT) or callable(v):
+            return False, None
+        whole[0] = False  # an object this walk does not know: its state is not saved
+        return False, None
+
+    def walk(obj: Any, path: str) -> dict:
+        out = {}
+        for k, v in vars(obj).items():
+            ok, enc = value(v, f"{path}.{k}")
+            if ok:
+                out[k] = enc
+        return out
+
+    return {"attributes": walk(envs, "env")}, whole[0]
+
+
+def restore_env_state(envs: Any, state: dict) -> bool:
+    """Put a state from :func:`env_state` back into ``envs`` (made from the
+    same config); returns whether the env now holds exactly that state
+    (checked by capturing it again)."""
+    if "state_dict" in state:
+        envs.load_state_dict(state["state_dict"])
+        return True
+
+    def decode(current: Any, enc: Any) -> Any:
+        if not isinstance(enc, dict):
+            if isinstance(current, np.ndarray) and isinstance(enc, np.ndarray) \
+                    and current.shape == enc.shape and current.dtype == enc.dtype:
+                current[...] = enc  # in place: other objects may hold views of it
+                return current
+            return enc
+        if "generator" in enc:
+            st = enc["generator"]
+            gen = current if isinstance(current, np.random.Generator) else \
+                np.random.Generator(getattr(np.random, st["bit_generator"])())
+            gen.bit_generator.state = st
+            return gen
+        if "sequence" in enc:
+            cur = current if isinstance(current, (list, tuple)) and len(current) == len(enc["sequence"]) \
+                else [None] * len(enc["sequence"])
+            items = [decode(c, e) for c, e in zip(cur, enc["sequence"])]
+            return tuple(items) if isinstance(current, tuple) else items
+        if "mapping" in enc:
+            cur = current if isinstance(current, dict) else {}
+            return {**cur, **{k: decode(cur.get(k), e) for k, e in enc["mapping"].items()}}
+        if "object" in enc:
+            fill(current, enc["object"])
+            return current
+        raise ValueError(f"unknown env state entry {sorted(enc)}")
+
+    def fill(obj: Any, attrs: dict) -> None:
+        for k, enc in attrs.items():
+            setattr(obj, k, decode(getattr(obj, k, None), enc))
+
+    fill(envs, state["attributes"])
+    again, _ = env_state(envs)
+    return _same(again, state)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape \
+            and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

@@ -4,10 +4,13 @@ key=value overrides, --out and --resume become a config and a run directory."""
 from __future__ import annotations
 
 import argparse
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from clm.core.config import load_config, read_yaml
+from clm.core.checkpoint import checkpoint_exists, read_meta
+from clm.core.config import load_config, read_yaml, to_dict
 from clm.core.errors import UsageError
 from clm.core.rundir import new_run_dir, require_run_dir
 
@@ -15,24 +18,64 @@ from clm.core.rundir import new_run_dir, require_run_dir
 def add_training_arguments(parser: argparse.ArgumentParser, config_name: str, command: str) -> None:
     parser.add_argument("--config", help=f"YAML file of {config_name} keys")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    parser.add_argument("--out", help=f"run directory to create (default runs/{command}-<time>)")
+    parser.add_argument("--out", help=f"run directory to create (default runs/{command}-<time>); it must not exist "
+                                      f"or be empty")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")
 
 
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overrides: list[str],
-                       checkpoint: str, base: dict[str, Any] | None = None) -> tuple[Any, Path]:
+                       checkpoint: str, base: dict[str, Any] | None = None,
+                       resumable: tuple[str, ...] = ()) -> tuple[Any, Path]:
     """A new run: defaults < ``base`` < --config < overrides, in a new folder.
     --resume: the run's own config.yaml < overrides, and its folder, which must
-    hold ``checkpoints/<checkpoint>``."""
+    hold ``checkpoints/<checkpoint>``. Before anything is written, the
+    resumed config is checked against the one the checkpoint was made with:
+    only the keys in ``resumable`` (budgets, intervals, threads) may change."""
     if not args.resume:
-        return load_config(cls, args.config, overrides, base=base), new_run_dir(command, args.out)
+        cfg = load_config(cls, args.config, overrides, base=base)
+        return cfg, new_run_dir(command, args.out)
     if args.out:
         raise UsageError("--resume continues a run in its own folder; drop --out")
     if args.config:
         raise UsageError("--resume continues a run with its own config.yaml; drop --config")
     run_dir = require_run_dir(args.resume, command)
     folder = run_dir / "checkpoints" / checkpoint
-    if not (folder / "meta.json").exists() and not folder.with_name(checkpoint + ".old").exists():
+    if not checkpoint_exists(folder):
         raise UsageError(f"{run_dir} has no checkpoint to resume from (checkpoints/{checkpoint} is missing)")
-    return load_config(cls, base=read_yaml(run_dir / "config.yaml"), overrides=overrides), run_dir
+    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+    _, meta = read_meta(folder)
+    saved = meta.get("config")
+    if isinstance(saved, dict):
+        old, new = _flat(saved), _flat(to_dict(cfg))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)
+                         and k not in resumable and k.split(".")[-1] not in resumable)
+        if changed:
+            what = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in changed[:6])
+            raise UsageError(f"--resume {run_dir}: {what} cannot change on resume (the checkpoint was made with the "
+                             f"old values); keys that may change: {', '.join(resumable) or 'none'}. Start a new run "
+                             f"with --out to try other settings")
+    return cfg, run_dir
+
+
+@contextmanager
+def removed_on_failure(run_dir: Path, resumed: bool) -> Iterator[None]:
+    """A new run folder that fails before its first checkpoint is removed
+    (nothing in it can be resumed); a resumed run's folder is kept."""
+    try:
+        yield
+    except BaseException:
+        ckpts = run_dir / "checkpoints"
+        if not resumed and not any(checkpoint_exists(p) for p in ckpts.glob("*") if not p.name.endswith(".old")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise

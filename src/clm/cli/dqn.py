@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from clm.core.config import load_config, read_yaml, save_config
 from clm.core.errors import UsageError
-from clm.cli.common import add_training_arguments, config_and_run_dir
+from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
+from clm.core.checkpoint import checkpoint_exists, read_meta
 from clm.core.rundir import dumps_line, require_run_dir, write_summary
+
+
+#: DQNConfig keys that may change when a run is resumed (budgets, intervals, threads, device)
+DQN_RESUMABLE = ("total_steps", "eval_interval", "eval_episodes", "log_interval", "checkpoint_interval",
+                 "target_return", "stop_at_target", "threads", "device")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,26 +51,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.env:
-        overrides.append(f"env_id={args.env}")
-    cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest")
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    agent = DQN(cfg)
-    if args.resume:
-        agent.load(run_dir / "checkpoints" / "latest")
-        if not agent.exact_resume:
-            print("warning: the environment state could not be saved; the resumed run restarts "
-                  "its episodes (not bit-exact)", file=sys.stderr)
-    save_config(cfg, run_dir / "config.yaml")
-    logger = MetricLogger(run_dir, total_steps=cfg.total_steps, quiet=args.json,
-                          initial_step=agent.env_steps, unit="step")
-    try:
-        summary = agent.learn(logger=logger, checkpoint_dir=run_dir / "checkpoints")
-    except KeyboardInterrupt:
-        logger.close()
-        print(f"\ninterrupted at env step {agent.env_steps}; checkpoint saved. Continue with:\n"
-              f"  clm dqn train --resume {run_dir}", file=sys.stderr)
-        return 130
+        overrides.append(f"env_id={json.dumps(args.env)}")  # quoted: an id is never read as YAML
+    cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest", resumable=DQN_RESUMABLE)
+    with removed_on_failure(run_dir, bool(args.resume)):
+        set_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        agent = DQN(cfg)
+        if args.resume:
+            agent.load(run_dir / "checkpoints" / "latest")
+            if agent.exact_resume is False:
+                print("warning: the environment state could not be saved whole; the resumed run restarts "
+                      "its episodes (not bit-exact)", file=sys.stderr)
+        save_config(cfg, run_dir / "config.yaml")
+        logger = MetricLogger(run_dir, total_steps=cfg.total_steps, quiet=args.json,
+                              initial_step=agent.env_steps, unit="step", resume=bool(args.resume))
+        try:
+            summary = agent.learn(logger=logger, checkpoint_dir=run_dir / "checkpoints")
+        except KeyboardInterrupt:
+            logger.close()
+            if checkpoint_exists(run_dir / "checkpoints" / "latest"):
+                _, meta = read_meta(run_dir / "checkpoints" / "latest")
+                print(f"\ninterrupted; the checkpoint at env step {meta.get('env_steps')} is whole. Continue with:\n"
+                      f"  clm dqn train --resume {run_dir}", file=sys.stderr)
+                return 130
+            raise
     logger.close()
     summary = {"env_id": cfg.env_id, **summary}
     write_summary(run_dir, summary)

@@ -7,8 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clm.cli.common import add_training_arguments, config_and_run_dir
+from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
 from clm.core.errors import UsageError
+
+#: GanConfig keys that may change when a run is resumed (budgets, intervals, threads, device)
+GAN_RESUMABLE = ("steps", "log_every", "image_every", "checkpoint_every", "final_eval", "threads", "device",
+                 "fid_weights")
 
 SUMMARY_KEYS = ("fd_clf", "fd_clf_floor", "fd_clf_ratio", "precision", "recall", "density", "coverage",
                 "novelty_mean", "memorised_fraction", "class_fraction_min", "class_fraction_max",
@@ -61,11 +65,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.data:
-        overrides.append(f"data={args.data}")
-    cfg, run_dir = config_and_run_dir(args, GanConfig, "gan", overrides, "last")
+        overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
+    cfg, run_dir = config_and_run_dir(args, GanConfig, "gan", overrides, "last", resumable=GAN_RESUMABLE)
     if args.resume:
         (run_dir / "summary.json").unlink(missing_ok=True)  # a longer run replaces the old summary at its end
-    summary = train(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+    with removed_on_failure(run_dir, bool(args.resume)):
+        summary = train(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
     _print_summary(summary, run_dir, args.json)
     return 0
 

@@ -174,13 +174,33 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_CELL = 256  #: pixels per tile in a render
+MAX_PIXELS = 100_000_000  #: largest picture a render draws (a bigger one takes minutes and GBs)
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from clm.domains.levels.render import render_grid, save_png
 
     if args.cols < 1 or args.cell < 1 or args.max_levels < 1:
         raise UsageError("--cols, --cell and --max must be at least 1")
+    if args.cell > MAX_CELL:
+        raise UsageError(f"--cell {args.cell} is too large: at most {MAX_CELL} pixels per tile")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the PNG file to write, e.g. {out / 'levels.png'}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
     levels = _read(args.path)
     shown = levels[: args.max_levels]
+    if not shown:
+        raise UsageError(f"{args.path} holds no levels to draw")
+    cols = min(args.cols, len(shown))
+    rows = -(-len(shown) // cols)
+    h, w = (max(lv.shape[i] for lv in shown) for i in (0, 1))
+    pixels = (cols * w * args.cell) * (rows * h * args.cell)
+    if pixels > MAX_PIXELS:
+        raise UsageError(f"the picture would be {pixels / 1e6:.0f} megapixels (at most {MAX_PIXELS // 10**6}); "
+                         f"lower --cell or --max")
     image = render_grid(shown, cols=args.cols, cell=args.cell, labels=[lv.name for lv in shown])
     path = save_png(image, Path(args.out))
     print(f"drew {len(shown)} of {len(levels)} levels to {path} ({image.width}x{image.height} px)")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from clm.cli.common import add_training_arguments
+from clm.cli.common import add_training_arguments, removed_on_failure
 from clm.core.errors import UsageError
 
 
@@ -31,6 +32,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=cmd_generate)
 
 
+#: CLMConfig keys that may change when a run is resumed (budgets, evaluation, outputs, threads, device)
+CLM_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_levels", "stuck_rounds", "report", "wandb", "threads",
+                 "device")
+
+
+def _preset_key(args: argparse.Namespace) -> str | None:
+    """``preset=NAME`` given as a key (command line or --config) selects the
+    preset's settings, as ``--preset NAME`` does; the file and the command
+    line still override them."""
+    from clm.core.config import parse_overrides, read_yaml
+    from clm.hybrid.config import PRESETS
+
+    if args.resume:
+        return None
+    value = parse_overrides([o for o in args.overrides if o.split("=", 1)[0].strip() == "preset"]).get("preset")
+    if value is None and args.config:
+        value = read_yaml(args.config).get("preset")
+    if value is not None and value not in PRESETS:
+        raise UsageError(f"unknown preset {value!r}: use one of {', '.join(PRESETS)}")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from clm.cli.common import config_and_run_dir
     from clm.core.config import save_config
@@ -40,11 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.data:
-        overrides.append(f"data={args.data}")
-    base = {**PRESETS[args.preset], "preset": args.preset} if args.preset else None
-    cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base)
-    save_config(cfg, run_dir / "config.yaml")
-    summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+        overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
+    preset = args.preset or _preset_key(args)
+    base = {**PRESETS[preset], "preset": preset} if preset else None
+    cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base, resumable=CLM_RESUMABLE)
+    with removed_on_failure(run_dir, bool(args.resume)):
+        save_config(cfg, run_dir / "config.yaml")
+        summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
     report = None
     if cfg.report:
         from clm.report.html import write_report

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -72,7 +73,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise UserError(f"config key '{key}' in {where} must be a mapping, got {value!r}")
-        return from_dict(tp, value, where=f"{where}:{key}")
+        return _from_dict(tp, value, where=f"{where}:{key}")
     if tp is Any:
         return value
     if tp is bool:
@@ -93,6 +94,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config key '{key}' in {where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UserError(f"config key '{key}' in {where} must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -102,7 +105,16 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build ``cls`` from a mapping, checking every key and value type."""
+    """Build ``cls`` from a mapping, checking every key and value type. A
+    bad key or value is a usage error (exit code 2) that names it."""
+    try:
+        return _from_dict(cls, data, where)
+    except UserError as e:
+        e.exit_code = 2
+        raise
+
+
+def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     types_ = _field_types(cls)
     kwargs = {}
     defaults = None
@@ -174,7 +186,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error for a missing or malformed file."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
+        raise UserError(f"config file {path} does not exist", exit_code=2)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -200,7 +212,7 @@ def load_config(
         where = str(path)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
-        where = where if path is None else f"{where} or the command line"
+        where = "the command line" if path is None else f"{where} or the command line"
     return from_dict(cls, data, where=where)
 
 

@@ -19,8 +19,13 @@ class MetricLogger:
 
     def __init__(self, run_dir: Path, total_steps: int | None = None, quiet: bool = False,
                  tensorboard: bool = True, initial_step: int = 0, unit: str = "step",
-                 wandb: str = "", config: dict | None = None):
+                 wandb: str = "", config: dict | None = None, resume: bool = False):
+        """``resume=True``: the run continues from a checkpoint at ``initial_step``;
+        rows logged after it (by the session that was stopped) are dropped, in
+        metrics.jsonl and in TensorBoard, so that no step is recorded twice."""
         self.run_dir = Path(run_dir)
+        if resume:
+            _drop_rows_after(self.run_dir / "metrics.jsonl", initial_step)
         self._wandb = None
         if wandb:  # "offline" (no account needed) or "online"
             try:
@@ -37,7 +42,7 @@ class MetricLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=initial_step + 1 if resume else None)
         self._bar = None
         if not quiet:
             from tqdm import tqdm
@@ -81,3 +86,22 @@ class MetricLogger:
         self._jsonl.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the rows of ``path`` (JSON lines) logged at or before ``step``."""
+    import json
+
+    from clm.core.rundir import atomic_write_text
+
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))

@@ -66,13 +66,13 @@ def new_run_dir(command: str, out: str | Path | None = None, root: str | Path = 
         path = Path(out)
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {path} exists and is not a directory", exit_code=2)
-        if path.is_dir() and (path / "summary.json").exists():
-            raise UserError(
-                f"--out {path} already holds a finished run; choose another folder "
-                f"or continue it with --resume {path}",
-                exit_code=2,
-            )
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if path.is_dir() and any(path.iterdir()):
+            hint = (f"; continue it with --resume {path}" if (path / "config.yaml").is_file() else "")
+            raise UserError(f"--out {path} is not empty: choose a new folder{hint}", exit_code=2)
+    try:
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run directory {path}: {e.strerror}; choose another --out", exit_code=2)
     return path
 
 

@@ -59,3 +59,40 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class DeferredInterrupt:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the caller reaches a safe point.
+
+    Inside ``with DeferredInterrupt() as stop:`` the first signal only sets
+    ``stop.requested``; the loop checks it between units of work (a vector
+    step with its training burst, a CLM round), saves a whole checkpoint and
+    stops, so that resuming continues exactly. A second signal raises
+    ``KeyboardInterrupt`` at once (the last checkpoint stays whole: saves are
+    atomic). Outside the main thread signals cannot be caught and nothing is
+    deferred."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> DeferredInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 from clm.core.checkpoint import load_checkpoint, save_checkpoint
-from clm.core.config import save_config
+from clm.core.config import save_config, to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
 from clm.core.rundir import write_summary
-from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
+from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, load_gan_data
 from clm.gan.losses import PatternMatching
@@ -248,10 +248,12 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     def save(at_step: int) -> None:
         refresh_sampler()
         save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state()},
-                        {"step": at_step, "data": cfg.data, "kind": data.kind})
+                        {"step": at_step, "data": cfg.data, "kind": data.kind, "config": to_dict(cfg)})
 
-    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step)
+    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step, resume=resume)
+    stop = DeferredInterrupt()  # Ctrl-C finishes the step and saves it, so that resume is exact
     try:
+        stop.__enter__()
         # ---- the loop
         while step < cfg.steps:
             # (1) D: a real batch with its conditions against G's samples for drawn conditions, d_steps times
@@ -281,9 +283,12 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
                 refresh_sampler()
                 logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode,
                                                        wall_threshold(pair.sampler, data, cfg, device)), step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
                 save(step)
+            if stop.requested:
+                raise KeyboardInterrupt
     finally:
+        stop.__exit__()
         logger.close()
     if cfg.steps == 0 or not ckpt_dir.exists():
         save(step)

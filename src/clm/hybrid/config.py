@@ -89,6 +89,16 @@ class CLMConfig:
     designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
 
     def validate(self) -> None:
+        if unused := _unused_keys_set(self):
+            raise UserError("clm run does not use " + "; ".join(unused) + ". Drop these keys", exit_code=2)
+        for name in ("eval_every", "eval_levels", "samples_per_round", "archive_size", "corpus_size", "heldout_size",
+                     "level_size", "n_boxes"):
+            if getattr(self, name) < 1:
+                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}", exit_code=2)
+        if self.designer_steps < 0 or self.stuck_rounds < 0 or self.min_pushes < 0 or self.min_novelty < 0:
+            raise UserError("designer_steps, stuck_rounds, min_pushes and min_novelty must be >= 0", exit_code=2)
+        if not self.solve_time_limit > 0 or not self.target_pushes > 0:
+            raise UserError("solve_time_limit and target_pushes must be > 0", exit_code=2)
         if not self.max_seconds >= 0:
             raise UserError(f"max_seconds must be >= 0 (0: no budget), got {self.max_seconds}", exit_code=2)
         if not self.designer_step_size > 0 or self.designer_horizon < 1:
@@ -110,6 +120,43 @@ class CLMConfig:
             raise UserError(f"unknown pool_source '{self.pool_source}': use generator or classic")
         if not (self.data in ("generated",) or self.data.startswith("boxoban:") or self.data):
             raise UserError(f"unknown data '{self.data}': use generated, boxoban:DIR or a Boxoban file/folder")
+
+
+#: GanConfig keys that ``clm gan train`` reads and ``clm run`` does not, with where the CLM sets them
+GAN_KEYS_NOT_IN_CLM = {
+    "data": "the CLM's corpus is the top-level data key", "seed": "the top-level seed seeds everything",
+    "device": "the top-level device is used by every network", "threads": "use the top-level threads",
+    "steps": "use gan_steps (per round) and rounds", "conditional": "the CLM's G and D are unconditional",
+    "pattern_matching": "the CLM's G loss is D's feedback plus the player's steer",
+    "level_decode": "the CLM decodes G's most probable tiles", "room_calibration": "the CLM decodes G's most probable tiles",
+    "test_fraction": "use heldout_size", "split_seed": "the CLM's split follows seed",
+    "levels_reference": "the CLM's held-out levels come from its corpus", "max_levels": "use corpus_size",
+    "max_boxes": "the CLM's G is unconditional", "log_every": "the CLM logs every round",
+    "image_every": "the CLM's report draws its levels", "checkpoint_every": "the CLM saves every round",
+    "eval_samples": "use samples_per_round", "classifier_epochs": "a digits metric", "fid_weights": "an image metric",
+    "final_eval": "the CLM's summary has its own figures", "solve_samples": "use samples_per_round",
+    "solve_time_limit": "use the top-level solve_time_limit",
+}
+#: DQNConfig keys of the player and the designer that ``clm run`` sets itself
+DQN_KEYS_SET_BY_CLM = {
+    "env_id": "the player plays the corpus, the designer G's latent space",
+    "total_steps": "set by rounds x player_steps (designer_steps for the designer)",
+    "seed": "the top-level seed seeds everything", "device": "use the top-level device",
+    "threads": "use the top-level threads", "eval_interval": "use eval_every (rounds)",
+    "eval_episodes": "use eval_levels", "target_return": "the CLM reports held-out solve rates",
+    "stop_at_target": "the CLM runs its rounds", "log_interval": "the CLM logs every round",
+    "checkpoint_interval": "the CLM saves every round",
+}
+
+
+def _unused_keys_set(cfg: CLMConfig) -> list[str]:
+    """``section.key (why)`` for each key set to other than its default that clm run does not use."""
+    out = []
+    for section, keys, default in (("gan", GAN_KEYS_NOT_IN_CLM, _gan()), ("player", DQN_KEYS_SET_BY_CLM, _player()),
+                                   ("designer", DQN_KEYS_SET_BY_CLM, _designer())):
+        mine = getattr(cfg, section)
+        out += [f"{section}.{k} ({why})" for k, why in keys.items() if getattr(mine, k) != getattr(default, k)]
+    return out
 
 
 PRESETS = {

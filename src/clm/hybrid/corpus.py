@@ -11,6 +11,15 @@ from clm.domains.levels import Level, levels_to_tiles, read_levels
 from clm.domains.levels.generator import generate_levels
 
 
+def _one_size(levels: list[Level], where: Path) -> None:
+    sizes = sorted({lv.shape for lv in levels})
+    if len(sizes) > 1:
+        first = next(lv for lv in levels if lv.shape != levels[0].shape)
+        raise UserError(f"{where}: the CLM needs levels of one size, found {', '.join(f'{h}x{w}' for h, w in sizes)} "
+                        f"(level {levels[0].name!r} is {levels[0].shape[0]}x{levels[0].shape[1]}, level {first.name!r} "
+                        f"is {first.shape[0]}x{first.shape[1]})")
+
+
 def load_corpus(cfg) -> tuple[list[Level], list[Level]]:
     """(training corpus, held-out real levels) for ``cfg.data``.
 
@@ -29,14 +38,19 @@ def load_corpus(cfg) -> tuple[list[Level], list[Level]]:
         if not train_dir.is_dir() or not test_dir.is_dir():
             raise UserError(f"--data boxoban:{root}: expected a Boxoban folder with unfiltered/train and "
                             f"unfiltered/test inside (e.g. ../shared/data/boxoban)", exit_code=2)
-        return list(read_levels(train_dir))[: cfg.corpus_size], list(read_levels(test_dir))[: cfg.heldout_size]
+        train, test = list(read_levels(train_dir))[: cfg.corpus_size], list(read_levels(test_dir))[: cfg.heldout_size]
+        _one_size(train, train_dir)
+        _one_size(test, test_dir)
+        if train and test and train[0].shape != test[0].shape:
+            raise UserError(f"--data boxoban:{root}: the training levels are {train[0].shape[0]}x{train[0].shape[1]} but "
+                            f"the test levels are {test[0].shape[0]}x{test[0].shape[1]}; both splits must be one size")
+        return train, test
     path = Path(cfg.data).expanduser()
     if not path.exists():
         raise UserError(f"data path {path} does not exist: use generated, boxoban:DIR or a Boxoban file/folder",
                         exit_code=2)
     levels = list(read_levels(path))
-    if len({lv.shape for lv in levels}) != 1:
-        raise UserError(f"{path}: the CLM needs levels of one size")
+    _one_size(levels, path)
     perm = np.random.default_rng(cfg.seed).permutation(len(levels))
     n_held = max(1, min(cfg.heldout_size, len(levels) // 5))
     return [levels[i] for i in perm[n_held:]][: cfg.corpus_size], [levels[i] for i in perm[:n_held]]

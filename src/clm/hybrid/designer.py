@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from clm.core.errors import UserError
 from clm.gan.decode import decode_levels
 from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
 
@@ -56,10 +57,23 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         self.found = 0  # creative levels this env added to the archive
         self.on_judged = None  # called with (levels, judgement) after each judged batch (the CLM's QD grid)
 
-    def __getstate__(self):
-        # Checkpoints keep the designers' own state; G, D, the judge and the
-        # archive are the CLM's and are saved (and re-attached) by it.
-        return {k: v for k, v in self.__dict__.items() if k not in ("G", "D", "judge", "archive", "on_judged")}
+    def state_dict(self) -> dict:
+        """The designers' own state (G, D, the judge and the archive are the
+        CLM's and are saved by it)."""
+        st = {"rng": self.rng.bit_generator.state, "round": self.round, "found": self.found}
+        if hasattr(self, "_z"):
+            st.update(z=self._z.copy(), t=self._t.copy(), judgement={k: np.copy(v) for k, v in vars(self._j).items()})
+        return st
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.round, self.found = int(state["round"]), int(state["found"])
+        if "z" in state:
+            if np.shape(state["z"]) != (self.num_envs, self.z_dim):
+                raise UserError(f"the saved designers' latents have shape {np.shape(state['z'])}; this config's are "
+                                f"{(self.num_envs, self.z_dim)}: resume with the config the run started with")
+            self._z, self._t = np.array(state["z"], np.float32), np.array(state["t"], np.float64)
+            self._j = Judgement(**{k: np.asarray(v) for k, v in state["judgement"].items()})
 
     def _judge(self, z: np.ndarray) -> tuple[list, Judgement]:
         levels = decode_latents(self.G, z, self.judge.n_boxes)

@@ -18,8 +18,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import pickle
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,8 +34,9 @@ from clm.core.config import to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
 from clm.core.rundir import atomic_write_text, write_summary
-from clm.core.runtime import resolve_device, rng_state, seed_everything, set_rng_state, set_threads
-from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
+from clm.core.runtime import (DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state,
+                              set_threads)
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, tiles_to_levels, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
@@ -67,7 +68,10 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     real_x = torch.from_numpy(levels_to_onehot(corpus)).float().to(device)
     gcfg = cfg.gan
     G, D = build_gan(cfg, tuple(real_x.shape[1:]), device)
-    gan = AdversarialPair(G, D, gcfg)
+    use_amp = gcfg.amp and device.type == "cuda"
+    if gcfg.amp and not use_amp and not quiet:
+        print("note: gan.amp=true needs a CUDA device; the GAN trains in float32 on the CPU")
+    gan = AdversarialPair(G, D, gcfg, amp=use_amp)
     judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
     judge.n_boxes = judge.usual_box_count(corpus)
     archive = CreativeArchive(cfg.archive_size)
@@ -94,8 +98,9 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     # before that says "not evaluated", not 0.
     state = {"round": 0, "evaluations_at_round": [], "player_solve_rate": None, "train_solve_rate": 0.0}
     ckpt = run_dir / "checkpoints"
+    exact_resume = None  # None: a fresh run; after a resume, whether every state read back exactly
     if resume:
-        state = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng)
+        state, exact_resume = _load(ckpt, gan, player, designer, archive, scheduler, timer, rng, judge)
         generated = state.pop("generated")
         grid.load_state_dict(state.pop("qd_grid"))
         classic_rng.bit_generator.state = state.pop("classic_rng")
@@ -108,13 +113,15 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 player.pretrain()
         player.envs.set_source(player_pool(corpus, _feedback(cfg, generated, archive), cfg.generated_fraction))
     logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
-                          wandb=cfg.wandb, config=to_dict(cfg))
+                          wandb=cfg.wandb, config=to_dict(cfg), resume=resume)
     if demos is not None and not resume and pcfg.pretrain_steps:  # where the pre-trained player starts
         with timer.part("evaluation"):
             state["player_solve_rate"] = player_solve_rate(player.greedy_actions, heldout[: cfg.eval_levels])
         logger.log(0, {"player_solve_rate": state["player_solve_rate"], "player_demo_transitions": demos.transitions})
     status, message = "ok", ""
+    stop = DeferredInterrupt()  # Ctrl-C ends the round first, so that its checkpoint is whole
     try:
+        stop.__enter__()
         for rnd in range(state["round"], cfg.rounds):
             plan = scheduler.plan()
             row: dict[str, float] = {}
@@ -160,8 +167,11 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                               if cfg.archive_feedback and len(fed) else None)
                 player.q.requires_grad_(False)  # the steer trains G only
                 for _ in range(plan["gan"]):
-                    gd = gan.d_step(_real_batch(real_x, feedback_x, cfg.archive_real_fraction, gcfg.batch_size))
-                    gg = gan.g_step(gcfg.batch_size, device, extra_loss=steer)
+                    for _ in range(gcfg.d_steps):
+                        real = _real_batch(real_x, feedback_x, cfg.archive_real_fraction, gcfg.batch_size)
+                        gd = gan.d_step(real)
+                    gg = gan.g_step(gcfg.batch_size, device, extra_loss=steer,
+                                    real_for_features=real if gcfg.feature_matching > 0 else None)
                     if (why := gan.diverged({**gd, **gg})) is not None:
                         raise CLMStopped(f"the GAN diverged in round {rnd}: {why}")
                 player.q.requires_grad_(True)
@@ -205,9 +215,11 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
                 raise CLMStopped(f"the player is stuck: it solved no level in round {rnd + 1} (training pool and "
                                  "held-out); use smaller levels (level_size, n_boxes) or more player_steps")
             extra_state = {} if demos is None else {"demo_keys": sorted(demos.seen), "demo_transitions": demos.transitions}
-            _save(ckpt, gan, player, designer, archive, scheduler, timer, rng,
+            _save(ckpt, cfg, gan, player, designer, archive, scheduler, timer, rng, judge,
                   {**state, "generated": generated, "classic_rng": classic_rng.bit_generator.state,
                    "qd_grid": grid.state_dict(), **extra_state})
+            if stop.requested:
+                raise KeyboardInterrupt
             if out_of_time and rnd + 1 < cfg.rounds:
                 message = (f"stopped at the time budget (max_seconds={cfg.max_seconds:g}) after round {rnd + 1} "
                            f"of {cfg.rounds}; continue with --resume {run_dir}")
@@ -216,8 +228,12 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
         message = str(e)
     except KeyboardInterrupt:
-        status, message = "interrupted", f"interrupted in round {state['round'] + 1}; continue with --resume {run_dir}"
+        status = "interrupted"
+        message = (f"interrupted after round {state['round']} (its checkpoint is whole); continue with --resume {run_dir}"
+                   if stop.requested else f"interrupted in round {state['round'] + 1}; the last checkpoint is of round "
+                   f"{state['round']}; continue with --resume {run_dir}")
     finally:
+        stop.__exit__()
         logger.close()
 
     # -- outputs: levels, summary (and the report, written by the caller) -----------------------
@@ -242,6 +258,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
         "g_evaluations": judge.evaluations,
         "qd_coverage": grid.coverage, "qd_score": grid.qd_score,
         "player_env_steps": player.env_steps,
+        "exact_resume": exact_resume,
         "wall_seconds": time.perf_counter() - t_start,
         **timer.shares(),
     }
@@ -292,32 +309,59 @@ def _archive_means(archive: CreativeArchive) -> dict[str, float | None]:
             "creative_difficulty_mean": float(np.mean([r["pushes"] for r in archive.records]))}
 
 
-def _save(ckpt, gan, player, designer, archive, scheduler, timer, rng, state) -> None:
-    save_checkpoint(ckpt / "clm", gan.weights(), {
-        "gan": gan.state_dict(), "archive": pickle.dumps(archive), "scheduler": scheduler,
-        "timer": dict(timer.seconds), "rng": rng.bit_generator.state, "global_rng": rng_state(), "state": state,
-    }, {"kind": "clm", "round": state["round"]})
-    player.save(ckpt / "player")
+def _levels_state(levels: list) -> dict:
+    return {"tiles": levels_to_tiles(levels) if levels else None, "names": [lv.name for lv in levels]}
+
+
+def _levels_from(state: dict) -> list:
+    return [] if state["tiles"] is None else tiles_to_levels(state["tiles"], names=state["names"])
+
+
+def _save(ckpt: Path, cfg: CLMConfig, gan, player, designer, archive, scheduler, timer, rng, judge, state) -> None:
+    """One checkpoint per round, all or nothing: every network, optimiser,
+    buffer, counter and RNG of the run in one folder (``checkpoints/clm``)."""
+    weights = {f"gan.{k}": v for k, v in gan.weights().items()}
+    pw, pst, pmeta = player.training_state()
+    weights.update({f"player.{k}": v for k, v in pw.items()})
+    st = {"gan": gan.state_dict(), "scheduler": dataclasses.asdict(scheduler), "timer": dict(timer.seconds),
+          "rng": rng.bit_generator.state, "global_rng": rng_state(), "g_evaluations": judge.evaluations,
+          "archive": {**_levels_state(archive.levels), "records": archive.records, "keys": sorted(archive._keys)},
+          "state": {**state, "generated": _levels_state(state["generated"])},
+          "player": pst, "player_meta": pmeta}
+    exact = pmeta["exact_resume"]
     if designer is not None:
-        designer.save(ckpt / "designer")
+        dw, dst, dmeta = designer.training_state()
+        weights.update({f"designer.{k}": v for k, v in dw.items()})
+        st.update(designer=dst, designer_meta=dmeta)
+        exact = exact and dmeta["exact_resume"]
+    save_checkpoint(ckpt / "clm", weights, st, {"kind": "clm", "round": state["round"], "exact_resume": exact,
+                                               "config": to_dict(cfg)})
 
 
-def _load(ckpt, gan, player, designer, archive, scheduler, timer, rng) -> dict:
+def _load(ckpt, gan, player, designer, archive, scheduler, timer, rng, judge) -> tuple[dict, bool]:
+    """Restore :func:`_save`'s checkpoint; returns the loop's state and whether the resume is exact."""
     weights, st, meta = load_checkpoint(ckpt / "clm")
     if meta.get("kind") != "clm":
-        raise UserError(f"{ckpt / 'clm'} is not a CLM checkpoint")
-    gan.load_weights(weights)
+        raise UserError(f"{ckpt / 'clm'} is not a CLM checkpoint (kind: {meta.get('kind')})")
+    part = lambda prefix: {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}  # noqa: E731
+    gan.load_weights(part("gan."))
     gan.load_state_dict(st["gan"])
-    loaded = pickle.loads(st["archive"])
-    archive.__dict__.update(loaded.__dict__)
-    scheduler.__dict__.update(st["scheduler"].__dict__)
+    a = st["archive"]
+    archive.levels, archive.records, archive._keys = _levels_from(a), list(a["records"]), set(a["keys"])
+    for k, v in st["scheduler"].items():
+        setattr(scheduler, k, v)
     timer.seconds.update(st["timer"])
     rng.bit_generator.state = st["rng"]
-    set_rng_state(st["global_rng"])
-    player.load(ckpt / "player")
+    judge.evaluations = int(st["g_evaluations"])
+    player.load_training_state(part("player."), st["player"], st["player_meta"], where=str(ckpt / "clm"))
+    exact = player.exact_resume
     if designer is not None:
-        live = designer.envs  # the restored copy lacks G, D, the judge and the archive: keep them
-        designer.load(ckpt / "designer")
-        live.__dict__.update(designer.envs.__dict__)
-        designer.envs = live
-    return st["state"]
+        if "designer" not in st:
+            raise UserError(f"{ckpt / 'clm'} has no designer (the run had designer_search=false); resume with it off",
+                            exit_code=2)
+        designer.load_training_state(part("designer."), st["designer"], st["designer_meta"], where=str(ckpt / "clm"))
+        exact = exact and designer.exact_resume
+    set_rng_state(st["global_rng"])  # last: loading the networks draws nothing, but keep the order obvious
+    state = dict(st["state"])
+    state["generated"] = _levels_from(state["generated"])
+    return state, exact

@@ -43,7 +43,7 @@ class Found:
 def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The CLM's tile G and D for (C, H, W) levels: used by the loop and to reload a run."""
     g = cfg.gan
-    G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau).to(device)
+    G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau, g.tile_sample).to(device)
     D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std).to(device)
     return G, D
 
@@ -130,8 +130,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     G, D = build_gan(cfg, shape, device)
     sub = lambda p: {k[len(p):]: v for k, v in weights.items() if k.startswith(p)}  # noqa: E731
     try:
-        G.load_state_dict(sub("G_ema.") or sub("G."))
-        D.load_state_dict(sub("D."))
+        G.load_state_dict(sub("gan.G_ema.") or sub("gan.G."))
+        D.load_state_dict(sub("gan.D."))
     except RuntimeError as e:
         raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml "
                         f"(incompatible version?): {str(e).splitlines()[0]}", exit_code=2)
@@ -143,9 +143,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     judge.n_boxes = judge.usual_box_count(corpus)
     judge.refresh_bar(D, corpus[:256])
     designer = None
-    if (run_dir / "checkpoints" / "designer" / "meta.json").exists():
+    if any(k.startswith("designer.") for k in weights):
         env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs,
                                 horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
-        designer.load(run_dir / "checkpoints" / "designer", with_state=False)
+        designer.load_training_state(sub("designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))
     return LoadedRun(cfg, G, D, judge, archive_levels, designer)

@@ -206,5 +206,25 @@ class SokobanVecEnv(gymnasium.vector.VectorEnv):
         """The current states as Levels."""
         return tiles_to_levels(self._state.tiles)
 
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs, as arrays and numbers (no pickle):
+        the levels in play, the pool future levels come from (a sampler
+        source cannot be saved and is given again by the caller), the
+        random generator."""
+        src = self.source
+        return {"batch": self._state.state_dict(), "final_obs": self._final_obs.copy(),
+                "rng": self._rng.bit_generator.state, "started": self._started,
+                "pool": None if src.pool is None else src.pool.copy(), "sequential": src.sequential,
+                "next": src._next}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._state.load_state_dict(state["batch"])
+        self._final_obs[...] = state["final_obs"]
+        self._rng.bit_generator.state = state["rng"]
+        self._started = bool(state["started"])
+        if state["pool"] is not None:
+            self.source = LevelSource(np.asarray(state["pool"], np.int8), sequential=bool(state["sequential"]))
+            self.source._next = int(state["next"])
+
     def close_extras(self, **kwargs) -> None:
         pass

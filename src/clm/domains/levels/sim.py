@@ -318,18 +318,21 @@ class BatchState:
         self.tiles = self.tiles_flat.reshape(num_envs, h, w)
         self._no_final = np.zeros((1, N_TILES, 1), dtype=np.uint8)
 
-    # Pickling (checkpoints) would turn the shaped views into separate
-    # arrays, so they are dropped and rebuilt from the flat buffers.
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["obs"], state["tiles"]
-        return state
+    _ARRAYS = ("tiles_flat", "obs_flat", "player", "steps", "on_goal", "n_boxes", "reward", "terminated",
+               "truncated")
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        h, w = self.shape
-        self.obs = self.obs_flat.reshape(self.num_envs, N_TILES, h, w)
-        self.tiles = self.tiles_flat.reshape(self.num_envs, h, w)
+    def state_dict(self) -> dict:
+        """The batch as arrays (checkpoints hold no pickles)."""
+        return {k: getattr(self, k).copy() for k in self._ARRAYS}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy a :meth:`state_dict` into this batch's buffers (same size), in place."""
+        for k in self._ARRAYS:
+            mine = getattr(self, k)
+            if np.shape(state[k]) != mine.shape:
+                raise UserError(f"the saved Sokoban batch has {k} of shape {np.shape(state[k])}; this one holds "
+                                f"{mine.shape}: resume with the num_envs and level size the run started with")
+            mine[...] = state[k]
 
     def load(self, idx: np.ndarray, tiles: np.ndarray, final_obs: np.ndarray | None = None) -> None:
         """Start levels ``tiles`` (k, H, W) in the rows ``idx``; with
