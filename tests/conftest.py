@@ -16,3 +16,10 @@ def boxoban_dir():
     if not (path / "unfiltered").is_dir():
         pytest.skip(f"Boxoban data not found at {path}: set CLM_BOXOBAN_DIR or place it at ../shared/data/boxoban")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path_factory, monkeypatch):
+    """Every test runs in a fresh temporary folder, so that a command run
+    without --out (runs/<command>-<time>) never writes into the repository."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -97,6 +97,7 @@ def test_resume_from_checkpoint_gives_the_same_next_losses(tmp_path, extra):
     b.load(tmp_path / "ck")
     resumed = _losses_after(b, 1200)
     assert len(continued) > 5 and continued == resumed
+    assert b.exact_resume is True  # CartPole's whole state was saved and read back
     for p, q in zip(a.q.parameters(), b.q.parameters()):
         assert torch.equal(p, q)
 

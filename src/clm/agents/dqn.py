@@ -511,11 +511,6 @@ class DQN:
         with DeferredInterrupt() as stop:
             while self.env_steps < c.total_steps:
                 self.collect_step()
-                if stop.requested:  # Ctrl-C: the step and its burst are whole, so the checkpoint is exact
-                    if checkpoint_dir is not None:
-                        self._check_finite(checkpoint_dir)
-                        self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
-                    raise KeyboardInterrupt
                 if self.env_steps >= next_eval:
                     next_eval = _next_multiple(self.env_steps, c.eval_interval)
                     self._evaluate_and_keep_best(logger, checkpoint_dir, wall())
@@ -541,6 +536,11 @@ class DQN:
                     next_ckpt = _next_multiple(self.env_steps, c.checkpoint_interval)
                     self._check_finite(checkpoint_dir)
                     self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
+                if stop.requested:  # Ctrl-C: this step, its burst and its rows are whole, so resume is exact
+                    if checkpoint_dir is not None:
+                        self._check_finite(checkpoint_dir)
+                        self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
+                    raise KeyboardInterrupt
         train_wall = wall()
         final = self.evaluate(c.eval_episodes)
         mean, std = float(np.mean(final)), float(np.std(final))
@@ -627,7 +627,8 @@ class DQN:
             "counters": {"env_steps": self.env_steps, "gradient_steps": self.gradient_steps,
                          "episodes": self.episodes, "successes": self.successes,
                          "best_eval_return": self.best_eval_return,
-                         "wall_seconds": wall_seconds, "target_reached_at": self.target_reached_at},
+                         "wall_seconds": wall_seconds, "target_reached_at": self.target_reached_at,
+                         "loss_sum": float(self._loss_sum), "loss_count": self._loss_count},
             "rng": {"numpy_generator": self.rng.bit_generator.state, "global": rng_state()},
             "episode": {"obs": self._obs, "prev_done": self._prev_done, "ep_return": self._ep_return,
                         "recent_returns": list(self.recent_returns)},
@@ -673,6 +674,8 @@ class DQN:
         self.env_steps, self.gradient_steps = cnt["env_steps"], cnt["gradient_steps"]
         self.episodes, self.best_eval_return = cnt["episodes"], cnt["best_eval_return"]
         self.successes = cnt.get("successes", 0)
+        self._loss_sum.fill_(cnt.get("loss_sum", 0.0))
+        self._loss_count = int(cnt.get("loss_count", 0))
         self.wall_before, self.target_reached_at = cnt["wall_seconds"], cnt["target_reached_at"]
         self._target_synced_at = -1  # unknown after a load: copy at the next tick
         self.rng.bit_generator.state = state["rng"]["numpy_generator"]

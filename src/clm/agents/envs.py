@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import enum
 import math
 from typing import Any
 
@@ -94,7 +95,7 @@ def final_observations(next_obs: np.ndarray, infos: dict, done: np.ndarray) -> n
 
 
 #: attributes an env rebuilds from its config, or that hold no state of an episode
-_REBUILT = (gym.spaces.Space, gym.envs.registration.EnvSpec, type)
+_REBUILT = (gym.spaces.Space, gym.envs.registration.EnvSpec, type, enum.Enum)
 
 
 def env_state(envs: Any) -> tuple[dict, bool]:

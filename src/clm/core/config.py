@@ -63,6 +63,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
             value = [yaml.safe_load(v) for v in value]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # hidden=64 means one layer of 64
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config key '{key}' in {where} must be a list, got {value!r}")
         (inner, *_) = typing.get_args(tp) or (Any,)
@@ -212,7 +214,7 @@ def load_config(
         where = str(path)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
-        where = "the command line" if path is None else f"{where} or the command line"
+        where = "the command-line overrides" if path is None else f"{where} or the command-line overrides"
     return from_dict(cls, data, where=where)
 
 
