@@ -226,6 +226,8 @@ def test_a_command_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     (["run", "--data", "010"], ["data path 010 does not exist"]),
     (["dqn", "train", "--out", "/proc/no/such/run"], ["cannot create the run directory"]),
     (["levels", "render", "levels.txt", "--cell", "100000", "--out", "x.png"], ["--cell", "at most"]),
+    (["levels", "generate", "-n", "2", "--out", "."], ["it is a folder"]),
+    (["levels", "generate", "-n", "2", "--out", "/proc/no/such/levels.txt"], ["cannot write", "/proc/no"]),
 ])
 def test_user_mistakes_exit_2_with_a_clear_message(argv, words, capsys):
     Path("levels.txt").write_text("; 0\n#####\n#@$.#\n#####\n")

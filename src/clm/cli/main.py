@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # the file system refused (disk full, permissions): say which file, no traceback
+        print(f"error: {e.strerror or e} ({e.filename or 'a file'}); check the path and free space", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
