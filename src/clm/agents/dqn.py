@@ -175,8 +175,9 @@ class DQN:
         else:
             self._online, self._target = list(self.q.parameters()), list(self.q_target.parameters())
         self._target_synced_at = 0  # gradient_steps at the last hard target copy
-        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
-        self._bind_adam_state()
+        # Adam over the flat buffer (fast path) or the parameters, with the fused kernel:
+        # one operation per tensor, and on the fast path one tensor.
+        self.optimizer = torch.optim.Adam(self._online, lr=cfg.lr, fused=True)
         replay_cls = PrioritizedReplay if cfg.prioritized else UniformReplay
         extra = dict(alpha=cfg.per_alpha, eps=cfg.per_eps) if cfg.prioritized else {}
         self.replay = replay_cls(cfg.buffer_size, cfg.num_envs, obs_shape, obs_dtype=obs_space.dtype,
@@ -260,57 +261,29 @@ class DQN:
         self._loss_sum += (weights * self._per_item_loss(td)).mean(dim=-1).sum()
         self._loss_count += td.shape[0] if td.dim() == 2 else 1
 
-    def _bind_adam_state(self) -> None:
-        """Give every parameter its Adam state now and keep lists of it, so that
-        ``_update`` can call the fused Adam kernel directly. With flat
-        buffers the per-parameter states are views of flat moments (the
-        optimizer's state_dict, and so checkpoints, look the same either way)."""
-        params = list(self.q.parameters())
-        for p in params:
-            st = self.optimizer.state[p]
-            if not st:
-                st.update(step=torch.zeros((), dtype=torch.float32),
-                          exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
-        states = [self.optimizer.state[p] for p in params]
-        if self._fast is None:
-            self._adam = ([s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                          [s["step"] for s in states])
-            return
-        step = states[0]["step"].clone()
-        moments = []
-        for key in ("exp_avg", "exp_avg_sq"):
-            flat = torch.cat([s[key].reshape(-1) for s in states])
-            for s, view in zip(states, split_like(flat, params)):
-                s[key] = view
-            moments.append([flat])
-        for s in states:
-            s["step"] = step
-        self._adam = (moments[0], moments[1], [step])
-
     @torch.no_grad()
     def _update(self, grads: list[torch.Tensor]) -> None:
         """One Adam step with ``grads``, the same maths as ``loss.backward()``,
-        ``clip_grad_norm_`` and ``Adam.step()``. Profiling showed the generic
-        path's bookkeeping (zero_grad, grad accumulation, the optimizer's and
-        the functional Adam's Python wrappers) cost as much as the 256x256
-        matmuls themselves on a CPU, so gradients come in as a list and go
-        straight to the fused Adam kernel (what ``Adam(fused=True)`` runs).
-        With flat buffers each list holds one tensor."""
+        ``clip_grad_norm_`` and ``Adam.step()``. Gradients come in as a list
+        (on the fast path one flat tensor, from the NumPy pass) and go to the
+        optimizer's fused kernel; clipping scales them in place, which on a
+        CPU reads the norm without a device sync."""
         max_norm = self.cfg.max_grad_norm
-        if max_norm > 0 and self.device.type == "cpu":  # reading the norm costs no sync on a CPU
-            norm = float(torch.nn.utils.get_total_norm(grads, foreach=True) if len(grads) > 1 else grads[0].norm())
-            if norm + 1e-6 > max_norm:
-                torch._foreach_mul_(grads, max_norm / (norm + 1e-6))
-        elif max_norm > 0:
-            norm = torch.nn.utils.get_total_norm(grads, foreach=True)
-            torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp_(max=1.0))
-        group = self.optimizer.param_groups[0]
-        exp_avgs, exp_avg_sqs, steps = self._adam
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(self._online, grads, exp_avgs, exp_avg_sqs, [], steps, lr=group["lr"],
-                           beta1=group["betas"][0], beta2=group["betas"][1],
-                           weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
-                           maximize=False, grad_scale=None, found_inf=None)
+        if max_norm > 0:
+            norm = grads[0].norm() if len(grads) == 1 else torch.linalg.vector_norm(
+                torch.stack([g.norm() for g in grads]))
+            if self.device.type == "cpu":
+                if float(norm) + 1e-6 > max_norm:
+                    scale = max_norm / (float(norm) + 1e-6)
+                    for g in grads:
+                        g.mul_(scale)
+            else:
+                scale = (max_norm / (norm + 1e-6)).clamp_(max=1.0)
+                for g in grads:
+                    g.mul_(scale)
+        for p, g in zip(self._online, grads):
+            p.grad = g
+        self.optimizer.step()
         self.gradient_steps += 1
 
     @torch.no_grad()
@@ -446,9 +419,11 @@ class DQN:
             if self._target_synced_at == self.gradient_steps:
                 return
             self._target_synced_at = self.gradient_steps
-            torch._foreach_copy_(self._target, self._online)
+            for t, o in zip(self._target, self._online):
+                t.copy_(o)
         else:
-            torch._foreach_lerp_(self._target, self._online, self.cfg.tau)
+            for t, o in zip(self._target, self._online):
+                t.lerp_(o, self.cfg.tau)
 
     def collect_step(self) -> None:
         """One vector step: act, store the transitions, track episodes, update
@@ -666,7 +641,6 @@ class DQN:
                                 f"the replay and environments are saved at that size; resume without changing "
                                 f"{key}, or start a new run", exit_code=2)
         self.optimizer.load_state_dict(state["optimizer"])
-        self._bind_adam_state()
         self.replay.load_state_dict(state["replay"])
         if state.get("demos") is not None:
             self._demo_buffer().load_state_dict(state["demos"])
