@@ -16,7 +16,7 @@ burst of ``gradient_steps`` updates samples all its batches at once and
 evaluates the target network on all their next states in one forward pass;
 on a CPU, a plain MLP Q-network acts and gets its gradients through
 hand-written NumPy passes over flat parameter buffers (see networks.py), and
-every network's update goes straight to torch's fused Adam kernel.
+every network's update is one step of ``torch.optim.Adam(fused=True)``.
 """
 
 from __future__ import annotations
