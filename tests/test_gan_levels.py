@@ -169,3 +169,145 @@ def test_room_size_threshold_opens_the_corpus_share_of_cells():
         assert lv.is_valid()
     with pytest.raises(ValueError, match="open_fraction"):
         room_size_threshold(p, 1.5)
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (10, 10), (6, 9)])
+def test_resconv_pair_works_at_the_grid_resolution(hw):
+    from clm.gan.models import ImageDiscriminator
+
+    torch.manual_seed(0)
+    h, w = hw
+    G = TileGenerator(7, h, w, z_dim=8, width=16, cond_dim=3, arch="resconv", res_blocks=2)
+    D = ImageDiscriminator((7, h, w), 16, 3, "resconv", spectral_norm=True, minibatch_std=True, res_blocks=1)
+    c = torch.eye(3)[[0, 1, 2, 0]]
+    x = G(torch.randn(4, 8), c)
+    assert x.shape == (4, 7, h, w) and torch.equal(x.sum(1), torch.ones(4, h, w))
+    logit, feats = D(x, c)
+    assert logit.shape == (4,) and feats.shape == (4, 8 * h * w)
+    logit.sum().backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+    # no layer changes the resolution: every conv of G's body keeps H x W
+    shapes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[-2:])))
+             for m in G.modules() if isinstance(m, torch.nn.Conv2d)]
+    G(torch.randn(2, 8), c[:2])
+    for hk in hooks:
+        hk.remove()
+    assert shapes and set(shapes) == {(h, w)}
+
+
+def test_resconv_g_learns_boxoban_patterns(tmp_path):
+    """A short resconv run: the decoded samples' tile-pattern KL falls well
+    below the untrained G's."""
+    root = find_boxoban_dir()
+    if root is None or not (root / "unfiltered" / "train").is_dir():
+        pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
+    from clm.gan.train import GanConfig, train
+
+    args = [f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=resconv", "g_width=32", "d_width=16",
+            "res_blocks=2", "batch_size=32", "max_levels=400", "classifier_epochs=2", "solve_samples=0",
+            "eval_samples=200", "image_every=1000", "threads=1"]
+    untrained = train(load_config(GanConfig, None, [*args, "steps=0"]), tmp_path / "u", quiet=True)
+    trained = train(load_config(GanConfig, None, [*args, "steps=300", "lr_g=1e-3", "lr_d=1e-3"]), tmp_path / "t",
+                    quiet=True)
+    assert trained["valid_fraction"] == 1.0
+    assert trained["tile_kl"] < 0.5 * untrained["tile_kl"], (trained["tile_kl"], untrained["tile_kl"])
+
+
+def test_live_cells_match_a_direct_search():
+    """live_cells against a plain breadth-first search of box pushes (the
+    box may reach a goal: each push needs the far cell free and the player's
+    cell behind the box free, walls only)."""
+    from collections import deque
+
+    from clm.domains.levels.solver import live_cells
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        walls = rng.random((7, 8)) < 0.3
+        walls[0, :] = walls[-1, :] = walls[:, 0] = walls[:, -1] = True
+        free = np.argwhere(~walls)
+        if len(free) < 2:
+            continue
+        goals = np.zeros_like(walls)
+        for r, c in free[rng.choice(len(free), 2, replace=False)]:
+            goals[r, c] = True
+        want = np.zeros_like(walls)
+        for r, c in free:
+            seen, queue = {(r, c)}, deque([(r, c)])
+            while queue:
+                y, x = queue.popleft()
+                if goals[y, x]:
+                    want[r, c] = True
+                    break
+                for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    ny, nx, py, px = y + dy, x + dx, y - dy, x - dx
+                    if not walls[ny, nx] and not walls[py, px] and (ny, nx) not in seen:
+                        seen.add((ny, nx))
+                        queue.append((ny, nx))
+        assert np.array_equal(live_cells(walls, goals), want)
+
+
+def test_live_box_decoding_puts_boxes_on_live_cells_only():
+    from clm.domains.levels.solver import live_cells
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(7), size=(40, 10, 10)).transpose(0, 3, 1, 2)
+    for lv in decode_levels(probs, [3] * 40, rng=1, live_boxes=True):
+        assert lv.is_valid()
+        live = live_cells(lv.walls, lv.goals)
+        assert live[lv.boxes & ~lv.goals].all() or lv.n_boxes > live.sum()
+
+
+def test_best_of_k_keeps_the_candidate_d_scores_highest():
+    from clm.domains.levels import Level
+    from clm.gan.train import best_of_k
+
+    class CountsBoxesInRowOne(torch.nn.Module):  # a stand-in D whose score is known: boxes in row 1
+        def forward(self, x, cond=None):
+            return x[:, 3, 1].sum(1) + x[:, 4, 1].sum(1), None
+
+    levels = []
+    for n_top in (0, 2, 1, 1, 0, 0):  # two groups of three
+        walls = np.ones((5, 6), bool)
+        walls[1:4, 1:5] = False
+        boxes = np.zeros((5, 6), bool)
+        boxes[1, 1:1 + n_top] = True
+        boxes[3, 1:3 - n_top] = True
+        goals = np.zeros((5, 6), bool)
+        goals[2, 1:3] = True
+        levels.append(Level(walls, goals, boxes, (3, 4)))
+    keep = best_of_k(levels, None, CountsBoxesInRowOne(), 3, torch.device("cpu"))
+    assert keep.tolist() == [1, 3]
+    with pytest.raises(ValueError):
+        best_of_k(levels[:5], None, CountsBoxesInRowOne(), 3, torch.device("cpu"))
+
+
+def test_refine_blocks_keep_shapes_and_change_the_output():
+    torch.manual_seed(0)
+    plain = TileGenerator(7, 7, 7, z_dim=8, width=16, arch="mlp")
+    torch.manual_seed(0)
+    refined = TileGenerator(7, 7, 7, z_dim=8, width=16, arch="mlp", refine_blocks=1)
+    z = torch.randn(5, 8)
+    plain.eval(), refined.eval()
+    a, b = plain.logits(z), refined.logits(z)
+    assert a.shape == b.shape == (5, 7, 7, 7)
+    # the same MLP underneath (same seed, built first): the refinement adds a correction
+    assert not torch.allclose(a, b)
+    assert torch.allclose(b - refined.backbone.refine(a), a, atol=1e-5)
+
+
+def test_mixed_sizes_and_a_too_small_corpus_are_clear_errors(tmp_path):
+    from clm.core.errors import UserError
+    from clm.gan.train import GanConfig, train
+
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("; a\n#####\n#@$.#\n#####\n\n; b\n#####\n#@$.#\n#####\n\n; c\n######\n#@$. #\n######\n")
+    with pytest.raises(UserError, match=r"mixed.txt: levels of several sizes \(2 of 3x5, 1 of 3x6; e.g. level '.*c' is 3x6"):
+        train(load_config(GanConfig, None, [f"data=levels:{mixed}", "steps=1"]), tmp_path / "r1", quiet=True)
+    small = tmp_path / "small.txt"
+    small.write_text("".join(f"; {i}\n#####\n#@$.#\n#   #\n#####\n\n" for i in range(12)))
+    with pytest.raises(UserError, match=r"training items .* fewer than batch_size=128") as e:
+        train(load_config(GanConfig, None, [f"data=levels:{small}", "steps=1", "test_fraction=0.25"]),
+              tmp_path / "r2", quiet=True)
+    assert e.value.exit_code == 2

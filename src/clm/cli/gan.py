@@ -86,8 +86,11 @@ def _load_run(run_dir_arg: str):
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     data = get_data(cfg)
-    G = load_generator(run_dir, cfg, data, device)
-    return run_dir, cfg, data, G, device
+    if data.kind == "levels" and cfg.rejection > 1:  # best-of-k sampling needs D too
+        G, D = load_generator(run_dir, cfg, data, device, with_discriminator=True)
+    else:
+        G, D = load_generator(run_dir, cfg, data, device), None
+    return run_dir, cfg, data, G, D, device
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -100,32 +103,31 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise UsageError(f"-n must be at least 1, got {args.n}")
     out = Path(args.out)
     suffix = out.suffix.lower()
-    run_dir, cfg, data, G, device = _load_run(args.run_dir)
+    run_dir, cfg, data, G, D, device = _load_run(args.run_dir)
     allowed = (".png", ".txt") if data.kind == "levels" else (".png", ".npy")
     if suffix not in allowed:
         raise UsageError(f"--out {out}: for {data.kind} use a file ending in {' or '.join(allowed)}")
     gen = torch.Generator().manual_seed(args.seed)
     pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
-    x, conds = generate(G, args.n, pool, device, generator=gen)
     out.parent.mkdir(parents=True, exist_ok=True)
     if data.kind == "levels":
         from clm.domains.levels import write_levels
-        from clm.gan.decode import decode_generated
         from clm.gan.render import levels_grid
-        from clm.gan.train import wall_threshold
+        from clm.gan.train import sample_levels
 
-        levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=args.seed,
-                                  wall_threshold=wall_threshold(G, data, cfg, device))
+        _, _, levels, _ = sample_levels(G, D, data, cfg, args.n, pool, device, gen, seed=args.seed)
         if suffix == ".txt":
             write_levels(out, levels)
         else:
             from clm.domains.images import save_png
             save_png(levels_grid(levels), out)
-    elif suffix == ".npy":
-        np.save(out, x.numpy())
     else:
-        from clm.domains.images import image_grid, save_png
-        save_png(image_grid(x), out)
+        x, _ = generate(G, args.n, pool, device, generator=gen)
+        if suffix == ".npy":
+            np.save(out, x.numpy())
+        else:
+            from clm.domains.images import image_grid, save_png
+            save_png(image_grid(x), out)
     print(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -134,10 +136,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from clm.core.rundir import atomic_write_text, _json_safe
     from clm.gan.train import evaluate_generator
 
-    run_dir, cfg, data, G, device = _load_run(args.run_dir)
+    run_dir, cfg, data, G, D, device = _load_run(args.run_dir)
     if args.fid_weights:
         cfg.fid_weights = args.fid_weights
-    metrics = evaluate_generator(G, data, cfg, run_dir, device)
+    metrics = evaluate_generator(G, data, cfg, run_dir, device, D=D)
     atomic_write_text(run_dir / "eval.json", json.dumps(_json_safe(metrics), indent=2) + "\n")
     _print_summary(metrics, run_dir, args.json)
     return 0

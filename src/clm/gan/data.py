@@ -111,7 +111,12 @@ def load_levels_data(path: str, reference: str = "", max_levels: int = 0, test_f
         raise UserError(f"{train_path}: no levels to train on")
     shapes = {lv.shape for lv in levels}
     if len(shapes) != 1:
-        raise UserError(f"{train_path}: levels of several sizes {sorted(shapes)}; a GAN needs one size")
+        counts = {sh: sum(lv.shape == sh for lv in levels) for sh in shapes}
+        odd = min(counts, key=counts.get)
+        example = next(lv for lv in levels if lv.shape == odd)
+        sizes = ", ".join(f"{n} of {h}x{w}" for (h, w), n in sorted(counts.items()))
+        raise UserError(f"{train_path}: levels of several sizes ({sizes}; e.g. level {example.name!r} is "
+                        f"{odd[0]}x{odd[1]}); a GAN needs one size: keep one size in the file or folder")
     ref_path = Path(reference).expanduser() if reference else _reference_path(train_path)
     if ref_path is not None:
         test_levels = list(read_levels(ref_path))

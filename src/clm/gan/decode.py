@@ -54,11 +54,12 @@ from scipy import ndimage
 
 from clm.domains.levels.level import (BOX, BOX_ON_GOAL, GOAL, PLAYER, PLAYER_ON_GOAL, WALL, Level,
                                       levels_to_onehot)
+from clm.domains.levels.solver import live_cells
 
 
 def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "",
                  rng: np.random.Generator | None = None, wall_threshold: float | None = None,
-                 wall_temperature: float = 0.0) -> Level:
+                 wall_temperature: float = 0.0, live_boxes: bool = False) -> Level:
     """One (7, H, W) probability grid -> a structurally valid Level; the
     player, boxes and goals drawn with ``rng`` when given, else the most
     probable cells; an
@@ -114,12 +115,23 @@ def decode_level(probs: np.ndarray, n_boxes: int | None = None, name: str = "",
     on_goal = _top_cells(np.where(free, log_p[BOX_ON_GOAL] + noise[0], -np.inf), k_on_goal)
     boxes |= on_goal
     goals |= on_goal
+    player_goal = p[PLAYER_ON_GOAL][player] > p[PLAYER][player]
+    if live_boxes:
+        # Goals first, then boxes only on live cells: cells from which a box can reach a goal (a box
+        # anywhere else is a simple deadlock; Boxoban's levels have none). Dead cells are a fallback.
+        goal_score = np.where(room & ~boxes, log_p[GOAL] + noise[2], -np.inf)
+        goal_score[player] = log_p[PLAYER_ON_GOAL][player] + noise[2][player] + (
+            0.0 if player_goal else -_LAST_RESORT)
+        goals |= _top_cells(goal_score, k - k_on_goal)
+        live = live_cells(~room, goals)
+        score = log_p[BOX] + noise[1] - np.where(live, 0.0, _LAST_RESORT)
+        boxes |= _place_boxes(np.where(free & ~boxes & ~goals, score, -np.inf), k - k_on_goal, ~room, boxes)
+        return Level(~room, goals, boxes, (int(player[0]), int(player[1])), name=name)
     boxes |= _place_boxes(np.where(free & ~boxes, log_p[BOX] + noise[1], -np.inf), k - k_on_goal, ~room, boxes)
     # goals: room cells without a box; a box's cell is a fallback (a box on a
     # goal), and so is the player's unless G prefers a player on a goal there
     goal_score = np.where(room & ~boxes, log_p[GOAL] + noise[2], -np.inf)
     goal_score = np.where(boxes & ~on_goal, log_p[GOAL] + noise[2] - _LAST_RESORT, goal_score)
-    player_goal = p[PLAYER_ON_GOAL][player] > p[PLAYER][player]
     goal_score[player] = log_p[PLAYER_ON_GOAL][player] + noise[2][player] + (
         _LAST_RESORT if player_goal else -2 * _LAST_RESORT)
     goals |= _top_cells(goal_score, k - k_on_goal)
@@ -207,7 +219,7 @@ def _top_cells(score: np.ndarray, k: int) -> np.ndarray:
 
 def decode_levels(probs: np.ndarray, n_boxes: np.ndarray | list[int] | None = None,
                   rng: np.random.Generator | int | None = None, wall_threshold: float | None = None,
-                  wall_temperature: float = 0.0) -> list[Level]:
+                  wall_temperature: float = 0.0, live_boxes: bool = False) -> list[Level]:
     """(N, 7, H, W) probabilities -> N structurally valid levels. ``rng`` (a
     Generator or a seed): draw the player, boxes and goals in proportion to G's
     probabilities; None: take the most probable cells. ``wall_threshold``:
@@ -218,7 +230,7 @@ def decode_levels(probs: np.ndarray, n_boxes: np.ndarray | list[int] | None = No
     if rng is not None and not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
     return [decode_level(probs[i], None if n_boxes is None else int(n_boxes[i]), rng=rng, wall_threshold=wall_threshold,
-                         wall_temperature=wall_temperature) for i in range(len(probs))]
+                         wall_temperature=wall_temperature, live_boxes=live_boxes) for i in range(len(probs))]
 
 
 WALL_TEMPERATURE = 0.3  # decoded KL over 3 generators, temperature 0 / 0.2 / 0.3 / 0.4: 0.0130-0.0153 / 0.0123-0.0138 / 0.0106-0.0134 / 0.0123-0.0135
@@ -257,7 +269,7 @@ def room_size_threshold(probs: np.ndarray, open_fraction: float, rng: np.random.
 
 
 def decode_generated(probs: np.ndarray, conds=None, level_decode: str = "sample", seed: int = 0,
-                     wall_threshold: float | None = None) -> list[Level]:
+                     wall_threshold: float | None = None, live_boxes: bool = False) -> list[Level]:
     """A tile generator's samples -> valid levels: ``probs`` (N, 7, H, W) with
     the box-count conditions ``conds`` (N, max_boxes one-hot, array or
     tensor; None for an unconditional G). ``level_decode``: "sample" draws
@@ -267,7 +279,8 @@ def decode_generated(probs: np.ndarray, conds=None, level_decode: str = "sample"
     cells."""
     rng, temperature = _drawing(level_decode, seed)
     n_boxes = (np.asarray(conds).argmax(1) + 1).tolist() if conds is not None else None
-    return decode_levels(probs, n_boxes, rng=rng, wall_threshold=wall_threshold, wall_temperature=temperature)
+    return decode_levels(probs, n_boxes, rng=rng, wall_threshold=wall_threshold, wall_temperature=temperature,
+                         live_boxes=live_boxes)
 
 
 def generated_wall_threshold(probs: np.ndarray, open_fraction: float, level_decode: str = "sample",

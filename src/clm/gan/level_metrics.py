@@ -30,15 +30,18 @@ def hamming_memorisation_threshold(test_levels: list, train_levels: list,
 
 
 def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=None,
-                    wall_threshold: float | None = None) -> dict[str, Any]:
+                    wall_threshold: float | None = None, decoded: list | None = None) -> dict[str, Any]:
     """All level metrics for (N, 7, H, W) per-cell tile probabilities, decoded
-    with ``wall_threshold`` (see :func:`clm.gan.decode.room_size_threshold`)."""
+    with ``wall_threshold`` (see :func:`clm.gan.decode.room_size_threshold`),
+    or the given ``decoded`` levels of those probabilities."""
     from clm.domains.levels import metrics as lm
     from clm.domains.levels.level import levels_to_onehot
     from clm.gan.decode import decode_generated, raw_levels
 
     train_levels, test_levels = data.extra["train_levels"], data.extra["test_levels"]
-    decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345, wall_threshold=wall_threshold)
+    if decoded is None:
+        decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345,
+                                   wall_threshold=wall_threshold)
     raw, raw_valid = raw_levels(probs)
     out: dict[str, Any] = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False,
                                                         novelty=False)

@@ -30,6 +30,22 @@ def _sn(module: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if on else module
 
 
+class ResBlock(nn.Module):
+    """x + conv3x3(act(norm(conv3x3(act(norm(x)))))), at the grid's own
+    resolution (pre-activation residual block; BatchNorm in G, none in D)."""
+
+    def __init__(self, width: int, norm: bool = True, spectral_norm: bool = False):
+        super().__init__()
+        self.n1 = nn.BatchNorm2d(width) if norm else nn.Identity()
+        self.n2 = nn.BatchNorm2d(width) if norm else nn.Identity()
+        self.c1 = _sn(nn.Conv2d(width, width, 3, padding=1), spectral_norm)
+        self.c2 = _sn(nn.Conv2d(width, width, 3, padding=1), spectral_norm)
+        self.act = nn.ReLU() if norm else nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c2(self.act(self.n2(self.c1(self.act(self.n1(x))))))
+
+
 class ImageGenerator(nn.Module):
     """z (B, z_dim) [+ condition (B, cond_dim)] -> x (B, C, H, W).
 
@@ -38,7 +54,8 @@ class ImageGenerator(nn.Module):
     """
 
     def __init__(self, shape: tuple[int, int, int], z_dim: int = 32, width: int = 64, cond_dim: int = 0,
-                 arch: str = "dcgan", out_activation: str | None = "tanh"):
+                 arch: str = "dcgan", out_activation: str | None = "tanh", res_blocks: int = 3,
+                 refine_blocks: int = 0):
         super().__init__()
         self.shape, self.z_dim, self.cond_dim, self.arch = tuple(shape), z_dim, cond_dim, arch
         c, h, w = self.shape
@@ -61,9 +78,25 @@ class ImageGenerator(nn.Module):
                                     nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(True),
                                     nn.Linear(hidden, c * h * w))
             self.body = None
+        elif arch == "resconv":
+            # The grid's own resolution throughout: a linear map from z to a width x H x W grid, then
+            # residual 3x3 blocks (each cell sees its neighbours' choices: cells are modelled jointly),
+            # then a 1x1 conv to C outputs. No upsampling stack (the DCGAN pair's cost).
+            self.h0, self.w0, self.width = h, w, width // 2
+            self.fc = nn.Linear(in_dim, self.width * h * w)
+            self.body = nn.Sequential(*[ResBlock(self.width) for _ in range(res_blocks)],
+                                      nn.BatchNorm2d(self.width), nn.ReLU(True), nn.Conv2d(self.width, c, 1))
         else:
-            raise ValueError(f"unknown generator arch '{arch}': use dcgan or mlp")
+            raise ValueError(f"unknown generator arch '{arch}': use dcgan, mlp or resconv")
         self.out_activation = out_activation
+        # Optional refinement at the grid's resolution: residual 3x3 blocks read the whole output map
+        # and add a correction, so that each cell's value depends on its neighbours' (joint cells on
+        # top of an MLP that models each cell from z alone).
+        self.refine = None
+        if refine_blocks:
+            rw = max(8, width // 4)
+            self.refine = nn.Sequential(nn.Conv2d(c, rw, 3, padding=1), *[ResBlock(rw) for _ in range(refine_blocks)],
+                                        nn.BatchNorm2d(rw), nn.ReLU(True), nn.Conv2d(rw, c, 1))
 
     def raw(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.cond_dim:
@@ -72,8 +105,12 @@ class ImageGenerator(nn.Module):
             z = torch.cat([z, cond.to(z.dtype)], 1)
         h = self.fc(z)
         if self.body is None:
-            return h.view(-1, *self.shape)
-        return self.body(h.view(-1, 2 * self.width, self.h0, self.w0))
+            out = h.view(-1, *self.shape)
+        elif self.arch == "resconv":
+            out = self.body(h.view(-1, self.width, self.h0, self.w0))
+        else:
+            out = self.body(h.view(-1, 2 * self.width, self.h0, self.w0))
+        return out if self.refine is None else out + self.refine(out)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         out = self.raw(z, cond)
@@ -101,7 +138,7 @@ class ImageDiscriminator(nn.Module):
     """
 
     def __init__(self, shape: tuple[int, int, int], width: int = 64, cond_dim: int = 0, arch: str = "dcgan",
-                 spectral_norm: bool = False, minibatch_std: bool = False):
+                 spectral_norm: bool = False, minibatch_std: bool = False, res_blocks: int = 2):
         super().__init__()
         c, h, w = shape
         self.cond_dim = cond_dim
@@ -126,8 +163,19 @@ class ImageDiscriminator(nn.Module):
             self.conv2 = nn.Sequential(_sn(nn.Linear(hidden + int(minibatch_std), hidden), spectral_norm),
                                        nn.LeakyReLU(0.2, True))
             self.feature_dim = hidden
+        elif arch == "resconv":
+            # Local patterns at full resolution (3x3 convs, residual), then the whole level: the
+            # flattened map (with the minibatch-std channel) feeds the head.
+            half = width // 2
+            self.conv = nn.Sequential(_sn(nn.Conv2d(c, half, 3, padding=1), spectral_norm), nn.LeakyReLU(0.2, True),
+                                      *[ResBlock(half, norm=False, spectral_norm=spectral_norm)
+                                        for _ in range(res_blocks)], nn.LeakyReLU(0.2, True))
+            self.mbstd = MinibatchStd() if minibatch_std else None
+            self.conv2 = nn.Sequential(_sn(nn.Conv2d(half + int(minibatch_std), half, 3, padding=1), spectral_norm),
+                                       nn.LeakyReLU(0.2, True), nn.Flatten())
+            self.feature_dim = half * h * w
         else:
-            raise ValueError(f"unknown discriminator arch '{arch}': use dcgan or mlp")
+            raise ValueError(f"unknown discriminator arch '{arch}': use dcgan, mlp or resconv")
         self.arch = arch
         self.minibatch_std = minibatch_std
         self.head = _sn(nn.Linear(self.feature_dim, 1), spectral_norm)
@@ -136,7 +184,7 @@ class ImageDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.conv(x)
         if self.minibatch_std:
-            if self.arch == "dcgan":
+            if self.arch in ("dcgan", "resconv"):
                 h = self.mbstd(h)
             else:
                 stat = h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
@@ -162,12 +210,14 @@ class TileGenerator(nn.Module):
     """
 
     def __init__(self, n_tiles: int, height: int, width_cells: int, z_dim: int = 32, width: int = 64,
-                 cond_dim: int = 0, arch: str = "dcgan", tau: float = 1.0, sample: str = "gumbel"):
+                 cond_dim: int = 0, arch: str = "dcgan", tau: float = 1.0, sample: str = "gumbel",
+                 res_blocks: int = 3, refine_blocks: int = 0):
         super().__init__()
         if sample not in ("gumbel", "argmax"):
             raise ValueError(f"unknown tile sampling '{sample}': use gumbel or argmax")
         self.sample = sample
-        self.backbone = ImageGenerator((n_tiles, height, width_cells), z_dim, width, cond_dim, arch, out_activation=None)
+        self.backbone = ImageGenerator((n_tiles, height, width_cells), z_dim, width, cond_dim, arch, out_activation=None,
+                                       res_blocks=res_blocks, refine_blocks=refine_blocks)
         self.shape, self.z_dim, self.cond_dim, self.tau = (n_tiles, height, width_cells), z_dim, cond_dim, tau
 
     def logits(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

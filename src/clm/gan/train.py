@@ -48,7 +48,10 @@ class GanConfig:
     steps: int = 3000  # generator updates
     batch_size: int = 128  # real and fake samples per D step
     z_dim: int = 32  # latent size
-    arch: Literal["dcgan", "mlp"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU) or conv
+    arch: Literal["dcgan", "mlp", "resconv"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU), DCGAN conv, or resconv: residual 3x3 convs at the grid's own resolution (levels: cells modelled jointly)
+    res_blocks: int = 3  # resconv: residual blocks in G (D has one fewer, at least 1)
+    refine_blocks: int = 0  # residual 3x3 conv blocks that refine G's output map at the grid's resolution, any arch (0: off)
+    rejection: int = 1  # levels: decode this many candidates per sample (same condition) and keep the one D scores most realistic (discriminator rejection sampling, best of k; 1: off); used by the final metrics and clm gan sample
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
     conditional: bool = True  # condition G and D on the class (digits) or box count (levels)
@@ -92,6 +95,8 @@ class GanConfig:
     def validate(self) -> None:
         checks = [(self.steps >= 0, "steps must be >= 0"), (self.batch_size >= 2, "batch_size must be >= 2"),
                   (self.z_dim >= 1, "z_dim must be >= 1"), (self.d_steps >= 1, "d_steps must be >= 1"),
+                  (self.res_blocks >= 1, "res_blocks must be >= 1"), (self.rejection >= 1, "rejection must be >= 1"),
+                  (self.refine_blocks >= 0, "refine_blocks must be >= 0"), (min(self.g_width, self.d_width) >= 2, "widths must be >= 2"),
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
                   (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
@@ -123,10 +128,12 @@ def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageD
     c, h, w = data.shape
     if data.kind == "levels":
         G: torch.nn.Module = TileGenerator(c, h, w, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, cfg.gumbel_tau,
-                                             cfg.tile_sample)
+                                             cfg.tile_sample, cfg.res_blocks, cfg.refine_blocks)
     else:
-        G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch)
-    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std)
+        G = ImageGenerator(data.shape, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, res_blocks=cfg.res_blocks,
+                           refine_blocks=cfg.refine_blocks)
+    D = ImageDiscriminator(data.shape, cfg.d_width, cond_dim, cfg.arch, cfg.spectral_norm, cfg.minibatch_std,
+                           max(1, cfg.res_blocks - 1))
     return G, D
 
 
@@ -155,16 +162,63 @@ def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
-def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.device) -> torch.nn.Module:
-    """The sampling generator of a run: its EMA copy when it has one."""
+def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.device,
+                   with_discriminator: bool = False):
+    """The sampling generator of a run: its EMA copy when it has one (and D,
+    with ``with_discriminator``: then a pair ``(G, D)`` is returned)."""
     weights, _, _ = load_checkpoint(Path(run_dir) / "checkpoints" / "last", map_location=device, with_state=False)
-    G, _ = build_models(cfg, data)
+    G, D = build_models(cfg, data)
     sd = _sub(weights, "G_ema.") or _sub(weights, "G.")
     try:
         G.load_state_dict(sd)
+        if with_discriminator:
+            D.load_state_dict(_sub(weights, "D."))
     except RuntimeError as e:
         raise UserError(f"checkpoint in {run_dir} does not match its config.yaml ({str(e).splitlines()[0]})")
+    if with_discriminator:
+        return G.to(device).eval(), D.to(device).eval()
     return G.to(device).eval()
+
+
+def sample_levels(G: torch.nn.Module, D: torch.nn.Module | None, data: GanData, cfg: GanConfig, n: int,
+                  pool: torch.Tensor | None, device: torch.device, generator: torch.Generator, seed: int):
+    """``n`` decoded levels from a tile generator: (probabilities, conditions,
+    levels, wall threshold). With ``cfg.rejection`` = k > 1, each is the best
+    of k candidates of the same condition by D's realism (:func:`best_of_k`)."""
+    from clm.gan.decode import decode_generated
+
+    k = cfg.rejection
+    if k > 1 and D is None:
+        raise UserError("rejection > 1 needs the run's discriminator")
+    if k > 1 and pool is not None:
+        pool = pool[torch.arange(n * k) // k % len(pool)]  # each condition k times in a row: one group
+    x, conds = generate(G, n * k, pool, device, generator=generator)
+    threshold = wall_threshold(G, data, cfg, device)
+    levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=seed, wall_threshold=threshold)
+    if k > 1:
+        keep = best_of_k(levels, conds, D, k, device)
+        x, levels = x[keep], [levels[i] for i in keep]
+        conds = None if conds is None else conds[keep]
+    return x, conds, levels, threshold
+
+
+@torch.no_grad()
+def best_of_k(candidates: list, conds: torch.Tensor | None, D: torch.nn.Module, k: int,
+              device: torch.device) -> np.ndarray:
+    """Discriminator rejection sampling, best of ``k``: ``candidates`` are
+    decoded levels in groups of ``k`` consecutive ones (one condition per
+    group); returns, per group, the index of the one D finds most realistic."""
+    from clm.domains.levels import levels_to_onehot
+
+    if len(candidates) % k:
+        raise ValueError(f"{len(candidates)} candidates do not split into groups of {k}")
+    logits = []
+    for i in range(0, len(candidates), 1024):
+        x = torch.from_numpy(levels_to_onehot(candidates[i:i + 1024])).float().to(device)
+        c = None if conds is None else conds[i:i + 1024].to(device)
+        logits.append(D(x, c)[0].float().cpu())
+    groups = torch.cat(logits).view(-1, k)
+    return (groups.argmax(1) + torch.arange(len(groups)) * k).numpy()
 
 
 def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: torch.device) -> float | None:
@@ -222,6 +276,12 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     train_x = data.train_x.to(device)
     train_c = data.train_cond.to(device)
     n_train = len(train_x)
+    if len(data.train_x) < cfg.batch_size:
+        raise UserError(f"{cfg.data}: {len(data.train_x)} training items of shape {tuple(data.shape)}, fewer than "
+                        f"batch_size={cfg.batch_size}: lower batch_size or give more data", exit_code=2)
+    if data.kind == "levels" and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
+        raise UserError(f"{cfg.data}: levels of {data.shape[1]}x{data.shape[2]} cells are too small for arch="
+                        f"{cfg.arch} (3x3 convs need at least 3x3); use arch=mlp", exit_code=2)
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
@@ -296,7 +356,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
 
     # ---- final evaluation
     refresh_sampler()
-    summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device) if cfg.final_eval else {}
+    summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device, D=pair.D) if cfg.final_eval else {}
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
     write_summary(run_dir, summary)
@@ -304,8 +364,9 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
 
 
 def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_dir: Path | None,
-                       device: torch.device) -> dict[str, Any]:
-    """Sample ``eval_samples`` from G (fixed seed) and compute every metric."""
+                       device: torch.device, D: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Sample ``eval_samples`` from G (fixed seed) and compute every metric
+    (levels with ``rejection`` > 1: the best of that many candidates by D)."""
     from clm.gan import metrics
 
     cache = Path(run_dir) / "classifier" if run_dir is not None else None
@@ -316,14 +377,15 @@ def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_di
     gen = torch.Generator().manual_seed(cfg.seed + 12345)
     # conditions: a shuffled copy of the training conditions, so classes keep their real shares
     pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
-    x, conds = generate(G, n, pool, device, generator=gen)
     out: dict[str, Any] = {}
     if data.kind == "levels":
         from clm.gan.level_metrics import evaluate_levels
 
-        lv = evaluate_levels(x.numpy(), data, cfg, ref, conds, wall_threshold(G, data, cfg, device))
-        out.update(lv)
+        x, conds, decoded, threshold = sample_levels(G, D, data, cfg, n, pool, device, gen, seed=cfg.seed + 12345)
+        out.update(evaluate_levels(x.numpy(), data, cfg, ref, conds, threshold, decoded=decoded))
+        out["rejection"] = cfg.rejection
     else:
+        x, conds = generate(G, n, pool, device, generator=gen)
         out.update(metrics.evaluate_samples(x, ref, class_balance=True))
         if cfg.fid_weights:
             try:

@@ -43,8 +43,10 @@ class Found:
 def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The CLM's tile G and D for (C, H, W) levels: used by the loop and to reload a run."""
     g = cfg.gan
-    G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau, g.tile_sample).to(device)
-    D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std).to(device)
+    G = TileGenerator(*shape, g.z_dim, g.g_width, 0, g.arch, g.gumbel_tau, g.tile_sample, g.res_blocks,
+                      g.refine_blocks).to(device)
+    D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std,
+                           max(1, g.res_blocks - 1)).to(device)
     return G, D
 
 

@@ -114,6 +114,20 @@ def _push_distances(walls, goal_cells, width):
     return dist
 
 
+def live_cells(walls: np.ndarray, goals: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the cells from which a box can be pushed onto at least
+    one goal (other boxes and the player's position ignored). A box anywhere
+    else is a simple deadlock: the level cannot be solved."""
+    walls = np.asarray(walls, bool)
+    h, w = walls.shape
+    padded = np.pad(walls, 1, constant_values=True)  # the outside is wall, so no pull leaves the grid
+    goal_cells = np.flatnonzero(np.pad(np.asarray(goals, bool), 1))
+    if len(goal_cells) == 0:
+        return np.zeros((h, w), bool)
+    dist = _push_distances(padded.ravel(), goal_cells.astype(np.int64), w + 2)
+    return (dist.min(axis=0) < _INF).reshape(h + 2, w + 2)[1:-1, 1:-1] & ~walls
+
+
 @njit(cache=True)
 def _hungarian(cost, n, m, u, v, p, way, minv, used):
     """Minimum-cost assignment of n rows to m >= n columns (1-indexed potentials
