@@ -286,3 +286,11 @@ def test_a_run_stopped_before_any_evaluation_says_so(tmp_path, monkeypatch):
     assert summary["status"] == "interrupted" and summary["player_solve_rate"] is None
     text = write_report(tmp_path / "run").read_text()
     assert "Player solve rate on held-out real levels" in text and "not recorded" in text
+
+
+def test_clm_runs_with_the_joint_resconv_generator(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--json", "report=false", *TINY, "rounds=1", "gan.arch=resconv",
+                 "gan.res_blocks=1", "gan.tile_sample=argmax"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["g_evaluations"] > 0

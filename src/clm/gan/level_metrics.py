@@ -41,7 +41,7 @@ def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=
     train_levels, test_levels = data.extra["train_levels"], data.extra["test_levels"]
     if decoded is None:
         decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345,
-                                   wall_threshold=wall_threshold)
+                                   wall_threshold=wall_threshold, live_boxes=cfg.live_boxes)
     raw, raw_valid = raw_levels(probs)
     out: dict[str, Any] = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False,
                                                         novelty=False)

@@ -51,6 +51,7 @@ class GanConfig:
     arch: Literal["dcgan", "mlp", "resconv"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU), DCGAN conv, or resconv: residual 3x3 convs at the grid's own resolution (levels: cells modelled jointly)
     res_blocks: int = 3  # resconv: residual blocks in G (D has one fewer, at least 1)
     refine_blocks: int = 0  # residual 3x3 conv blocks that refine G's output map at the grid's resolution, any arch (0: off)
+    live_boxes: bool = False  # levels: the decoder places goals first, then boxes only on cells from which a box can be pushed to a goal (no simple deadlocks)
     rejection: int = 1  # levels: decode this many candidates per sample (same condition) and keep the one D scores most realistic (discriminator rejection sampling, best of k; 1: off); used by the final metrics and clm gan sample
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
@@ -194,7 +195,8 @@ def sample_levels(G: torch.nn.Module, D: torch.nn.Module | None, data: GanData, 
         pool = pool[torch.arange(n * k) // k % len(pool)]  # each condition k times in a row: one group
     x, conds = generate(G, n * k, pool, device, generator=generator)
     threshold = wall_threshold(G, data, cfg, device)
-    levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=seed, wall_threshold=threshold)
+    levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=seed, wall_threshold=threshold,
+                              live_boxes=cfg.live_boxes)
     if k > 1:
         keep = best_of_k(levels, conds, D, k, device)
         x, levels = x[keep], [levels[i] for i in keep]
@@ -240,7 +242,7 @@ def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: to
 
 
 def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str,
-                level_decode: str = "sample", threshold: float | None = None) -> np.ndarray:
+                level_decode: str = "sample", threshold: float | None = None, live_boxes: bool = False) -> np.ndarray:
     """An RGB grid of samples for TensorBoard / PNG output (levels decoded
     as :func:`clm.gan.decode.decode_generated` does, with a fixed seed and
     the wall-score ``threshold`` of :func:`wall_threshold`)."""
@@ -255,7 +257,8 @@ def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, 
         from clm.gan.decode import decode_generated
         from clm.gan.render import levels_grid
 
-        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0, wall_threshold=threshold))
+        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0, wall_threshold=threshold,
+                                            live_boxes=live_boxes))
     return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
 
 
@@ -342,7 +345,8 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
             if step % cfg.image_every == 0 or step == cfg.steps:
                 refresh_sampler()
                 logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode,
-                                                       wall_threshold(pair.sampler, data, cfg, device)), step)
+                                                       wall_threshold(pair.sampler, data, cfg, device),
+                                                       cfg.live_boxes), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
                 save(step)
             if stop.requested:

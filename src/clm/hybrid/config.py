@@ -134,7 +134,8 @@ GAN_KEYS_NOT_IN_CLM = {
     "max_boxes": "the CLM's G is unconditional", "log_every": "the CLM logs every round",
     "image_every": "the CLM's report draws its levels", "checkpoint_every": "the CLM saves every round",
     "eval_samples": "use samples_per_round", "classifier_epochs": "a digits metric", "fid_weights": "an image metric",
-    "final_eval": "the CLM's summary has its own figures", "solve_samples": "use samples_per_round",
+    "final_eval": "the CLM's summary has its own figures", "rejection": "the CLM's judge scores every level by D",
+    "live_boxes": "the CLM decodes G's most probable tiles", "solve_samples": "use samples_per_round",
     "solve_time_limit": "use the top-level solve_time_limit",
 }
 #: DQNConfig keys of the player and the designer that ``clm run`` sets itself
