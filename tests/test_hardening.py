@@ -227,6 +227,8 @@ def test_a_command_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     (["dqn", "train", "--out", "/proc/no/such/run"], ["cannot create the run directory"]),
     (["levels", "render", "levels.txt", "--cell", "100000", "--out", "x.png"], ["--cell", "at most"]),
     (["levels", "generate", "-n", "2", "--out", "."], ["it is a folder"]),
+    (["levels", "generate", "-n", "2", "--size", "2", "--out", "x.txt"], ["--size", "3x3"]),
+    (["run", "level_size=2"], ["level_size", ">= 3"]),
     (["levels", "generate", "-n", "2", "--out", "/proc/no/such/levels.txt"], ["cannot write", "/proc/no"]),
 ])
 def test_user_mistakes_exit_2_with_a_clear_message(argv, words, capsys):
@@ -334,3 +336,12 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, argv):
     except _WouldTrain:
         return
     assert code in (0, 1, 2)
+
+
+def test_a_run_folder_of_another_command_is_named_as_such(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["dqn", "train", "--out", str(out), "--json", *DQN_ARGS[1:], "total_steps=400"]) == 0
+    assert main(["gan", "eval", str(out)]) == 2
+    assert "written by 'clm dqn train', not 'clm gan train'" in capsys.readouterr().err
+    assert main(["generate", str(out), "-n", "1", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "not 'clm run'" in capsys.readouterr().err

@@ -58,7 +58,8 @@ def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overri
     saved = meta.get("config")
     if isinstance(saved, dict):
         old, new = _flat(saved), _flat(to_dict(cfg))
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)
+        # keys the checkpoint does not know (added to clm since) keep their defaults and are not compared
+        changed = sorted(k for k in old if old[k] != new.get(k)
                          and k not in resumable and k.split(".")[-1] not in resumable)
         if changed:
             what = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in changed[:6])

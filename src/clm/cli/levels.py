@@ -57,10 +57,14 @@ def _size(text: str) -> tuple[int, int]:
     try:
         if "x" in text.lower():
             h, w = text.lower().split("x")
-            return int(h), int(w)
-        return int(text), int(text)
+            size = int(h), int(w)
+        else:
+            size = int(text), int(text)
     except ValueError:
         raise UsageError(f"--size {text!r}: give N (square) or HxW, e.g. 10 or 8x12") from None
+    if min(size) < 3:
+        raise UsageError(f"--size {text!r}: a level needs at least 3x3 cells (a wall ring around floor)")
+    return size
 
 
 def _positive(name: str, value: float) -> None:

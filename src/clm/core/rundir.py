@@ -92,15 +92,23 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+#: the command that writes each kind of run directory, and the checkpoint folder it holds
+RUN_KINDS = {"dqn": ("clm dqn train", "latest"), "gan": ("clm gan train", "last"), "run": ("clm run", "clm")}
+
+
 def require_run_dir(path: str | Path, kind: str) -> Path:
-    """Check that ``path`` is a run directory of ``kind`` (it has config.yaml)."""
+    """Check that ``path`` is a run directory of ``kind`` (it has config.yaml,
+    and no other command's checkpoint)."""
     path = Path(path)
+    command = RUN_KINDS.get(kind, (f"clm {kind}", ""))[0]
     if not path.is_dir():
         raise UserError(f"run directory {path} does not exist", exit_code=2)
     if not (path / "config.yaml").is_file():
-        raise UserError(
-            f"{path} is not a clm run directory (no config.yaml); pass the folder a "
-            f"'clm {kind} train' run wrote",
-            exit_code=2,
-        )
+        raise UserError(f"{path} is not a clm run directory (no config.yaml); pass the folder a '{command}' run wrote",
+                        exit_code=2)
+    for other, (other_command, folder) in RUN_KINDS.items():
+        if other != kind and ((path / "checkpoints" / folder / "meta.json").is_file()
+                              or (path / "checkpoints" / (folder + ".old") / "meta.json").is_file()):
+            raise UserError(f"{path} was written by '{other_command}', not '{command}': pass a folder that "
+                            f"'{command}' wrote", exit_code=2)
     return path

@@ -91,8 +91,11 @@ class CLMConfig:
     def validate(self) -> None:
         if unused := _unused_keys_set(self):
             raise UserError("clm run does not use " + "; ".join(unused) + ". Drop these keys", exit_code=2)
+        if self.level_size < 3:
+            raise UserError(f"config key 'level_size' must be >= 3 (a wall ring around floor), got {self.level_size}",
+                            exit_code=2)
         for name in ("eval_every", "eval_levels", "samples_per_round", "archive_size", "corpus_size", "heldout_size",
-                     "level_size", "n_boxes"):
+                     "n_boxes"):
             if getattr(self, name) < 1:
                 raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}", exit_code=2)
         if self.designer_steps < 0 or self.stuck_rounds < 0 or self.min_pushes < 0 or self.min_novelty < 0:
