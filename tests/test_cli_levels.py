@@ -79,7 +79,7 @@ def test_bad_file_names_file_puzzle_and_line(tmp_path, capsys):
 def test_missing_file_and_bad_arguments(tmp_path, capsys):
     assert main(["levels", "solve", str(tmp_path / "nope.txt")]) == 1
     assert "nope.txt" in capsys.readouterr().err
-    assert main(["levels", "generate", "-n", "2", "--size", "2", "--out", str(tmp_path / "x.txt")]) == 1
-    assert "too small" in capsys.readouterr().err
+    assert main(["levels", "generate", "-n", "2", "--size", "2", "--out", str(tmp_path / "x.txt")]) == 2
+    assert "at least 3x3" in capsys.readouterr().err
     assert main(["levels", "generate", "-n", "2", "--size", "ten", "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["levels", "solve", str(tmp_path), "--time-limit", "0"]) == 2
