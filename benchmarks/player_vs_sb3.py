@@ -53,25 +53,11 @@ HARD_PLAYER = dict(conv_channels=(32, 64), hidden=(256,), demo_buffer_size=400_0
                    buffer_size=100_000)
 
 
-def parse_player_overrides(items: list[str]) -> dict:
-    """``key=value`` pairs for the player's DQNConfig, values read as YAML."""
-    import yaml
-
+def corpus_for(rung: str, player: list[str] | None = None):
+    """(config, corpus, held-out levels) of a rung; ``player``: key=value
+    overrides of the player's DQNConfig, checked as the command line does."""
     from clm.agents.dqn import DQNConfig
-
-    fields = set(DQNConfig.__dataclass_fields__)
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--player {item!r}: expected key=value with a DQNConfig field "
-                             f"(valid: {', '.join(sorted(fields))})")
-        v = yaml.safe_load(value)
-        out[key] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
-def corpus_for(rung: str, player: dict | None = None):
+    from clm.core.config import load_config, to_dict
     from clm.hybrid.config import CLMConfig
     from clm.hybrid.corpus import load_corpus
 
@@ -79,12 +65,12 @@ def corpus_for(rung: str, player: dict | None = None):
     if rung == "hard":
         cfg.player = replace(cfg.player, **HARD_PLAYER)
     if player:
-        cfg.player = replace(cfg.player, **player)
+        cfg.player = load_config(DQNConfig, base=to_dict(cfg.player), overrides=player)
     return cfg, *load_corpus(cfg)
 
 
 def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every: int,
-                player: dict | None = None) -> dict:
+                player: list[str] | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -206,13 +192,20 @@ def main() -> None:
     ap.add_argument("--player", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of our player's DQNConfig (repeatable), e.g. batch_size=128")
     args = ap.parse_args()
-    player = parse_player_overrides(args.player)
+    from clm.agents.dqn import DQNConfig
+    from clm.core.config import load_config
+    from clm.core.errors import UserError
+
+    try:
+        load_config(DQNConfig, overrides=args.player)  # a bad --player key or value stops here, with the valid keys
+    except UserError as e:
+        ap.error(f"--player: {e}")
     learners = [k.strip() for k in args.learners.split(",") if k.strip()]
     bad = [k for k in learners if k not in LEARNERS]
     if bad or not learners or learners[0] != "ours":
         ap.error(f"--learners: unknown {bad} (valid: {', '.join(LEARNERS)}); 'ours' must come first")
     if args.one:
-        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every, player)))
+        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every, args.player)))
         return
     results: dict[str, list[dict]] = {k: [] for k in learners}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -226,7 +219,7 @@ def main() -> None:
             line.append(f"{kind} {at_steps(r['curve'], args.steps):.3f} at {args.steps} steps, "
                         f"{at_wall(r['curve'], wall):.3f} at {wall:.0f} s")
         print(" | ".join(line), flush=True)
-    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds, "player": player}
+    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds, "player": args.player}
     walls = [r["curve"][-1]["seconds"] for r in results["ours"]]
     figures["ours_wall_seconds"] = walls
     for kind, runs in results.items():

@@ -37,7 +37,7 @@ from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_obse
                              make_vec_env, restore_env_state)
 from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
-from clm.core.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
+from clm.core.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
 from clm.core.errors import UserError
 from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, set_rng_state
@@ -628,8 +628,8 @@ class DQN:
         if meta.get("kind") != "dqn":
             raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})")
         try:
-            self.q.load_state_dict({k[2:]: v for k, v in weights.items() if k.startswith("q.")})
-            self.q_target.load_state_dict({k[9:]: v for k, v in weights.items() if k.startswith("q_target.")})
+            self.q.load_state_dict(strip_prefix(weights, "q."))
+            self.q_target.load_state_dict(strip_prefix(weights, "q_target."))
         except RuntimeError as e:
             raise UserError(f"checkpoint {where} does not fit this config's network: {str(e).splitlines()[0]}")
         if state is None:

@@ -77,7 +77,7 @@ def removed_on_failure(run_dir: Path, resumed: bool) -> Iterator[None]:
         yield
     except BaseException:
         ckpts = run_dir / "checkpoints"
-        if not resumed and not any(checkpoint_exists(p) for p in ckpts.glob("*") if not p.name.endswith(".old")):
+        if not resumed and not any(checkpoint_exists(p) for p in ckpts.glob("*")):
             shutil.rmtree(run_dir, ignore_errors=True)
             if run_dir.parent.name == "runs":  # the default root, when this run made it and it is empty now
                 try:

@@ -189,9 +189,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("--cols, --cell and --max must be at least 1")
     if args.cell > MAX_CELL:
         raise UsageError(f"--cell {args.cell} is too large: at most {MAX_CELL} pixels per tile")
-    out = Path(args.out)
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give the PNG file to write, e.g. {out / 'levels.png'}")
+    out = Path(args.out)  # a folder is refused by save_png's atomic write
     if not out.parent.is_dir():
         raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
     levels = _read(args.path)

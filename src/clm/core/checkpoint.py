@@ -147,6 +147,12 @@ def save_checkpoint(folder: Path, weights: dict[str, torch.Tensor], state: dict[
     shutil.rmtree(old, ignore_errors=True)
 
 
+def strip_prefix(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``weights`` whose name starts with ``prefix``, without it
+    (one network's state dict out of a checkpoint holding several)."""
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
 def checkpoint_exists(folder: Path) -> bool:
     """Whether ``folder`` (or its ``.old`` copy, left by a crash between renames) holds a checkpoint."""
     folder = Path(folder)

@@ -106,9 +106,10 @@ def require_run_dir(path: str | Path, kind: str) -> Path:
     if not (path / "config.yaml").is_file():
         raise UserError(f"{path} is not a clm run directory (no config.yaml); pass the folder a '{command}' run wrote",
                         exit_code=2)
+    from clm.core.checkpoint import checkpoint_exists  # checkpoint.py imports this module
+
     for other, (other_command, folder) in RUN_KINDS.items():
-        if other != kind and ((path / "checkpoints" / folder / "meta.json").is_file()
-                              or (path / "checkpoints" / (folder + ".old") / "meta.json").is_file()):
+        if other != kind and checkpoint_exists(path / "checkpoints" / folder):
             raise UserError(f"{path} was written by '{other_command}', not '{command}': pass a folder that "
                             f"'{command}' wrote", exit_code=2)
     return path

@@ -22,9 +22,18 @@ from typing import Callable
 
 import torch
 
+from clm.core.checkpoint import strip_prefix
 from clm.gan import losses
 from clm.gan.augment import diff_augment, parse_policy
 from clm.gan.models import EMA
+
+
+def amp_on(cfg, device: torch.device, quiet: bool = False) -> bool:
+    """Whether ``cfg.amp`` applies on ``device`` (bfloat16 autocast needs CUDA);
+    asked for on a CPU, it says so once (unless ``quiet``) and trains in float32."""
+    if cfg.amp and device.type != "cuda" and not quiet:
+        print("note: amp=true needs a CUDA device; training in float32 on the CPU")
+    return bool(cfg.amp) and device.type == "cuda"
 
 
 class AdversarialPair:
@@ -153,8 +162,7 @@ class AdversarialPair:
         return w
 
     def load_weights(self, w: dict[str, torch.Tensor]) -> None:
-        sub = lambda p: {k[len(p):]: v for k, v in w.items() if k.startswith(p)}  # noqa: E731
-        self.G.load_state_dict(sub("G."))
-        self.D.load_state_dict(sub("D."))
+        self.G.load_state_dict(strip_prefix(w, "G."))
+        self.D.load_state_dict(strip_prefix(w, "D."))
         if self.ema is not None:
-            self.ema.model.load_state_dict(sub("G_ema."))
+            self.ema.model.load_state_dict(strip_prefix(w, "G_ema."))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
 from clm.core.config import save_config, to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
@@ -34,7 +34,7 @@ from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, load_gan_data
 from clm.gan.losses import PatternMatching
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
-from clm.gan.steps import AdversarialPair
+from clm.gan.steps import AdversarialPair, amp_on
 
 
 @dataclass
@@ -159,21 +159,17 @@ def generate(G: torch.nn.Module, n: int, cond_pool: torch.Tensor | None, device:
     return torch.cat(outs), (torch.cat(conds) if conds else None)
 
 
-def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-
-
 def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.device,
                    with_discriminator: bool = False):
     """The sampling generator of a run: its EMA copy when it has one (and D,
     with ``with_discriminator``: then a pair ``(G, D)`` is returned)."""
     weights, _, _ = load_checkpoint(Path(run_dir) / "checkpoints" / "last", map_location=device, with_state=False)
     G, D = build_models(cfg, data)
-    sd = _sub(weights, "G_ema.") or _sub(weights, "G.")
+    sd = strip_prefix(weights, "G_ema.") or strip_prefix(weights, "G.")
     try:
         G.load_state_dict(sd)
         if with_discriminator:
-            D.load_state_dict(_sub(weights, "D."))
+            D.load_state_dict(strip_prefix(weights, "D."))
     except RuntimeError as e:
         raise UserError(f"checkpoint in {run_dir} does not match its config.yaml ({str(e).splitlines()[0]})")
     if with_discriminator:
@@ -269,9 +265,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    use_amp = cfg.amp and device.type == "cuda"
-    if cfg.amp and not use_amp and not quiet:
-        print("note: amp=true needs a CUDA device; training in float32 on the CPU")
+    use_amp = amp_on(cfg, device, quiet)
     save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
 
     # ---- data, models, optimisers (the D and G updates, EMA and divergence check live in AdversarialPair)
@@ -279,8 +273,8 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     train_x = data.train_x.to(device)
     train_c = data.train_cond.to(device)
     n_train = len(train_x)
-    if len(data.train_x) < cfg.batch_size:
-        raise UserError(f"{cfg.data}: {len(data.train_x)} training items of shape {tuple(data.shape)}, fewer than "
+    if n_train < cfg.batch_size:
+        raise UserError(f"{cfg.data}: {n_train} training items of shape {tuple(data.shape)}, fewer than "
                         f"batch_size={cfg.batch_size}: lower batch_size or give more data", exit_code=2)
     if data.kind == "levels" and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
         raise UserError(f"{cfg.data}: levels of {data.shape[1]}x{data.shape[2]} cells are too small for arch="

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
+from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles, tiles_to_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import novelty
 from clm.domains.levels.demos import solver_demonstrations
@@ -96,6 +96,16 @@ class LevelJudge:
         return Judgement(real, playable, pushes, nov, score, creative)
 
 
+def levels_state(levels: list[Level]) -> dict:
+    """Levels as plain data for a checkpoint: their tile grids (one size) and names."""
+    return {"tiles": levels_to_tiles(levels) if levels else None, "names": [lv.name for lv in levels]}
+
+
+def levels_from_state(state: dict) -> list[Level]:
+    """The inverse of :func:`levels_state`."""
+    return [] if state["tiles"] is None else tiles_to_levels(state["tiles"], names=state["names"])
+
+
 @dataclass
 class CreativeArchive:
     """The best creative levels found so far, one per layout, at most ``capacity``
@@ -129,6 +139,13 @@ class CreativeArchive:
 
     def tiles(self) -> np.ndarray | None:
         return levels_to_tiles(self.levels) if self.levels else None
+
+    def state_dict(self) -> dict:
+        """Plain data for a checkpoint: the levels, their records, and every layout seen."""
+        return {**levels_state(self.levels), "records": self.records, "keys": sorted(self._keys)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.levels, self.records, self._keys = levels_from_state(state), list(state["records"]), set(state["keys"])
 
     def __len__(self) -> int:
         return len(self.levels)

@@ -29,22 +29,23 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
-from clm.core.checkpoint import load_checkpoint, save_checkpoint
+from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger
 from clm.core.rundir import atomic_write_text, write_summary
 from clm.core.runtime import (DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state,
                               set_threads)
-from clm.domains.levels import levels_to_onehot, levels_to_tiles, tiles_to_levels, write_levels
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
-from clm.gan.steps import AdversarialPair
+from clm.gan.steps import AdversarialPair, amp_on
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, PartTimer, Scheduler,
-                                  difficulty_steering_loss, player_solve_rate, player_solves, start_state_values)
+                                  difficulty_steering_loss, levels_from_state, levels_state, player_solve_rate,
+                                  player_solves, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
 from clm.hybrid.qd import QDGrid
 from clm.hybrid.search import build_gan
@@ -68,10 +69,7 @@ def run_clm(cfg: CLMConfig, run_dir: Path, resume: bool = False, quiet: bool = F
     real_x = torch.from_numpy(levels_to_onehot(corpus)).float().to(device)
     gcfg = cfg.gan
     G, D = build_gan(cfg, tuple(real_x.shape[1:]), device)
-    use_amp = gcfg.amp and device.type == "cuda"
-    if gcfg.amp and not use_amp and not quiet:
-        print("note: gan.amp=true needs a CUDA device; the GAN trains in float32 on the CPU")
-    gan = AdversarialPair(G, D, gcfg, amp=use_amp)
+    gan = AdversarialPair(G, D, gcfg, amp=amp_on(gcfg, device, quiet))
     judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
     judge.n_boxes = judge.usual_box_count(corpus)
     archive = CreativeArchive(cfg.archive_size)
@@ -309,14 +307,6 @@ def _archive_means(archive: CreativeArchive) -> dict[str, float | None]:
             "creative_difficulty_mean": float(np.mean([r["pushes"] for r in archive.records]))}
 
 
-def _levels_state(levels: list) -> dict:
-    return {"tiles": levels_to_tiles(levels) if levels else None, "names": [lv.name for lv in levels]}
-
-
-def _levels_from(state: dict) -> list:
-    return [] if state["tiles"] is None else tiles_to_levels(state["tiles"], names=state["names"])
-
-
 def _save(ckpt: Path, cfg: CLMConfig, gan, player, designer, archive, scheduler, timer, rng, judge, state) -> None:
     """One checkpoint per round, all or nothing: every network, optimiser,
     buffer, counter and RNG of the run in one folder (``checkpoints/clm``)."""
@@ -325,8 +315,8 @@ def _save(ckpt: Path, cfg: CLMConfig, gan, player, designer, archive, scheduler,
     weights.update({f"player.{k}": v for k, v in pw.items()})
     st = {"gan": gan.state_dict(), "scheduler": dataclasses.asdict(scheduler), "timer": dict(timer.seconds),
           "rng": rng.bit_generator.state, "global_rng": rng_state(), "g_evaluations": judge.evaluations,
-          "archive": {**_levels_state(archive.levels), "records": archive.records, "keys": sorted(archive._keys)},
-          "state": {**state, "generated": _levels_state(state["generated"])},
+          "archive": archive.state_dict(),
+          "state": {**state, "generated": levels_state(state["generated"])},
           "player": pst, "player_meta": pmeta}
     exact = pmeta["exact_resume"]
     if designer is not None:
@@ -343,25 +333,23 @@ def _load(ckpt, gan, player, designer, archive, scheduler, timer, rng, judge) ->
     weights, st, meta = load_checkpoint(ckpt / "clm")
     if meta.get("kind") != "clm":
         raise UserError(f"{ckpt / 'clm'} is not a CLM checkpoint (kind: {meta.get('kind')})")
-    part = lambda prefix: {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}  # noqa: E731
-    gan.load_weights(part("gan."))
+    gan.load_weights(strip_prefix(weights, "gan."))
     gan.load_state_dict(st["gan"])
-    a = st["archive"]
-    archive.levels, archive.records, archive._keys = _levels_from(a), list(a["records"]), set(a["keys"])
+    archive.load_state_dict(st["archive"])
     for k, v in st["scheduler"].items():
         setattr(scheduler, k, v)
     timer.seconds.update(st["timer"])
     rng.bit_generator.state = st["rng"]
     judge.evaluations = int(st["g_evaluations"])
-    player.load_training_state(part("player."), st["player"], st["player_meta"], where=str(ckpt / "clm"))
+    player.load_training_state(strip_prefix(weights, "player."), st["player"], st["player_meta"], where=str(ckpt / "clm"))
     exact = player.exact_resume
     if designer is not None:
         if "designer" not in st:
             raise UserError(f"{ckpt / 'clm'} has no designer (the run had designer_search=false); resume with it off",
                             exit_code=2)
-        designer.load_training_state(part("designer."), st["designer"], st["designer_meta"], where=str(ckpt / "clm"))
+        designer.load_training_state(strip_prefix(weights, "designer."), st["designer"], st["designer_meta"], where=str(ckpt / "clm"))
         exact = exact and designer.exact_resume
     set_rng_state(st["global_rng"])  # last: loading the networks draws nothing, but keep the order obvious
     state = dict(st["state"])
-    state["generated"] = _levels_from(state["generated"])
+    state["generated"] = levels_from_state(state["generated"])
     return state, exact

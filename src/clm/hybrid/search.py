@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
-from clm.core.checkpoint import load_checkpoint
+from clm.core.checkpoint import load_checkpoint, strip_prefix
 from clm.core.config import load_config, read_yaml
 from clm.core.errors import UserError
 from clm.core.rundir import require_run_dir
@@ -130,10 +130,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     corpus, _ = load_corpus(cfg)
     shape = levels_to_onehot(corpus[:1]).shape[1:]
     G, D = build_gan(cfg, shape, device)
-    sub = lambda p: {k[len(p):]: v for k, v in weights.items() if k.startswith(p)}  # noqa: E731
     try:
-        G.load_state_dict(sub("gan.G_ema.") or sub("gan.G."))
-        D.load_state_dict(sub("gan.D."))
+        G.load_state_dict(strip_prefix(weights, "gan.G_ema.") or strip_prefix(weights, "gan.G."))
+        D.load_state_dict(strip_prefix(weights, "gan.D."))
     except RuntimeError as e:
         raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml "
                         f"(incompatible version?): {str(e).splitlines()[0]}", exit_code=2)
@@ -149,5 +148,5 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
         env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs,
                                 horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
-        designer.load_training_state(sub("designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))
+        designer.load_training_state(strip_prefix(weights, "designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))
     return LoadedRun(cfg, G, D, judge, archive_levels, designer)
