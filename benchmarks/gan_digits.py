@@ -29,8 +29,9 @@ import torch
 from clm.core.config import load_config
 from clm.core.runtime import set_threads
 from clm.gan import metrics
-from clm.gan.data import load_gan_data
-from clm.gan.train import GanConfig, train
+from clm.hybrid.gan_domains import load_gan_data
+from clm.gan.train import GanConfig
+from clm.hybrid.gan_domains import train_gan
 
 KEYS = ("fd_clf", "fd_clf_ratio", "precision", "recall", "density", "coverage", "novelty_mean",
         "memorised_fraction", "class_fraction_min", "class_fraction_max", "seconds")
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in cache.iterdir():  # same feature classifier for every model
             shutil.copy(f, run / "classifier" / f.name)
         cfg = load_config(GanConfig, None, [*args.overrides, f"seed={seed}"])
-        s = train(cfg, run, quiet=True)
+        s = train_gan(cfg, run, quiet=True)
         results["gan"].append({**{k: s[k] for k in KEYS if k in s}, "seconds": s["wall_seconds"]})
         for name, fit in (("gmm", fit_gmm), ("kde", fit_kde)):
             t0 = time.perf_counter()

@@ -33,7 +33,8 @@ import numpy as np
 from clm.core.config import load_config
 from clm.core.errors import UserError
 from clm.domains.levels import find_boxoban_dir
-from clm.gan.train import GanConfig, train
+from clm.gan.train import GanConfig
+from clm.hybrid.gan_domains import train_gan
 
 KEYS = ("tile_kl", "tile_kl_floor", "tile_kl_ratio", "tile_kl_raw", "valid_fraction", "raw_valid_fraction",
         "duplicate_fraction", "self_duplicate_fraction", "novelty_mean", "memorised_fraction", "diversity",
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 *args.overrides, *shlex.split(extra), f"seed={seed}"])
             run = base / f"{label}-seed{seed}"
             try:
-                s = train(cfg, run, quiet=True)
+                s = train_gan(cfg, run, quiet=True)
             except UserError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1

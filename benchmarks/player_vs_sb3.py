@@ -53,9 +53,11 @@ HARD_PLAYER = dict(conv_channels=(32, 64), hidden=(256,), demo_buffer_size=400_0
                    buffer_size=100_000)
 
 
-def corpus_for(rung: str, player: list[str] | None = None):
+def corpus_for(rung: str, player: list[str] | None = None, extra_levels: int = 0):
     """(config, corpus, held-out levels) of a rung; ``player``: key=value
-    overrides of the player's DQNConfig, checked as the command line does."""
+    overrides of the player's DQNConfig, checked as the command line does;
+    ``extra_levels``: that many more training levels from the same generator
+    under another seed (the held-out split stays the same levels)."""
     from clm.agents.dqn import DQNConfig
     from clm.core.config import load_config, to_dict
     from clm.hybrid.config import CLMConfig
@@ -66,11 +68,19 @@ def corpus_for(rung: str, player: list[str] | None = None):
         cfg.player = replace(cfg.player, **HARD_PLAYER)
     if player:
         cfg.player = load_config(DQNConfig, base=to_dict(cfg.player), overrides=player)
-    return cfg, *load_corpus(cfg)
+    corpus, held = load_corpus(cfg)
+    if extra_levels:
+        from clm.domains.levels.generator import generate_levels
+
+        seen = {lv.key() for lv in held}
+        more = generate_levels(extra_levels, size=cfg.level_size, n_boxes=cfg.n_boxes, seed=20_000 + cfg.level_size,
+                               min_pushes=cfg.min_pushes)
+        corpus = corpus + [lv for lv in more if lv.key() not in seen]
+    return cfg, corpus, held
 
 
 def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every: int,
-                player: list[str] | None = None) -> dict:
+                player: list[str] | None = None, extra_levels: int = 0) -> dict:
     import numpy as np
     import torch
 
@@ -79,7 +89,7 @@ def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every:
 
     set_threads(1)
     torch.manual_seed(seed)
-    cfg, corpus, held = corpus_for(rung, player)
+    cfg, corpus, held = corpus_for(rung, player, extra_levels)
     curve: list[dict] = []
     train_seconds = 0.0
 
@@ -171,9 +181,11 @@ def at_wall(curve: list[dict], seconds: float) -> float:
     return inside[-1]["heldout"] if inside else curve[0]["heldout"]
 
 
-def one(kind: str, seed: int, rung: str, steps: int, wall: float, every: int, player: list[str]) -> dict:
+def one(kind: str, seed: int, rung: str, steps: int, wall: float, every: int, player: list[str],
+        extra_levels: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--one", kind, "--seed", str(seed), "--rung", rung, "--steps", str(steps),
-           "--wall", str(wall), "--eval-every", str(every), *[a for kv in player for a in ("--player", kv)]]
+           "--wall", str(wall), "--eval-every", str(every), "--extra-levels", str(extra_levels),
+           *[a for kv in player for a in ("--player", kv)]]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -191,6 +203,8 @@ def main() -> None:
     ap.add_argument("--wall", type=float, default=0.0)
     ap.add_argument("--player", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of our player's DQNConfig (repeatable), e.g. batch_size=128")
+    ap.add_argument("--extra-levels", type=int, default=0,
+                    help="this many more training levels from the same generator (another seed; same held-out split)")
     args = ap.parse_args()
     from clm.agents.dqn import DQNConfig
     from clm.core.config import load_config
@@ -205,21 +219,23 @@ def main() -> None:
     if bad or not learners or learners[0] != "ours":
         ap.error(f"--learners: unknown {bad} (valid: {', '.join(LEARNERS)}); 'ours' must come first")
     if args.one:
-        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every, args.player)))
+        print(json.dumps(run_learner(args.one, args.seed, args.rung, args.steps, args.wall, args.eval_every, args.player,
+                                      args.extra_levels)))
         return
     results: dict[str, list[dict]] = {k: [] for k in learners}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        ours = one("ours", seed, args.rung, args.steps, 0.0, args.eval_every, args.player)
+        ours = one("ours", seed, args.rung, args.steps, 0.0, args.eval_every, args.player, args.extra_levels)
         wall = ours["curve"][-1]["seconds"]
         results["ours"].append(ours)
         line = [f"seed {seed}: ours {at_steps(ours['curve'], args.steps):.3f} in {wall:.0f} s"]
         for kind in learners[1:]:
-            r = one(kind, seed, args.rung, args.steps, wall, args.eval_every, args.player)
+            r = one(kind, seed, args.rung, args.steps, wall, args.eval_every, args.player, args.extra_levels)
             results[kind].append(r)
             line.append(f"{kind} {at_steps(r['curve'], args.steps):.3f} at {args.steps} steps, "
                         f"{at_wall(r['curve'], wall):.3f} at {wall:.0f} s")
         print(" | ".join(line), flush=True)
-    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds, "player": args.player}
+    figures: dict = {"rung": args.rung, "steps": args.steps, "seeds": args.seeds, "player": args.player,
+                     "extra_levels": args.extra_levels}
     walls = [r["curve"][-1]["seconds"] for r in results["ours"]]
     figures["ours_wall_seconds"] = walls
     for kind, runs in results.items():

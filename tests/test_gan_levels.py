@@ -8,7 +8,7 @@ import torch
 
 from clm.core.config import load_config
 from clm.domains.levels import find_boxoban_dir
-from clm.gan.decode import decode_level, decode_levels, raw_levels
+from clm.domains.levels.decode import decode_level, decode_levels, raw_levels
 from clm.gan.models import TileGenerator
 
 
@@ -99,13 +99,14 @@ def test_short_levels_run_on_boxoban(tmp_path):
     root = find_boxoban_dir()
     if root is None or not (root / "unfiltered" / "train").is_dir():
         pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
-    from clm.gan.train import GanConfig, train
+    from clm.gan.train import GanConfig
+    from clm.hybrid.gan_domains import train_gan
 
     cfg = load_config(GanConfig, None, [
         f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=mlp", "steps=60", "batch_size=32",
         "max_levels=400", "classifier_epochs=3", "solve_samples=5", "solve_time_limit=0.5", "eval_samples=200",
         "image_every=60", "threads=1", "diffaug=flip"])
-    s = train(cfg, tmp_path, quiet=True)
+    s = train_gan(cfg, tmp_path, quiet=True)
     assert s["valid_fraction"] == 1.0
     for key in ("tile_kl", "tile_kl_floor", "duplicate_fraction", "fd_clf", "coverage", "solvable_fraction",
                 "raw_valid_fraction", "novelty_mean", "memorised_fraction"):
@@ -146,7 +147,7 @@ def test_decoder_joins_a_second_open_region_through_the_likeliest_wall():
 
 
 def test_room_size_threshold_opens_the_corpus_share_of_cells():
-    from clm.gan.decode import room_size_threshold
+    from clm.domains.levels.decode import room_size_threshold
 
     from scipy.ndimage import gaussian_filter
 
@@ -202,13 +203,14 @@ def test_resconv_g_learns_boxoban_patterns(tmp_path):
     root = find_boxoban_dir()
     if root is None or not (root / "unfiltered" / "train").is_dir():
         pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
-    from clm.gan.train import GanConfig, train
+    from clm.gan.train import GanConfig
+    from clm.hybrid.gan_domains import train_gan
 
     args = [f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=resconv", "g_width=32", "d_width=16",
             "res_blocks=2", "batch_size=32", "max_levels=400", "classifier_epochs=2", "solve_samples=0",
             "eval_samples=200", "image_every=1000", "threads=1"]
-    untrained = train(load_config(GanConfig, None, [*args, "steps=0"]), tmp_path / "u", quiet=True)
-    trained = train(load_config(GanConfig, None, [*args, "steps=300", "lr_g=1e-3", "lr_d=1e-3"]), tmp_path / "t",
+    untrained = train_gan(load_config(GanConfig, None, [*args, "steps=0"]), tmp_path / "u", quiet=True)
+    trained = train_gan(load_config(GanConfig, None, [*args, "steps=300", "lr_g=1e-3", "lr_d=1e-3"]), tmp_path / "t",
                     quiet=True)
     assert trained["valid_fraction"] == 1.0
     assert trained["tile_kl"] < 0.5 * untrained["tile_kl"], (trained["tile_kl"], untrained["tile_kl"])
@@ -261,7 +263,7 @@ def test_live_box_decoding_puts_boxes_on_live_cells_only():
 
 def test_best_of_k_keeps_the_candidate_d_scores_highest():
     from clm.domains.levels import Level
-    from clm.gan.train import best_of_k
+    from clm.hybrid.gan_domains import best_of_k
 
     class CountsBoxesInRowOne(torch.nn.Module):  # a stand-in D whose score is known: boxes in row 1
         def forward(self, x, cond=None):
@@ -299,15 +301,16 @@ def test_refine_blocks_keep_shapes_and_change_the_output():
 
 def test_mixed_sizes_and_a_too_small_corpus_are_clear_errors(tmp_path):
     from clm.core.errors import UserError
-    from clm.gan.train import GanConfig, train
+    from clm.gan.train import GanConfig
+    from clm.hybrid.gan_domains import train_gan
 
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("; a\n#####\n#@$.#\n#####\n\n; b\n#####\n#@$.#\n#####\n\n; c\n######\n#@$. #\n######\n")
     with pytest.raises(UserError, match=r"mixed.txt: levels of several sizes \(2 of 3x5, 1 of 3x6; e.g. level '.*c' is 3x6"):
-        train(load_config(GanConfig, None, [f"data=levels:{mixed}", "steps=1"]), tmp_path / "r1", quiet=True)
+        train_gan(load_config(GanConfig, None, [f"data=levels:{mixed}", "steps=1"]), tmp_path / "r1", quiet=True)
     small = tmp_path / "small.txt"
     small.write_text("".join(f"; {i}\n#####\n#@$.#\n#   #\n#####\n\n" for i in range(12)))
     with pytest.raises(UserError, match=r"training items .* fewer than batch_size=128") as e:
-        train(load_config(GanConfig, None, [f"data=levels:{small}", "steps=1", "test_fraction=0.25"]),
-              tmp_path / "r2", quiet=True)
+        train_gan(load_config(GanConfig, None, [f"data=levels:{small}", "steps=1", "test_fraction=0.25"]),
+                  tmp_path / "r2", quiet=True)
     assert e.value.exit_code == 2

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from clm.domains.levels import patterns
 from clm.gan import losses
 
 LN3 = math.log(3.0)
@@ -62,7 +63,7 @@ def _onehot(tiles: torch.Tensor, n: int = 7) -> torch.Tensor:
 def test_tile_pattern_histogram_counts_the_2x2_windows():
     g = torch.Generator().manual_seed(0)
     tiles = torch.randint(0, 7, (4, 6, 5), generator=g)
-    h = losses.tile_pattern_histogram(_onehot(tiles))
+    h = patterns.tile_pattern_histogram(_onehot(tiles))
     direct = torch.zeros(7, 7, 7, 7)
     for t in tiles:
         for r in range(5):
@@ -74,7 +75,7 @@ def test_tile_pattern_histogram_counts_the_2x2_windows():
 def test_pattern_matching_pushes_an_overused_pattern_down():
     # data: checkerboards of tiles 0/1; fakes: all 0 (a pattern the data lacks)
     board = (torch.arange(6)[:, None] + torch.arange(6)[None, :]) % 2
-    pm = losses.PatternMatching(_onehot(board.expand(8, 6, 6).clone()))
+    pm = patterns.PatternMatching(_onehot(board.expand(8, 6, 6).clone()))
     logits = torch.zeros(8, 7, 6, 6, requires_grad=True)
     fake = torch.nn.functional.gumbel_softmax(logits, hard=True, dim=1)
     fake = _onehot(torch.zeros(8, 6, 6, dtype=torch.long)) + (fake - fake.detach())  # forward: all tile 0

@@ -10,8 +10,9 @@ import torch
 from clm.core.config import load_config
 from clm.core.errors import UserError
 from clm.gan import metrics
-from clm.gan.data import from_arrays, load_gan_data
-from clm.gan.train import GanConfig, GanDiverged, build_models, evaluate_generator, load_generator, train
+from clm.gan.data import from_arrays
+from clm.hybrid.gan_domains import gan_domain, load_gan_data, train_gan
+from clm.gan.train import GanConfig, GanDiverged, build_models, evaluate_generator, load_generator
 
 QUICK = ["threads=1", "batch_size=64", "g_width=64", "log_every=50", "image_every=200", "checkpoint_every=50",
          "classifier_epochs=6", "eval_samples=600"]
@@ -23,12 +24,12 @@ def _cfg(*extra):
 
 def test_short_training_brings_fd_clf_well_below_the_untrained_generator(tmp_path):
     run = tmp_path / "run"
-    summary = train(_cfg("steps=400"), run, quiet=True)
+    summary = train_gan(_cfg("steps=400"), run, quiet=True)
     cfg = _cfg()
     data = load_gan_data("digits")
     torch.manual_seed(0)
     untrained, _ = build_models(cfg, data)
-    before = evaluate_generator(untrained, data, cfg, run, torch.device("cpu"))  # same cached classifier
+    before = evaluate_generator(untrained, data, cfg, run, torch.device("cpu"), gan_domain(cfg.data))  # same cached classifier
     assert summary["fd_clf"] < 0.25 * before["fd_clf"], (summary["fd_clf"], before["fd_clf"])
     assert summary["coverage"] > before["coverage"]
     for key in ("fd_clf", "fd_clf_floor", "fd_clf_ratio", "precision", "recall", "density", "coverage",
@@ -40,10 +41,10 @@ def test_short_training_brings_fd_clf_well_below_the_untrained_generator(tmp_pat
 
 
 def test_resume_continues_exactly(tmp_path):
-    full = train(_cfg("steps=60", "final_eval=false"), tmp_path / "full", quiet=True)
+    full = train_gan(_cfg("steps=60", "final_eval=false"), tmp_path / "full", quiet=True)
     half = tmp_path / "half"
-    train(_cfg("steps=30", "final_eval=false"), half, quiet=True)
-    train(_cfg("steps=60", "final_eval=false"), half, resume=True, quiet=True)
+    train_gan(_cfg("steps=30", "final_eval=false"), half, quiet=True)
+    train_gan(_cfg("steps=60", "final_eval=false"), half, resume=True, quiet=True)
     assert full["steps"] == 60
     from clm.core.checkpoint import load_checkpoint
 
@@ -62,7 +63,7 @@ def test_resume_continues_exactly(tmp_path):
 ])
 def test_every_switch_trains_and_samples(tmp_path, extra):
     cfg = _cfg("steps=20", "final_eval=false", *extra)
-    train(cfg, tmp_path, quiet=True)
+    train_gan(cfg, tmp_path, quiet=True)
     data = load_gan_data("digits")
     G = load_generator(tmp_path, cfg, data, torch.device("cpu"))
     z = torch.randn(5, cfg.z_dim)
@@ -75,7 +76,7 @@ def test_d_collapse_stops_training_with_a_clear_message(tmp_path):
     # every D loss counts as "collapsed" -> stop after 5 steps, no summary written
     cfg = _cfg("steps=100", "divergence_loss=100.0", "divergence_patience=5")
     with pytest.raises(GanDiverged, match="diverged at step 5: D's loss stayed below") as e:
-        train(cfg, tmp_path, quiet=True)
+        train_gan(cfg, tmp_path, quiet=True)
     assert f"last good checkpoint is in {tmp_path / 'checkpoints' / 'last'}" in str(e.value)
     assert not (tmp_path / "summary.json").exists()
 
@@ -84,7 +85,7 @@ def test_d_collapse_counts_g_updates_not_d_updates(tmp_path):
     # d_steps=3: the patience is in G updates (steps), as the message says
     cfg = _cfg("steps=100", "d_steps=3", "divergence_loss=100.0", "divergence_patience=4")
     with pytest.raises(GanDiverged, match="diverged at step 4: D's loss stayed below 100 for 4 steps"):
-        train(cfg, tmp_path, quiet=True)
+        train_gan(cfg, tmp_path, quiet=True)
 
 
 def test_resume_from_a_checkpoint_without_ema_update_count(tmp_path):
@@ -92,13 +93,13 @@ def test_resume_from_a_checkpoint_without_ema_update_count(tmp_path):
     from clm.core.checkpoint import load_checkpoint, save_checkpoint
 
     full = tmp_path / "full"
-    train(_cfg("steps=20", "final_eval=false"), full, quiet=True)
+    train_gan(_cfg("steps=20", "final_eval=false"), full, quiet=True)
     half = tmp_path / "half"
-    train(_cfg("steps=10", "final_eval=false"), half, quiet=True)
+    train_gan(_cfg("steps=10", "final_eval=false"), half, quiet=True)
     w, state, meta = load_checkpoint(half / "checkpoints" / "last")
     del state["ema_updates"]
     save_checkpoint(half / "checkpoints" / "last", w, state, meta)
-    train(_cfg("steps=20", "final_eval=false"), half, resume=True, quiet=True)
+    train_gan(_cfg("steps=20", "final_eval=false"), half, resume=True, quiet=True)
     wa, sa, _ = load_checkpoint(full / "checkpoints" / "last")
     wb, sb, _ = load_checkpoint(half / "checkpoints" / "last")
     assert sa["ema_updates"] == sb["ema_updates"] == 20
@@ -111,7 +112,7 @@ def test_nan_losses_stop_training(tmp_path, monkeypatch):
 
     monkeypatch.setattr(losses, "g_loss", lambda kind, logits: logits.mean() * float("nan"))
     with pytest.raises(GanDiverged, match="not finite"):
-        train(_cfg("steps=10"), tmp_path, quiet=True)
+        train_gan(_cfg("steps=10"), tmp_path, quiet=True)
     assert not (tmp_path / "summary.json").exists()
 
 
@@ -151,7 +152,7 @@ def test_mnist_idx_reader(tmp_path):
 
 def test_fid_with_a_wrong_weights_path_still_computes_the_rest(tmp_path, capsys):
     cfg = _cfg("steps=0", "fid_weights=/nonexistent/weights.pth", "classifier_epochs=1", "eval_samples=100")
-    summary = train(cfg, tmp_path, quiet=True)
+    summary = train_gan(cfg, tmp_path, quiet=True)
     assert "does not exist" in summary["fid_error"]
     assert np.isfinite(summary["fd_clf"]) and np.isfinite(summary["coverage"])
     assert "warning:" in capsys.readouterr().out

@@ -62,6 +62,7 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, as_json: bool) -> Non
 
 def cmd_train(args: argparse.Namespace) -> int:
     from clm.gan.train import GanConfig, train
+    from clm.hybrid.gan_domains import gan_domain
 
     overrides = list(args.overrides)
     if args.data:
@@ -70,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         (run_dir / "summary.json").unlink(missing_ok=True)  # a longer run replaces the old summary at its end
     with removed_on_failure(run_dir, bool(args.resume)):
-        summary = train(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+        summary = train(cfg, run_dir, gan_domain(cfg.data), resume=bool(args.resume), quiet=args.json)
     _print_summary(summary, run_dir, args.json)
     return 0
 
@@ -79,55 +80,31 @@ def _load_run(run_dir_arg: str):
     from clm.core.config import load_config
     from clm.core.runtime import resolve_device, set_threads
     from clm.core.rundir import require_run_dir
-    from clm.gan.train import GanConfig, get_data, load_generator
+    from clm.gan.train import GanConfig, load_generator
+    from clm.hybrid.gan_domains import gan_domain
 
     run_dir = require_run_dir(run_dir_arg, "gan")
     cfg = load_config(GanConfig, run_dir / "config.yaml")
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    data = get_data(cfg)
-    if data.kind == "levels" and cfg.rejection > 1:  # best-of-k sampling needs D too
+    domain = gan_domain(cfg.data)
+    data = domain.load(cfg)
+    if data.categorical and cfg.rejection > 1:  # best-of-k sampling needs D too
         G, D = load_generator(run_dir, cfg, data, device, with_discriminator=True)
     else:
         G, D = load_generator(run_dir, cfg, data, device), None
-    return run_dir, cfg, data, G, D, device
+    return run_dir, cfg, domain, data, G, D, device
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from clm.gan.train import generate
-
     if args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
     out = Path(args.out)
-    suffix = out.suffix.lower()
-    run_dir, cfg, data, G, D, device = _load_run(args.run_dir)
-    allowed = (".png", ".txt") if data.kind == "levels" else (".png", ".npy")
-    if suffix not in allowed:
-        raise UsageError(f"--out {out}: for {data.kind} use a file ending in {' or '.join(allowed)}")
-    gen = torch.Generator().manual_seed(args.seed)
-    pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
+    run_dir, cfg, domain, data, G, D, device = _load_run(args.run_dir)
+    if out.suffix.lower() not in domain.sample_suffixes:
+        raise UsageError(f"--out {out}: for {data.kind} use a file ending in {' or '.join(domain.sample_suffixes)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    if data.kind == "levels":
-        from clm.domains.levels import write_levels
-        from clm.gan.render import levels_grid
-        from clm.gan.train import sample_levels
-
-        _, _, levels, _ = sample_levels(G, D, data, cfg, args.n, pool, device, gen, seed=args.seed)
-        if suffix == ".txt":
-            write_levels(out, levels)
-        else:
-            from clm.domains.images import save_png
-            save_png(levels_grid(levels), out)
-    else:
-        x, _ = generate(G, args.n, pool, device, generator=gen)
-        if suffix == ".npy":
-            np.save(out, x.numpy())
-        else:
-            from clm.domains.images import image_grid, save_png
-            save_png(image_grid(x), out)
+    domain.write_samples(G, D, data, cfg, args.n, out, args.seed, device)
     print(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -136,10 +113,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from clm.core.rundir import atomic_write_text, _json_safe
     from clm.gan.train import evaluate_generator
 
-    run_dir, cfg, data, G, D, device = _load_run(args.run_dir)
+    run_dir, cfg, domain, data, G, D, device = _load_run(args.run_dir)
     if args.fid_weights:
         cfg.fid_weights = args.fid_weights
-    metrics = evaluate_generator(G, data, cfg, run_dir, device, D=D)
+    metrics = evaluate_generator(G, data, cfg, run_dir, device, domain, D=D)
     atomic_write_text(run_dir / "eval.json", json.dumps(_json_safe(metrics), indent=2) + "\n")
     _print_summary(metrics, run_dir, args.json)
     return 0

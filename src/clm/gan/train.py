@@ -31,8 +31,7 @@ from clm.core.logging import MetricLogger
 from clm.core.rundir import write_summary
 from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.augment import parse_policy
-from clm.gan.data import GanData, load_gan_data
-from clm.gan.losses import PatternMatching
+from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
 from clm.gan.steps import AdversarialPair, amp_on
 
@@ -103,8 +102,6 @@ class GanConfig:
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
                   (self.gumbel_tau > 0, "gumbel_tau must be > 0"),
                   (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
-        checks.append((self.data == "digits" or self.data.startswith(("mnist:", "levels:")),
-                       f"data must be digits, mnist:PATH or levels:PATH, got '{self.data}'"))
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad config: {msg}")
@@ -118,16 +115,11 @@ class GanDiverged(UserError):
     """Training stopped because the losses went NaN or D won outright."""
 
 
-def get_data(cfg: GanConfig) -> GanData:
-    return load_gan_data(cfg.data, cfg.test_fraction, cfg.split_seed, cfg.levels_reference, cfg.max_levels,
-                         cfg.max_boxes)
-
-
 def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageDiscriminator]:
     """G and D for the data's kind and shape."""
     cond_dim = data.cond_dim if cfg.conditional else 0
     c, h, w = data.shape
-    if data.kind == "levels":
+    if data.categorical:
         G: torch.nn.Module = TileGenerator(c, h, w, cfg.z_dim, cfg.g_width, cond_dim, cfg.arch, cfg.gumbel_tau,
                                              cfg.tile_sample, cfg.res_blocks, cfg.refine_blocks)
     else:
@@ -177,89 +169,11 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
     return G.to(device).eval()
 
 
-def sample_levels(G: torch.nn.Module, D: torch.nn.Module | None, data: GanData, cfg: GanConfig, n: int,
-                  pool: torch.Tensor | None, device: torch.device, generator: torch.Generator, seed: int):
-    """``n`` decoded levels from a tile generator: (probabilities, conditions,
-    levels, wall threshold). With ``cfg.rejection`` = k > 1, each is the best
-    of k candidates of the same condition by D's realism (:func:`best_of_k`)."""
-    from clm.gan.decode import decode_generated
-
-    k = cfg.rejection
-    if k > 1 and D is None:
-        raise UserError("rejection > 1 needs the run's discriminator")
-    if k > 1 and pool is not None:
-        pool = pool[torch.arange(n * k) // k % len(pool)]  # each condition k times in a row: one group
-    x, conds = generate(G, n * k, pool, device, generator=generator)
-    threshold = wall_threshold(G, data, cfg, device)
-    levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=seed, wall_threshold=threshold,
-                              live_boxes=cfg.live_boxes)
-    if k > 1:
-        keep = best_of_k(levels, conds, D, k, device)
-        x, levels = x[keep], [levels[i] for i in keep]
-        conds = None if conds is None else conds[keep]
-    return x, conds, levels, threshold
-
-
-@torch.no_grad()
-def best_of_k(candidates: list, conds: torch.Tensor | None, D: torch.nn.Module, k: int,
-              device: torch.device) -> np.ndarray:
-    """Discriminator rejection sampling, best of ``k``: ``candidates`` are
-    decoded levels in groups of ``k`` consecutive ones (one condition per
-    group); returns, per group, the index of the one D finds most realistic."""
-    from clm.domains.levels import levels_to_onehot
-
-    if len(candidates) % k:
-        raise ValueError(f"{len(candidates)} candidates do not split into groups of {k}")
-    logits = []
-    for i in range(0, len(candidates), 1024):
-        x = torch.from_numpy(levels_to_onehot(candidates[i:i + 1024])).float().to(device)
-        c = None if conds is None else conds[i:i + 1024].to(device)
-        logits.append(D(x, c)[0].float().cpu())
-    groups = torch.cat(logits).view(-1, k)
-    return (groups.argmax(1) + torch.arange(len(groups)) * k).numpy()
-
-
-def wall_threshold(G: torch.nn.Module, data: GanData, cfg: GanConfig, device: torch.device) -> float | None:
-    """The decoder's wall-score threshold for a tile generator:
-    :func:`clm.gan.decode.room_size_threshold` on 1,000 of G's samples (a
-    fixed seed, so evaluation and ``clm gan sample`` agree) against the
-    training corpus's share of open inner cells; None (the argmax rule) for
-    images or with ``cfg.room_calibration`` off."""
-    if data.kind != "levels" or not cfg.room_calibration:
-        return None
-    from clm.domains.levels.level import WALL
-    from clm.gan.decode import generated_wall_threshold
-
-    gen = torch.Generator().manual_seed(cfg.seed + 777)
-    pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
-    x, _ = generate(G, 1000, pool, device, generator=gen)
-    open_fraction = 1.0 - float(data.train_x[:, WALL, 1:-1, 1:-1].mean())
-    return generated_wall_threshold(x.numpy(), open_fraction, cfg.level_decode, seed=cfg.seed + 778)
-
-
-def sample_grid(G: torch.nn.Module, z: torch.Tensor, cond: torch.Tensor | None, kind: str,
-                level_decode: str = "sample", threshold: float | None = None, live_boxes: bool = False) -> np.ndarray:
-    """An RGB grid of samples for TensorBoard / PNG output (levels decoded
-    as :func:`clm.gan.decode.decode_generated` does, with a fixed seed and
-    the wall-score ``threshold`` of :func:`wall_threshold`)."""
-    from clm.domains.images import image_grid
-
-    was = G.training
-    G.eval()
-    with torch.no_grad():
-        x = (G.probs(z, cond) if kind == "levels" else G(z, cond)).float().cpu()
-    G.train(was)
-    if kind == "levels":
-        from clm.gan.decode import decode_generated
-        from clm.gan.render import levels_grid
-
-        return levels_grid(decode_generated(x.numpy(), cond, level_decode, seed=0, wall_threshold=threshold,
-                                            live_boxes=live_boxes))
-    return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
-
-
-def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Train G and D as ``cfg`` says, writing the run directory; returns the summary."""
+def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False,
+          quiet: bool = False) -> dict[str, Any]:
+    """Train G and D as ``cfg`` says on the data ``domain`` reads (see
+    :func:`clm.hybrid.gan_domains.gan_domain`), writing the run directory;
+    returns the summary."""
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     set_threads(cfg.threads)
@@ -269,25 +183,24 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
     save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
 
     # ---- data, models, optimisers (the D and G updates, EMA and divergence check live in AdversarialPair)
-    data = get_data(cfg)
+    data = domain.load(cfg)
     train_x = data.train_x.to(device)
     train_c = data.train_cond.to(device)
     n_train = len(train_x)
     if n_train < cfg.batch_size:
         raise UserError(f"{cfg.data}: {n_train} training items of shape {tuple(data.shape)}, fewer than "
                         f"batch_size={cfg.batch_size}: lower batch_size or give more data", exit_code=2)
-    if data.kind == "levels" and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
-        raise UserError(f"{cfg.data}: levels of {data.shape[1]}x{data.shape[2]} cells are too small for arch="
+    if data.categorical and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
+        raise UserError(f"{cfg.data}: grids of {data.shape[1]}x{data.shape[2]} cells are too small for arch="
                         f"{cfg.arch} (3x3 convs need at least 3x3); use arch=mlp", exit_code=2)
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
-    patterns = PatternMatching(train_x) if cfg.pattern_matching > 0 and data.kind == "levels" else None
-    pattern_loss = (lambda fake: cfg.pattern_matching * patterns(fake)) if patterns is not None else None
+    extra_loss, extra_log = domain.extra_g_loss(cfg, train_x)  # e.g. the levels' tile-pattern matching
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream
     fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
-    if cfg.conditional and data.kind == "images":  # one row per class
+    if cfg.conditional and not data.categorical:  # one row per class
         fixed_c = torch.nn.functional.one_hot(torch.arange(64) % data.n_classes, data.n_classes).float().to(device)
     step = 0
     ckpt_dir = run_dir / "checkpoints" / "last"
@@ -324,7 +237,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
             z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)  # noise before conditions, as ever
             c_fake = train_c[torch.randint(n_train, (cfg.batch_size,), device=device)]
             g = pair.g_step(cfg.batch_size, device, cond(c_fake), real_for_features=real,
-                            cond_for_features=cond(c_real), z=z, extra_loss=pattern_loss)
+                            cond_for_features=cond(c_real), z=z, extra_loss=extra_loss)
             step += 1
 
             # (3) divergence: NaN/inf now, or D's loss near 0 for divergence_patience steps
@@ -334,13 +247,11 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
             # (4) logging, images, checkpoints
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
-                                  "d_fake": g["d_fake"], **({"pattern_kl": patterns.value} if patterns else {})})
+                                  "d_fake": g["d_fake"], **extra_log()})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if step % cfg.image_every == 0 or step == cfg.steps:
                 refresh_sampler()
-                logger.image("samples", sample_grid(pair.sampler, fixed_z, fixed_c, data.kind, cfg.level_decode,
-                                                       wall_threshold(pair.sampler, data, cfg, device),
-                                                       cfg.live_boxes), step)
+                logger.image("samples", domain.picture(pair.sampler, fixed_z, fixed_c, cfg, data, device), step)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
                 save(step)
             if stop.requested:
@@ -354,7 +265,7 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
 
     # ---- final evaluation
     refresh_sampler()
-    summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device, D=pair.D) if cfg.final_eval else {}
+    summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device, domain, D=pair.D) if cfg.final_eval else {}
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
     write_summary(run_dir, summary)
@@ -362,36 +273,21 @@ def train(cfg: GanConfig, run_dir: Path, resume: bool = False, quiet: bool = Fal
 
 
 def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_dir: Path | None,
-                       device: torch.device, D: torch.nn.Module | None = None) -> dict[str, Any]:
-    """Sample ``eval_samples`` from G (fixed seed) and compute every metric
-    (levels with ``rejection`` > 1: the best of that many candidates by D)."""
+                       device: torch.device, domain: GanDomain, D: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Sample ``eval_samples`` from G (fixed seed) and compute every metric:
+    the generic ones (FD-clf, precision/recall/density/coverage) and the
+    domain's own, both in ``domain.evaluate``."""
     from clm.gan import metrics
 
     cache = Path(run_dir) / "classifier" if run_dir is not None else None
     n = cfg.eval_samples or min(len(data.train_x), 2000)
     ref = metrics.build_reference(data.train_x, data.train_y, data.test_x, data.test_y, data.n_classes, cache,
                                   data.key, cfg.classifier_epochs, seed=cfg.split_seed, n_eval=n,
-                                  compute_threshold=data.kind != "levels")
+                                  compute_threshold=domain.memorisation_in_pixels)
     gen = torch.Generator().manual_seed(cfg.seed + 12345)
     # conditions: a shuffled copy of the training conditions, so classes keep their real shares
     pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
-    out: dict[str, Any] = {}
-    if data.kind == "levels":
-        from clm.gan.level_metrics import evaluate_levels
-
-        x, conds, decoded, threshold = sample_levels(G, D, data, cfg, n, pool, device, gen, seed=cfg.seed + 12345)
-        out.update(evaluate_levels(x.numpy(), data, cfg, ref, conds, threshold, decoded=decoded))
-        out["rejection"] = cfg.rejection
-    else:
-        x, conds = generate(G, n, pool, device, generator=gen)
-        out.update(metrics.evaluate_samples(x, ref, class_balance=True))
-        if cfg.fid_weights:
-            try:
-                out.update(metrics.inception_fid_kid(x.numpy(), data.test_x.numpy(), cfg.fid_weights,
-                                                     cuda=device.type == "cuda"))
-            except UserError as e:
-                print(f"warning: {e}")
-                out["fid_error"] = str(e)
+    out: dict[str, Any] = domain.evaluate(G, D, data, cfg, ref, n, pool, device, gen)
     out["fd_clf_implementation"] = (f"clm FeatureClassifier ({ref.classifier.feature_dim}-d penultimate features, "
                                     f"trained on {data.key} train split)")
     out["eval_samples"] = n

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from clm.core.errors import UserError
-from clm.gan.decode import decode_levels
+from clm.domains.levels.decode import decode_levels
 from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
 
 

@@ -127,3 +127,11 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def levels_grid(levels: Sequence[Level], cell: int = 8, cols: int | None = None) -> np.ndarray:
+    """Levels side by side as one RGB uint8 array (H, W, 3), about square, for TensorBoard and PNG files."""
+    import math
+
+    cols = cols or int(math.ceil(math.sqrt(len(levels))))
+    return np.asarray(render_grid(levels, cols=cols, cell=cell).convert("RGB"))

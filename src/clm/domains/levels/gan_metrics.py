@@ -1,11 +1,12 @@
-"""Metrics of generated levels: the generic generative metrics (FD-clf,
-precision/recall/density/coverage on the level classifier's features) plus the
-levels domain's own (tile-pattern KL, duplicates, Hamming novelty, validity,
-solvability).
+"""The levels domain's metrics of a generator's samples: tile-pattern KL,
+duplicates, Hamming novelty and memorisation, validity, solvability. The
+generic generative metrics (FD-clf, precision/recall/density/coverage on the
+level classifier's features) come from :mod:`clm.gan.metrics`; the glue in
+:mod:`clm.hybrid.gan_domains` puts the two together.
 
 Raw and decoded samples: a *raw* sample is the generator's most probable tile
 per cell, read as is; a *decoded* sample is the same probabilities passed
-through :func:`clm.gan.decode.decode_levels`, which always gives a
+through :func:`clm.domains.levels.decode.decode_levels`, which always gives a
 structurally valid level. Quality metrics are computed on decoded samples
 (what a user gets); ``raw_valid_fraction`` and ``raw_solvable_fraction`` say
 how much the decoder had to repair.
@@ -17,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from clm.gan import metrics
+from clm.domains.levels.decode import raw_levels
+from clm.domains.levels.level import Level
 
 
-def hamming_memorisation_threshold(test_levels: list, train_levels: list,
-                                   percentile: float = metrics.MEMORISED_PERCENTILE) -> float:
+def hamming_memorisation_threshold(test_levels: list, train_levels: list, percentile: float = 1.0) -> float:
     """The ``percentile``-th percentile of held-out levels' Hamming distance
     to their nearest training level."""
     from clm.domains.levels.metrics import novelty
@@ -29,22 +30,17 @@ def hamming_memorisation_threshold(test_levels: list, train_levels: list,
     return float(np.percentile(novelty(test_levels, train_levels), percentile))
 
 
-def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=None,
-                    wall_threshold: float | None = None, decoded: list | None = None) -> dict[str, Any]:
-    """All level metrics for (N, 7, H, W) per-cell tile probabilities, decoded
-    with ``wall_threshold`` (see :func:`clm.gan.decode.room_size_threshold`),
-    or the given ``decoded`` levels of those probabilities."""
+def evaluate_levels(probs: np.ndarray, decoded: list[Level], train_levels: list[Level], test_levels: list[Level],
+                    wall_threshold: float | None = None, solve_samples: int = 200,
+                    solve_time_limit: float = 2.0) -> dict[str, Any]:
+    """The levels metrics of (N, 7, H, W) per-cell tile probabilities and
+    their ``decoded`` levels (decoded with ``wall_threshold``, see
+    :func:`clm.domains.levels.decode.room_size_threshold`); the solver checks
+    the first ``solve_samples`` (0: none)."""
     from clm.domains.levels import metrics as lm
-    from clm.domains.levels.level import levels_to_onehot
-    from clm.gan.decode import decode_generated, raw_levels
 
-    train_levels, test_levels = data.extra["train_levels"], data.extra["test_levels"]
-    if decoded is None:
-        decoded = decode_generated(probs, conds, cfg.level_decode, seed=cfg.seed + 12345,
-                                   wall_threshold=wall_threshold, live_boxes=cfg.live_boxes)
     raw, raw_valid = raw_levels(probs)
-    out: dict[str, Any] = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False,
-                                                        novelty=False)
+    out: dict[str, Any] = {}
     # novelty in cells (Hamming), the levels domain's unit; memorised: closer to a
     # training level than 99% of held-out levels are
     nov = lm.novelty(decoded, train_levels)
@@ -63,12 +59,12 @@ def evaluate_levels(probs: np.ndarray, data, cfg, ref: metrics.Reference, conds=
     out["diversity"] = lm.diversity(decoded)
     out["diversity_floor"] = lm.diversity(test_levels)
     out["mean_boxes"] = float(np.mean([lv.n_boxes for lv in decoded]))
-    if cfg.solve_samples > 0:
-        m = min(cfg.solve_samples, len(decoded))
-        out["solvable_fraction"] = lm.playable_fraction(decoded[:m], time_limit=cfg.solve_time_limit)
+    if solve_samples > 0:
+        m = min(solve_samples, len(decoded))
+        out["solvable_fraction"] = lm.playable_fraction(decoded[:m], time_limit=solve_time_limit)
         raw_ok = [lv for lv, ok in zip(raw[:m], raw_valid[:m]) if ok]
-        out["raw_solvable_fraction"] = (lm.playable_fraction(raw_ok, time_limit=cfg.solve_time_limit) * len(raw_ok) / m
+        out["raw_solvable_fraction"] = (lm.playable_fraction(raw_ok, time_limit=solve_time_limit) * len(raw_ok) / m
                                         if raw_ok else 0.0)
         out["solve_samples"] = m
-        out["solve_time_limit"] = cfg.solve_time_limit
+        out["solve_time_limit"] = solve_time_limit
     return out
