@@ -1,0 +1,102 @@
+"""The domain interface the CLM loop runs on.
+
+The loop (:mod:`clm.hybrid.loop`) owns what every domain shares: G and D
+(:class:`clm.gan.steps.AdversarialPair`), the agent (a :class:`clm.agents.dqn.DQN`
+acting in the domain's environment), the round schedule, logging,
+checkpoints and the time shares. A domain supplies the rest, through the
+methods of :class:`CLMDomain`, each named after the seed's step it serves:
+
+========================  =============================================================
+step 1: data and models   ``real_data``, ``build_gan``, ``agent_env``, ``agent_config``,
+                          ``attach`` (the domain's own networks, e.g. Sokoban's designer),
+                          ``start`` (e.g. the player's pre-training on demonstrations)
+step 2: G generates        ``generate`` (G's samples decoded, judged, archived)
+steps 3 and 5: D and G     ``gan_round`` (the agent's term in G's loss), ``d_real_batch``
+                          (real data plus fed-back creative artefacts), ``g_condition``
+agent -> generation        ``search`` (agent decisions that pick G's outputs)
+step 5: G's data -> agent  ``feed_agent``
+evaluation                 ``evaluate`` (held-out figures of the agent)
+outputs                    ``checkpoint`` / ``restore``, ``finish``
+========================  =============================================================
+
+Two implementations: :class:`clm.hybrid.sokoban.SokobanCLM` (levels: a
+player solving them, a designer searching G's latent space) and
+:class:`clm.hybrid.art.ArtCLM` (canvases: a painter placing G's fragments).
+Adding a domain is one class of this shape plus its data, environment,
+metrics and pictures under ``clm/domains/<name>``; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+
+
+class CLMDomain(Protocol):
+    """What the CLM loop needs from a domain (see the module docstring)."""
+
+    #: the domain's name, as ``clm run --domain NAME`` takes it
+    name: str
+    #: the figures :meth:`evaluate` returns, the headline first
+    evaluation_keys: tuple[str, ...]
+
+    def real_data(self) -> torch.Tensor:
+        """D's real data: the training split, encoded as G outputs it (N, C, H, W)."""
+
+    def build_gan(self, shape: tuple[int, ...], device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """G and D for data of ``shape``."""
+
+    def agent_env(self, gan) -> Any:
+        """The agent's Gymnasium vector env (``gan``: the AdversarialPair, whose sampler proposes)."""
+
+    def agent_config(self) -> Any:
+        """The agent's DQNConfig for this run."""
+
+    def attach(self, gan, agent, device: torch.device) -> None:
+        """Build the domain's own parts that need G, D or the agent."""
+
+    def start(self, agent, timer) -> dict[str, float]:
+        """Before the first round of a fresh run (e.g. pre-training); the figures to log at round 0."""
+
+    def generate(self, gan, agent, rng: np.random.Generator, rnd: int) -> dict[str, float]:
+        """Step 2: G's samples of this round, judged and archived; returns the row's figures."""
+
+    def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
+        """Step 3: one real batch for D (the corpus, with fed-back creative artefacts)."""
+
+    def g_condition(self, n: int, device: torch.device) -> torch.Tensor | None:
+        """G's conditions for a batch of fakes (None: an unconditional G)."""
+
+    def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Callable | None, dict[str, float]]:
+        """Before a round's D and G updates: fix the round's fed-back real
+        data; return the agent's term in G's loss, ``f(fake)`` (or
+        None), and the figures to log."""
+
+    def search(self, gan, plan: dict[str, int], rnd: int, timer) -> dict[str, float]:
+        """Agent decisions -> data generation (a search of G's outputs); returns the row's figures."""
+
+    def feed_agent(self, agent, timer) -> dict[str, float]:
+        """Step 5: G's verified or creative data joins the agent's training data."""
+
+    def evaluate(self, agent) -> dict[str, float]:
+        """The agent's held-out figures (the first is the headline, e.g. ``player_solve_rate``)."""
+
+    def round_figures(self) -> dict[str, float]:
+        """Archive and coverage figures logged every round."""
+
+    def progress(self) -> dict[str, float]:
+        """Two or three figures for the progress line."""
+
+    def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """The domain's own networks' weights and the rest of its state as
+        plain data, for the run's checkpoint; ``state["exact"]``: whether all
+        of it reads back exactly."""
+
+    def restore(self, weights: dict[str, torch.Tensor], state: dict, where: str) -> bool:
+        """Restore :meth:`checkpoint`'s output; returns whether the resume is exact."""
+
+    def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
+        """Write the domain's outputs (artefacts, grids) and return its summary figures."""

@@ -1,0 +1,265 @@
+"""The CLM on Sokoban levels: a player DQN that solves them, G that makes
+them, a designer DQN that searches G's latent space for creative ones.
+
+One implementation of :class:`clm.hybrid.domain.CLMDomain`: the judge (D's
+realism, the exact solver, novelty), the creative archive and its QD grid,
+the player's pool and its solver demonstrations (DQfD), the optional steer
+of G by the player's values, and the designer. Levels, the simulator, the
+solver, decoding, metrics and pictures live in :mod:`clm.domains.levels`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clm.agents.dqn import DQN
+from clm.core.checkpoint import strip_prefix
+from clm.core.errors import UserError
+from clm.core.rundir import atomic_write_text
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
+from clm.domains.levels.env import SokobanVecEnv
+from clm.domains.levels.generator import LevelSampler
+from clm.domains.levels.metrics import tile_pattern_kl
+from clm.hybrid.config import CLMConfig
+from clm.hybrid.corpus import load_corpus, player_pool
+from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
+                                  levels_from_state, levels_state, player_solve_rate, player_solves,
+                                  start_state_values)
+from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+from clm.hybrid.qd import QDGrid
+from clm.hybrid.search import build_gan
+
+
+class SokobanCLM:
+    """The CLM's Sokoban domain (``clm run``, the main job)."""
+
+    name = "levels"
+    evaluation_keys = ("player_solve_rate",)
+
+    def __init__(self, cfg: CLMConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.corpus, self.heldout = load_corpus(cfg)
+        self.generated: list = []  # solver-verified raw G samples offered to the player
+        self.designer: DQN | None = None
+        self.demos: DemonstrationFeed | None = None
+        self.feedback_x: torch.Tensor | None = None
+
+    # -- step 1 ----------------------------------------------------------------------------------
+    def real_data(self) -> torch.Tensor:
+        return torch.from_numpy(levels_to_onehot(self.corpus)).float().to(self.device)
+
+    def build_gan(self, shape, device):
+        return build_gan(self.cfg, shape, device)
+
+    def agent_env(self, gan) -> SokobanVecEnv:
+        cfg = self.cfg
+        self.judge = LevelJudge(levels_to_tiles(self.corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
+        self.judge.n_boxes = self.judge.usual_box_count(self.corpus)
+        self.archive = CreativeArchive(cfg.archive_size)
+        self.grid = QDGrid(cfg.qd_descriptor, min_novelty=cfg.min_novelty)  # every judged level, G's and the designer's
+        return SokobanVecEnv(player_pool(self.corpus, [], 0.0), num_envs=cfg.player.num_envs, seed=cfg.seed)
+
+    def agent_config(self):
+        cfg = self.cfg
+        pcfg = replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
+        return pcfg if cfg.player_demos else replace(pcfg, demo_fraction=0.0, pretrain_steps=0)
+
+    def attach(self, gan, agent, device) -> None:
+        cfg = self.cfg
+        dcfg = replace(cfg.designer, total_steps=max(1, cfg.rounds * cfg.designer_steps), seed=cfg.seed + 1,
+                       device=str(device))
+        self.designer_env = LatentDesignerEnv(gan.sampler, gan.D, self.judge,
+                                              self.archive if cfg.archive_feedback else None,
+                                              num_envs=dcfg.num_envs, horizon=cfg.designer_horizon,
+                                              step_size=cfg.designer_step_size, seed=cfg.seed + 2)
+        self.designer_env.on_judged = self.grid.offer
+        self.designer_cfg = dcfg
+        self.designer = DQN(dcfg, envs=self.designer_env) if cfg.designer_search else None
+        self.classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
+        self.classic_rng = np.random.default_rng(cfg.seed + 7_919)
+        if agent.cfg.uses_demonstrations:
+            self.demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit)
+
+    def start(self, agent, timer) -> dict[str, float]:
+        if self.demos is None:
+            return {}
+        with timer.part("player"):
+            self.demos.feed(agent, self.corpus)
+            if agent.cfg.pretrain_steps:
+                agent.pretrain()
+        agent.envs.set_source(player_pool(self.corpus, self._feedback(), self.cfg.generated_fraction))
+        if not agent.cfg.pretrain_steps:
+            return {}
+        with timer.part("evaluation"):  # where the pre-trained player starts
+            figures = self.evaluate(agent)
+        return {**figures, "player_demo_transitions": self.demos.transitions}
+
+    # -- step 2: G generates; the solver verifies; the archive keeps the creative ones -------------
+    def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
+        cfg, judge, corpus = self.cfg, self.judge, self.corpus
+        judge.archive_tiles = self.archive.tiles() if cfg.archive_feedback else None
+        judge.refresh_bar(gan.D, [corpus[i] for i in rng.choice(len(corpus), 128)])
+        z = rng.standard_normal((cfg.samples_per_round, cfg.gan.z_dim)).astype(np.float32)
+        samples = decode_latents(gan.sampler, z, judge.n_boxes)
+        j = judge.judge(gan.D, samples)
+        self.archive.add(samples, j, "generator", rnd)
+        self.grid.offer(samples, j)
+        keep = j.playable & (j.novelty >= cfg.min_novelty) if cfg.generated_filter == "novel" else j.playable
+        new_levels = [s for s, ok in zip(samples, keep) if ok]
+        if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
+            new_levels = self.classic(self.classic_rng, len(new_levels)) if new_levels else []
+        if cfg.generated_filter == "unsolved" and new_levels:  # only the player's frontier
+            new_levels = [lv for lv, ok in zip(new_levels, player_solves(agent.greedy_actions, new_levels)) if not ok]
+        self.generated = (self.generated + new_levels)[-2000:]
+        self.playable_fraction = float(j.playable.mean())
+        return {"generated_playable_fraction": self.playable_fraction,
+                "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
+
+    # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer -----
+    def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Any, dict[str, float]]:
+        cfg = self.cfg
+        target_value, value_scale = _target_value(agent, real_x, cfg.steer_quantile)
+        steer = None
+        if cfg.player_steers_generator:
+            def steer(fake):
+                return cfg.steer_weight * difficulty_steering_loss(agent.q, fake, target_value, value_scale)
+        fed = self.archive.levels if cfg.feedback_levels == "archive" else self.grid.elites()
+        self.feedback_x = (torch.from_numpy(levels_to_onehot(fed)).float().to(self.device)
+                           if cfg.archive_feedback and len(fed) else None)
+        return steer, {"steer_target_value": target_value}
+
+    def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
+        """D's real data: the corpus, with a share from the archive when it feeds back."""
+        batch = real_x[torch.randint(len(real_x), (n,))]
+        if self.feedback_x is not None and self.cfg.archive_real_fraction > 0:
+            k = int(round(n * self.cfg.archive_real_fraction))
+            batch[:k] = self.feedback_x[torch.randint(len(self.feedback_x), (k,))]
+        return batch
+
+    def g_condition(self, n: int, device) -> None:
+        return None  # the CLM's level G is unconditional
+
+    # -- agent decision -> data generation: the designer searches G's latent space ------------------
+    def search(self, gan, plan, rnd, timer) -> dict[str, float]:
+        if self.designer is None:
+            return {}
+        row: dict[str, float] = {}
+        with timer.part("designer"):
+            self.designer_env.G, self.designer_env.round = gan.sampler, rnd
+            for _ in range(max(1, plan["designer"] // self.designer_cfg.num_envs)):
+                self.designer.collect_step()
+            if self.designer.recent_returns:
+                row["designer_return"] = float(np.mean(self.designer.recent_returns))
+            if (loss := self.designer.pop_mean_loss()) is not None:
+                row["designer_loss"] = loss
+        return row
+
+    # -- step 5 (cont.): verified generated levels and the archive join the player's pool ----------
+    def feed_agent(self, agent, timer) -> dict[str, float]:
+        if not self.cfg.generated_to_player:
+            return {}
+        extra = self._feedback()
+        agent.envs.set_source(player_pool(self.corpus, extra, self.cfg.generated_fraction))
+        if self.demos is None:
+            return {}
+        with timer.part("player"):
+            self.demos.feed(agent, extra)
+        return {"player_demo_transitions": self.demos.transitions}
+
+    def evaluate(self, agent) -> dict[str, float]:
+        return {"player_solve_rate": player_solve_rate(agent.greedy_actions, self.heldout[: self.cfg.eval_levels])}
+
+    def round_figures(self) -> dict[str, float]:
+        return {"archive_size": len(self.archive), "g_evaluations": self.judge.evaluations,
+                "qd_coverage": self.grid.coverage, "qd_score": self.grid.qd_score, **self._archive_means()}
+
+    def progress(self) -> dict[str, float]:
+        return {"archive": len(self.archive), "playable": self.playable_fraction}
+
+    # -- checkpoint -------------------------------------------------------------------------------
+    def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
+        st = {"g_evaluations": self.judge.evaluations, "archive": self.archive.state_dict(),
+              "generated": levels_state(self.generated), "classic_rng": self.classic_rng.bit_generator.state,
+              "qd_grid": self.grid.state_dict(), "exact": True}
+        if self.demos is not None:
+            st.update(demo_keys=sorted(self.demos.seen), demo_transitions=self.demos.transitions)
+        if self.designer is None:
+            return {}, st
+        w, dst, dmeta = self.designer.training_state()
+        st.update(designer=dst, designer_meta=dmeta, exact=dmeta["exact_resume"])
+        return {f"designer.{k}": v for k, v in w.items()}, st
+
+    def restore(self, weights, st, where: str) -> bool:
+        self.judge.evaluations = int(st["g_evaluations"])
+        self.archive.load_state_dict(st["archive"])
+        self.generated = levels_from_state(st["generated"])
+        self.classic_rng.bit_generator.state = st["classic_rng"]
+        self.grid.load_state_dict(st["qd_grid"])
+        if self.demos is not None:
+            self.demos.seen, self.demos.transitions = set(st["demo_keys"]), st["demo_transitions"]
+        if self.designer is None:
+            return True
+        if "designer" not in st:
+            raise UserError(f"{where} has no designer (the run had designer_search=false); resume with it off",
+                            exit_code=2)
+        self.designer.load_training_state(strip_prefix(weights, "designer."), st["designer"], st["designer_meta"],
+                                          where=where)
+        return bool(self.designer.exact_resume)
+
+    # -- outputs: levels, the QD grid, the summary's figures -----------------------------------------
+    def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
+        cfg, archive = self.cfg, self.archive
+        (run_dir / "levels").mkdir(exist_ok=True)
+        write_levels(run_dir / "levels" / "real.txt", self.corpus[:64])
+        if status != "gan_diverged":  # a diverged G makes nonsense levels: keep none
+            z = np.random.default_rng(cfg.seed + 99).standard_normal((64, cfg.gan.z_dim)).astype(np.float32)
+            write_levels(run_dir / "levels" / "samples.txt", decode_latents(gan.sampler, z, self.judge.n_boxes))
+            if len(archive):
+                write_levels(run_dir / "levels" / "archive.txt", archive.levels)
+                atomic_write_text(run_dir / "levels" / "archive.jsonl",
+                                  "".join(json.dumps(r) + "\n" for r in archive.records))
+        write_qd_grid(run_dir / "qd_grid.json", self.grid)
+        return {"creative_levels": len(archive),
+                "generated_playable_fraction": getattr(self, "playable_fraction", None),
+                **self._archive_means(),
+                "tile_kl": tile_pattern_kl(archive.levels, self.corpus) if len(archive) else None,
+                "g_evaluations": self.judge.evaluations,
+                "qd_coverage": self.grid.coverage, "qd_score": self.grid.qd_score}
+
+    # -- small pieces --------------------------------------------------------------------------------
+    def _feedback(self) -> list:
+        cfg = self.cfg
+        # The classic oracle's pool holds the classic generator's levels only, none of G's.
+        extra = list(self.archive.levels) if cfg.archive_feedback and cfg.pool_source == "generator" else []
+        return extra + (self.generated if cfg.generated_to_player else [])
+
+    def _archive_means(self) -> dict[str, float | None]:
+        if not len(self.archive):
+            return {"creative_novelty_mean": None, "creative_difficulty_mean": None}
+        return {"creative_novelty_mean": float(np.mean([r["novelty"] for r in self.archive.records])),
+                "creative_difficulty_mean": float(np.mean([r["pushes"] for r in self.archive.records]))}
+
+
+def write_qd_grid(path: Path, grid: QDGrid) -> None:
+    """The run's QD grid for the report: axes, cell qualities (null where empty), coverage, QD-score."""
+    quality = [[None if np.isnan(q) else round(float(q), 4) for q in row] for row in grid.quality]
+    atomic_write_text(path, json.dumps({
+        "descriptors": list(grid.names), "bins": list(grid.bins), "ranges": [list(r) for r in grid.ranges],
+        "quality": quality, "coverage": grid.coverage, "qd_score": grid.qd_score,
+        "levels_offered": grid.offered, "filled": grid.filled}))
+
+
+@torch.no_grad()
+def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> tuple[float, float]:
+    """The steer's target, a low quantile of the player's start-state values
+    on real levels (levels somewhat harder than the typical real one), and
+    the spread of those values (their standard deviation, at least 0.1)."""
+    idx = torch.randint(len(real_x), (256,))
+    v = start_state_values(player.q, real_x[idx])
+    return float(torch.quantile(v, quantile)), max(float(v.std()), 0.1)
