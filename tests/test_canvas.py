@@ -206,3 +206,18 @@ def test_saved_env_state_continues_exactly():
             assert np.array_equal(x["canvases"], y["canvases"]) and x["return"] == y["return"]
     with pytest.raises(UserError, match="config the run started with"):
         CanvasVecEnv(num_envs=2).load_state_dict(state)
+
+
+def test_whole_window_takes_a_proposal_as_it_is():
+    def propose(canvases, rng):
+        n = len(canvases)
+        return np.stack([np.full((n, 1, 16, 16), 0.25, np.float32), np.full((n, 1, 16, 16), 0.75, np.float32)], 1)
+
+    env = CanvasVecEnv(num_envs=2, whole=True, keep=True, propose=propose)
+    assert env.n_actions == 2 * 10 + 2 * 16 + 1 and action_names(env)[-1] == "keep the canvas"
+    assert action_names(env)[0] == "whole proposal 0" and action_names(env)[10] == "whole proposal 1"
+    env.reset(seed=0)
+    obs, *_ = env.step(np.array([10, 0]))  # env 0 takes proposal 1 whole, env 1 proposal 0 whole
+    assert np.all(obs[0, 0] == 0.75) and np.all(obs[1, 0] == 0.25)
+    obs, *_ = env.step(np.array([env.n_actions - 1, env.n_actions - 1]))  # keep: nothing changes
+    assert np.all(obs[0, 0] == 0.75) and np.all(obs[1, 0] == 0.25)

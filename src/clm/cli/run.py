@@ -13,18 +13,26 @@ from clm.core.errors import UsageError
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the Creative Learning Model (the main job)",
-                         description="Run the CLM: a GAN, a player DQN and a designer DQN learning together on "
-                                     "Sokoban. Settings: CLMConfig keys (nested: player.lr=1e-3, gan.loss=hinge).")
+                         description="Run the CLM: a GAN and DQN agents learning together. --domain levels (default): "
+                                     "a player and a designer DQN on Sokoban, settings CLMConfig keys (nested: "
+                                     "player.lr=1e-3, gan.loss=hinge); --domain art: a painter DQN on a canvas with "
+                                     "G's fragments, settings ArtConfig keys (clm.hybrid.art).")
     add_training_arguments(run, "CLMConfig", "run")
-    run.add_argument("--data", help="generated (default), boxoban:DIR, or a Boxoban file/folder")
+    run.add_argument("--domain", choices=DOMAINS, help="levels (Sokoban, the default) or art (digits on a canvas)")
+    run.add_argument("--data", help="levels: generated (default), boxoban:DIR, or a Boxoban file/folder; "
+                                    "art: digits (default) or mnist:PATH_TO_IMAGES_IDX")
     run.add_argument("--preset", choices=["small", "boxoban"], help="small (CPU, minutes) or boxoban (full scale, GPU)")
     run.set_defaults(func=cmd_run)
 
-    gen = sub.add_parser("generate", help="write new, solver-verified levels from a CLM run")
+    gen = sub.add_parser("generate", help="write new artefacts from a CLM run (levels: solver-verified)",
+                         description="Levels runs: a Boxoban text file of verified levels. Art runs: a PNG grid of "
+                                     "canvases. Metrics, one line per artefact, go to FILE.jsonl.")
     gen.add_argument("run_dir", metavar="RUN_DIR")
-    gen.add_argument("-n", type=int, required=True, help="number of levels")
-    gen.add_argument("--out", required=True, help="Boxoban text file to write (metrics go to FILE.jsonl)")
-    gen.add_argument("--search", choices=["designer", "random", "cmaes"], default="designer")
+    gen.add_argument("-n", type=int, required=True, help="number of levels or canvases")
+    gen.add_argument("--out", required=True, help="levels: Boxoban .txt file; art: .png file (metrics: FILE.jsonl)")
+    gen.add_argument("--search", choices=["designer", "random", "cmaes", "painter"], default=None,
+                     help="levels: designer (default), random or cmaes over G's latent space; "
+                          "art: painter (default: the run's painter DQN) or random (G's plain samples)")
     gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")
     gen.add_argument("--min-novelty", type=int, help="least Hamming distance to the corpus, archive and each other")
     gen.add_argument("--seed", type=int, default=0)
@@ -35,6 +43,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: CLMConfig keys that may change when a run is resumed (budgets, evaluation, outputs, threads, device)
 CLM_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_levels", "stuck_rounds", "report", "wandb", "threads",
                  "device")
+#: ArtConfig keys that may change on resume
+ART_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_canvases", "report", "wandb", "threads", "device")
+#: the domains ``clm run --domain`` takes
+DOMAINS = ("levels", "art")
+
+
+def _run_domain(args: argparse.Namespace) -> str:
+    """--domain, or the resumed run's own domain (from its checkpoint), or levels."""
+    if not args.resume:
+        return args.domain or "levels"
+    from clm.core.checkpoint import read_meta
+    from clm.core.rundir import require_run_dir
+
+    run_dir = require_run_dir(args.resume, "run")
+    try:
+        _, meta = read_meta(run_dir / "checkpoints" / "clm")
+        saved = str(meta.get("domain", "levels"))
+    except Exception:  # no readable checkpoint: config_and_run_dir says so in its own words
+        saved = args.domain or "levels"
+    if args.domain and args.domain != saved:
+        raise UsageError(f"--resume {run_dir}: the run is of the {saved} domain, not {args.domain}; drop --domain")
+    return saved
 
 
 def _preset_key(args: argparse.Namespace) -> str | None:
@@ -64,9 +94,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
-    preset = args.preset or _preset_key(args)
-    base = {**PRESETS[preset], "preset": preset} if preset else None
-    cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base, resumable=CLM_RESUMABLE)
+    domain = _run_domain(args)
+    if domain == "art":
+        from clm.hybrid.art import ArtConfig
+
+        if args.preset:
+            raise UsageError(f"--preset {args.preset} is a levels preset; the art domain has none (drop --preset)")
+        cfg, run_dir = config_and_run_dir(args, ArtConfig, "run", overrides, "clm", resumable=ART_RESUMABLE)
+    else:
+        preset = args.preset or _preset_key(args)
+        base = {**PRESETS[preset], "preset": preset} if preset else None
+        cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base,
+                                          resumable=CLM_RESUMABLE)
     with removed_on_failure(run_dir, bool(args.resume)):
         save_config(cfg, run_dir / "config.yaml")
         summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
@@ -77,6 +116,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = write_report(run_dir)
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir), "report": str(report) if report else None}))
+    elif domain == "art":
+        creative = summary.get("canvas_creative_fraction")
+        print(f"creative canvases {summary['creative_canvases']}, painter's canvases creative "
+              f"{'not evaluated' if creative is None else f'{creative:.2f}'}, FD-clf ratio painter "
+              f"{summary.get('canvas_fd_clf_ratio') or float('nan'):.2f} / plain G "
+              f"{summary.get('plain_gan_fd_clf_ratio') or float('nan'):.2f}, {summary['wall_seconds']:.0f} s")
+        print(f"run directory: {run_dir}")
+        if report:
+            print(f"report: {report}")
     else:
         solve = summary["player_solve_rate"]
         solve_text = "not evaluated (the run ended first)" if solve is None else f"{solve:.2f}"
@@ -104,6 +152,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError("-n must be >= 1")
+    if _saved_domain(args.run_dir) == "art":
+        return _generate_art(args)
+    if args.search == "painter":
+        raise UsageError("--search painter is for art runs; a levels run takes designer, random or cmaes")
+    args.search = args.search or "designer"
     lo, hi = 1, 10**9
     if args.difficulty:
         try:
@@ -157,4 +210,41 @@ def cmd_generate(args: argparse.Namespace) -> int:
     atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
     print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
           f"with {args.search} search")
+    return 0
+
+
+def _saved_domain(run_dir: str) -> str:
+    """The domain of a finished run folder (its checkpoint's meta; levels for older runs)."""
+    from clm.core.checkpoint import read_meta
+    from clm.core.rundir import require_run_dir
+
+    folder = require_run_dir(run_dir, "run") / "checkpoints" / "clm"
+    try:
+        return str(read_meta(folder)[1].get("domain", "levels"))
+    except Exception:
+        return "levels"  # the levels loader gives the clear error
+
+
+def _generate_art(args: argparse.Namespace) -> int:
+    """``clm generate`` for an art run: canvases painted by the run's painter
+    (or G's plain samples) as a PNG grid, one metrics line each in FILE.jsonl."""
+    from clm.core.rundir import atomic_write_bytes, atomic_write_text
+    from clm.domains.images import image_grid
+    from clm.domains.images.art_pictures import png_bytes
+    from clm.hybrid.art import load_art_run
+
+    search = args.search or "painter"
+    if search not in ("painter", "random"):
+        raise UsageError(f"--search {search} is for levels runs; an art run takes painter or random")
+    if args.difficulty or args.min_novelty is not None:
+        raise UsageError("--difficulty and --min-novelty are levels options; an art run has none")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {out}: an art run writes a PNG grid; give a file ending in .png")
+    art, painter = load_art_run(args.run_dir)
+    canvases, records = art.generate_canvases(painter if search == "painter" else None, args.n, args.seed)
+    atomic_write_bytes(out, png_bytes(image_grid(canvases)))
+    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records))
+    creative = sum(r["creative"] for r in records)
+    print(f"wrote {len(records)} canvases to {out} ({creative} creative; metrics in {out}.jsonl) with {search}")
     return 0

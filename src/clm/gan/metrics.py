@@ -103,6 +103,26 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
     }
 
 
+class RealManifold:
+    """Per-sample precision (Kynkaanniemi et al. 2019, "Improved Precision and
+    Recall"): a sample is on the real manifold when its features lie inside
+    the k-nearest-neighbour ball of some real sample. Unlike a classifier's
+    confidence, which is often high far from the data, it says whether a
+    sample looks like something real."""
+
+    def __init__(self, real_features: np.ndarray, k: int = 5):
+        self.real = np.asarray(real_features, np.float64)
+        if len(self.real) <= k:
+            raise ValueError(f"RealManifold needs more than k={k} real samples, got {len(self.real)}")
+        self.radius = _kth_nn_radius(self.real, k)
+
+    def contains(self, features: np.ndarray, chunk: int = 1024) -> np.ndarray:
+        """(N,) bool: which samples lie inside some real sample's ball."""
+        f = np.asarray(features, np.float64)
+        return np.concatenate([(_pairwise(self.real, f[i:i + chunk]) <= self.radius[:, None]).any(0)
+                               for i in range(0, len(f), chunk)]) if len(f) else np.zeros(0, bool)
+
+
 # ----------------------------------------------------------------------------------------------
 # Novelty and memorisation
 def nearest_distances(queries: np.ndarray, reference: np.ndarray, chunk: int = 2048) -> np.ndarray:

@@ -61,15 +61,22 @@ class AdversarialPair:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
 
-    def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None) -> dict[str, float]:
+    def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None,
+               other_fakes: torch.Tensor | None = None) -> dict[str, float]:
         """One D update on a real batch (with its conditions) against as many
-        fresh G samples (with ``cond_fake``). Returns D's loss, accuracy and
-        mean D(x) on the real batch."""
+        fresh G samples (with ``cond_fake``); ``other_fakes`` (at most a
+        batch) take the place of the first G samples, so that D also learns
+        that they are not real (the CLM's art domain: the painter's canvases,
+        which would otherwise exploit D's blind spots). Returns D's loss,
+        accuracy and mean D(x) on the real batch."""
         cfg = self.cfg
         z = torch.randn(len(real), cfg.z_dim, device=real.device)
         with self._autocast():
             with torch.no_grad():
                 fake = self.G(z, cond_fake)
+                if other_fakes is not None and len(other_fakes):
+                    k = min(len(other_fakes), len(fake))
+                    fake = torch.cat([other_fakes[:k].to(fake.dtype), fake[k:]])
             real_logits, _ = self.D(diff_augment(real, self.aug), cond_real)
             fake_logits, _ = self.D(diff_augment(fake, self.aug), cond_fake)
             loss = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), self.real_target)

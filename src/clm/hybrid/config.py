@@ -55,6 +55,7 @@ class CLMConfig:
     rounds: int = 30  #: CLM rounds (the seed's loop, steps 2-5)
     max_seconds: float = 0.0  #: wall-clock budget of this session of the run: no round starts after it is spent (0: none); the last round is evaluated
     gan_steps: int = 60  #: D and G updates per round (fixed schedule)
+    gan_warmup_steps: int = 0  #: D and G updates before round 1 (0: none; G then starts with the player)
     player_steps: int = 6_400  #: player env steps per round (fixed schedule)
     designer_steps: int = 128  #: designer env steps per round
     designer_step_size: float = 0.5  #: how far one designer action moves one latent coordinate

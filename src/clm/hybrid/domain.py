@@ -12,7 +12,8 @@ step 1: data and models   ``real_data``, ``build_gan``, ``agent_env``, ``agent_c
                           ``start`` (e.g. the player's pre-training on demonstrations)
 step 2: G generates        ``generate`` (G's samples decoded, judged, archived)
 steps 3 and 5: D and G     ``gan_round`` (the agent's term in G's loss), ``d_real_batch``
-                          (real data plus fed-back creative artefacts), ``g_condition``
+                          (real data plus fed-back creative artefacts), ``other_fakes``,
+                          ``g_condition``
 agent -> generation        ``search`` (agent decisions that pick G's outputs)
 step 5: G's data -> agent  ``feed_agent``
 evaluation                 ``evaluate`` (held-out figures of the agent)
@@ -66,6 +67,10 @@ class CLMDomain(Protocol):
 
     def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
         """Step 3: one real batch for D (the corpus, with fed-back creative artefacts)."""
+
+    def other_fakes(self, n: int) -> torch.Tensor | None:
+        """Artefacts D should also learn are not real, in place of some of a
+        batch of ``n`` G samples (the agent's works; None: G's only)."""
 
     def g_condition(self, n: int, device: torch.device) -> torch.Tensor | None:
         """G's conditions for a batch of fakes (None: an unconditional G)."""

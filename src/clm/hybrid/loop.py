@@ -43,19 +43,21 @@ class CLMStopped(UserError):
     """The run stopped early (a diverging GAN, a stuck agent); the report says why."""
 
 
-def make_domain(cfg, device: torch.device) -> CLMDomain:
+def make_domain(cfg, device: torch.device, run_dir: Path | None = None) -> CLMDomain:
     """The domain a config is for (its class's ``domain``): art, or Sokoban levels."""
     if getattr(cfg, "domain", "levels") == "art":
         from clm.hybrid.art import ArtCLM
 
-        return ArtCLM(cfg, device)
+        return ArtCLM(cfg, device, run_dir)
     from clm.hybrid.sokoban import SokobanCLM
 
     return SokobanCLM(cfg, device)
 
 
-def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Run the CLM that ``cfg`` describes (its domain follows from its type) into ``run_dir``."""
+def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
+            domain: CLMDomain | None = None) -> dict[str, Any]:
+    """Run the CLM that ``cfg`` describes into ``run_dir``, on ``domain``
+    (default: the one ``cfg``'s type is for, see :func:`make_domain`)."""
     run_dir = Path(run_dir)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -65,7 +67,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> di
     t_start = time.perf_counter()
 
     # -- step 1: data, G and D, the agent and the domain's own parts ----------------------------
-    domain = make_domain(cfg, device)
+    domain = domain if domain is not None else make_domain(cfg, device, run_dir)
     real_x = domain.real_data()
     gcfg = cfg.gan
     G, D = domain.build_gan(tuple(real_x.shape[1:]), device)
@@ -77,12 +79,37 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> di
     # before that says "not evaluated", not 0.
     state: dict[str, Any] = {"round": 0, "evaluation": {}, "train_solve_rate": 0.0}
     ckpt = run_dir / "checkpoints"
+
+    def gan_updates(n: int, rnd: int) -> dict[str, float]:
+        """``n`` rounds of D steps and one G step; the figures of the last."""
+        extra_loss, row = domain.gan_round(agent, real_x)
+        agent.q.requires_grad_(False)  # the agent's term trains G only
+        for _ in range(n):
+            for _ in range(gcfg.d_steps):
+                real = domain.d_real_batch(real_x, gcfg.batch_size)
+                gd = gan.d_step(real, None, domain.g_condition(gcfg.batch_size, device),
+                                domain.other_fakes(gcfg.batch_size))
+            gg = gan.g_step(gcfg.batch_size, device, domain.g_condition(gcfg.batch_size, device),
+                            extra_loss=extra_loss, real_for_features=real if gcfg.feature_matching > 0 else None)
+            if (why := gan.diverged({**gd, **gg})) is not None:
+                raise CLMStopped(f"the GAN diverged in round {rnd}: {why}")
+        agent.q.requires_grad_(True)
+        if n:
+            row.update(d_loss=gd["d_loss"], d_accuracy=gd["d_accuracy"], g_loss=gg["g_loss"])
+            if "g_extra_loss" in gg:
+                row["g_agent_loss"] = gg["g_extra_loss"]
+        return row
+
     exact_resume = None  # None: a fresh run; after a resume, whether every state read back exactly
     first_row: dict[str, float] = {}
     if resume:
         state, exact_resume = _load(ckpt, gan, agent, domain, scheduler, timer, rng)
     else:
-        first_row = domain.start(agent, timer)
+        if cfg.gan_warmup_steps:  # G learns the data before the agent's first round
+            with timer.part("gan"):
+                warm = gan_updates(cfg.gan_warmup_steps, 0)
+            first_row.update({f"warmup_{k}": v for k, v in warm.items() if k in ("d_loss", "g_loss")})
+        first_row.update(domain.start(agent, timer))
         state["evaluation"] = {k: v for k, v in first_row.items() if k in domain.evaluation_keys}
     logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
                           wandb=cfg.wandb, config=to_dict(cfg), resume=resume)
@@ -101,7 +128,8 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> di
                 for _ in range(max(1, plan["player"] // agent.cfg.num_envs)):
                     agent.collect_step()
                 state["train_solve_rate"] = (agent.successes - solved_before) / max(agent.episodes - episodes_before, 1)
-                row["player_train_solve_rate"] = state["train_solve_rate"]
+                if getattr(domain, "success_flag", True):
+                    row["player_train_solve_rate"] = state["train_solve_rate"]
                 if agent.recent_returns:
                     row["player_return"] = float(np.mean(agent.recent_returns))
                 if (loss := agent.pop_mean_loss()) is not None:
@@ -111,22 +139,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> di
                 row.update(domain.generate(gan, agent, rng, rnd))
             # -- steps 3 and 5: D on real (+ fed-back) data against G; G on D's feedback + the agent's term
             with timer.part("gan"):
-                extra_loss, figures = domain.gan_round(agent, real_x)
-                row.update(figures)
-                agent.q.requires_grad_(False)  # the agent's term trains G only
-                for _ in range(plan["gan"]):
-                    for _ in range(gcfg.d_steps):
-                        real = domain.d_real_batch(real_x, gcfg.batch_size)
-                        gd = gan.d_step(real, None, domain.g_condition(gcfg.batch_size, device))
-                    gg = gan.g_step(gcfg.batch_size, device, domain.g_condition(gcfg.batch_size, device),
-                                    extra_loss=extra_loss,
-                                    real_for_features=real if gcfg.feature_matching > 0 else None)
-                    if (why := gan.diverged({**gd, **gg})) is not None:
-                        raise CLMStopped(f"the GAN diverged in round {rnd}: {why}")
-                agent.q.requires_grad_(True)
-                row.update(d_loss=gd["d_loss"], d_accuracy=gd["d_accuracy"], g_loss=gg["g_loss"])
-                if "g_extra_loss" in gg:
-                    row["g_agent_loss"] = gg["g_extra_loss"]
+                row.update(gan_updates(plan["gan"], rnd))
             # -- agent decisions -> data generation; step 5 (cont.): G's data trains the agent
             row.update(domain.search(gan, plan, rnd, timer))
             row.update(domain.feed_agent(agent, timer))

@@ -142,6 +142,9 @@ class SokobanCLM:
             batch[:k] = self.feedback_x[torch.randint(len(self.feedback_x), (k,))]
         return batch
 
+    def other_fakes(self, n: int) -> None:
+        return None  # D's fakes are G's levels only
+
     def g_condition(self, n: int, device) -> None:
         return None  # the CLM's level G is unconditional
 

@@ -61,6 +61,27 @@ HEADLINE: list[tuple[str, str, str]] = [
     ("wall_seconds", "Wall-clock time", "seconds"),
 ]
 
+# the art domain's headline (``clm run --domain art``)
+ART_HEADLINE: list[tuple[str, str, str]] = [
+    ("creative_canvases", "Creative canvases (archive size)", "count"),
+    ("canvas_creative_fraction", "Painter's canvases that are creative (realistic, recognisable, novel)", "fraction"),
+    ("canvas_realism", "D's realism of the painter's canvases", "number"),
+    ("canvas_recognisable_fraction", "Painter's canvases the digits classifier recognises", "fraction"),
+    ("canvas_fd_clf_ratio", "FD-clf of the painter's canvases / the real floor", "number"),
+    ("plain_gan_fd_clf_ratio", "FD-clf of G's plain samples / the real floor", "number"),
+    ("canvas_coverage", "Coverage of the held-out digits by the painter's canvases", "fraction"),
+    ("g_evaluations", "G evaluations", "count"),
+]
+# art pictures: file in pictures/ -> (title, note)
+ART_PICTURES = [
+    ("episodes.png", "The painter at work", "One row per episode of the greedy painter at its last evaluation: "
+     "the canvas from blank (left) to the finished work (right), one column per action."),
+    ("gallery.png", "The creative gallery", "Creative canvases in pairs: each canvas, then the training image "
+     "nearest to it (a canvas that copied a training digit would look like its neighbour)."),
+    ("plain_gan.png", "G's plain samples", "G's samples from a blank canvas at the end of the run."),
+    ("real.png", "Real digits", "Training images, resized to the canvas."),
+]
+
 EVIDENCE_TITLES = {
     "problem1": "Problem 1: generated levels in the player's training",
     "problem2": "Problem 2: agent-guided search for creative levels",
@@ -227,6 +248,8 @@ class RunReport:
         self.metrics = read_jsonl(self.run_dir / "metrics.jsonl")
         self.evidence = read_json_object(self.run_dir / "evidence.json")
         self.qd_grid = read_json_object(self.run_dir / "qd_grid.json")
+        self.domain = str(self.summary_dict.get("domain") or ("art" if "canvas_size:" in (self.config.value or "")
+                                                             else "levels"))
         levels = self.run_dir / "levels"
         self.real = read_level_file(levels / "real.txt")
         self.samples = read_level_file(levels / "samples.txt")
@@ -303,14 +326,15 @@ class RunReport:
         if self.summary.value is None:
             return missing(self.summary.note or f"summary.json: {NOT_RECORDED}")
         cards = []
-        for key, label, kind in HEADLINE:
+        headline = ART_HEADLINE if self.domain == "art" else HEADLINE
+        for key, label, kind in headline:
             if key in s and s[key] is not None:
                 cards.append(f'<div class="card"><div class="v">{esc(fmt_value(s[key], kind))}</div>'
                              f'<div class="k">{esc(label)} <code>{esc(key)}</code></div></div>')
             else:
                 cards.append(f'<div class="card missing"><div class="v">{NOT_RECORDED}</div>'
                              f'<div class="k">{esc(label)} <code>{esc(key)}</code></div></div>')
-        known = {k for k, _, _ in HEADLINE} | {"status", "message"}
+        known = {k for k, _, _ in headline} | {"status", "message"}
         others = [(k, v) for k, v in s.items() if k not in known and not k.startswith("time_share_")]
         out = f'<div class="cards">{"".join(cards)}</div>'
         if others:
@@ -508,7 +532,37 @@ class RunReport:
         return f"<pre>{esc(self.config.value)}</pre>"
 
     # ---------------------------------------------------------------- whole
+    def section_art_pictures(self) -> str:
+        """The art run's pictures (pictures/*.png), each with what it shows."""
+        out = []
+        for name, title, note in ART_PICTURES:
+            path = self.run_dir / "pictures" / name
+            out.append(f"<h3>{esc(title)}</h3>")
+            if path.is_file():
+                out.append(f'<p class="note">{esc(note)}</p>' + img_tag(path.read_bytes(), title, "levels"))
+            else:
+                out.append(missing(f"pictures/{name}: {NOT_RECORDED}"))
+        return "".join(out)
+
+    def section_art_archive(self) -> str:
+        records = read_jsonl(self.run_dir / "pictures" / "archive.jsonl")
+        if records.value is None:
+            return missing(records.note or f"pictures/archive.jsonl: {NOT_RECORDED}")
+        if not records.value:
+            return missing("pictures/archive.jsonl is empty: no canvas was creative")
+        return (f'<p class="note">{len(records.value)} creative canvas(es), in the gallery\'s order; novelty is the '
+                f"distance to the nearest training image over the held-out median's.</p>" + records_table(records.value))
+
     def sections(self) -> list[tuple[str, str, Callable[[], str]]]:
+        if self.domain == "art":
+            return [
+                ("headline", "Headline figures", self.section_headline),
+                ("pictures", "Canvases", self.section_art_pictures),
+                ("curves", "Curves", self.section_curves),
+                ("time", "Time share per part", self.section_time),
+                ("archive", "Archive table", self.section_art_archive),
+                ("config", "Config", self.section_config),
+            ]
         return [
             ("headline", "Headline figures", self.section_headline),
             ("levels", "Levels", self.section_levels),

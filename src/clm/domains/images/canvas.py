@@ -90,6 +90,11 @@ class CanvasVecEnv(gym.vector.VectorEnv):
       step's reward (recognisability + novelty); None adds nothing.
     * ``seed``: seeds the generator handed to ``propose``, so proposals are
       reproducible and are saved with the env.
+    * ``whole``: the whole canvas is one more window, the first (taking a
+      proposal as it is: the painter is then at least a best-of-K choice
+      among G's samples, and refines from there).
+    * ``keep``: one more action, the last, that leaves the canvas as it is
+      (a painter with a good canvas need not spoil it to spend its steps).
 
     Observation per env: ``(2 + K, S, S)`` float32: the canvas, the K
     proposals, a constant plane ``t / steps`` (so that the painter knows how
@@ -102,7 +107,7 @@ class CanvasVecEnv(gym.vector.VectorEnv):
     def __init__(self, num_envs: int = 8, size: int = 16, steps: int = 6, n_proposals: int = 2,
                  window: int = 8, stride: int = 4, fragments: bool = True, strokes: bool = True,
                  propose: Propose | None = None, realism: Score | None = None, final_bonus: Score | None = None,
-                 seed: int = 0):
+                 seed: int = 0, whole: bool = False, keep: bool = False):
         if num_envs < 1:
             raise UserError(f"num_envs must be at least 1, got num_envs={num_envs}")
         _check_layout(size, window, stride)
@@ -118,7 +123,7 @@ class CanvasVecEnv(gym.vector.VectorEnv):
         self.window, self.stride, self.fragments, self.strokes = window, stride, fragments, strokes
         self.propose, self.realism, self.final_bonus = propose, realism, final_bonus
 
-        self.windows = fragment_windows(size, window, stride)
+        self.windows = ([(slice(0, size), slice(0, size))] if whole else []) + fragment_windows(size, window, stride)
         self._win_mask = np.zeros((len(self.windows), size, size), bool)
         for w, (rs, cs) in enumerate(self.windows):
             self._win_mask[w, rs, cs] = True
@@ -132,6 +137,7 @@ class CanvasVecEnv(gym.vector.VectorEnv):
             self._brush_plane[p][block] = BRUSH
         self._n_frag = n_proposals * len(self.windows) if fragments else 0
         self._n_blocks = nb * nb if strokes else 0
+        self.keep = keep
 
         self.single_observation_space = gym.spaces.Box(-1.0, 1.0, (2 + n_proposals, size, size), np.float32)
         self.single_action_space = gym.spaces.Discrete(self.n_actions)
@@ -143,8 +149,8 @@ class CanvasVecEnv(gym.vector.VectorEnv):
 
     @property
     def n_actions(self) -> int:
-        """Fragment actions first (K * W), then paint (P) and erase (P)."""
-        return self._n_frag + 2 * self._n_blocks
+        """Fragment actions first (K * W), then paint (P) and erase (P), then keep (with ``keep``)."""
+        return self._n_frag + 2 * self._n_blocks + int(self.keep)
 
     # ------------------------------------------------------------ G and D
     def _propose(self, canvases: np.ndarray) -> np.ndarray:
@@ -217,7 +223,7 @@ class CanvasVecEnv(gym.vector.VectorEnv):
         i = np.flatnonzero((s >= 0) & (s < self._n_blocks))
         if len(i):
             c[i, 0] = np.maximum(c[i, 0], self._brush_plane[s[i]])
-        i = np.flatnonzero(s >= self._n_blocks)
+        i = np.flatnonzero((s >= self._n_blocks) & (s < 2 * self._n_blocks))  # the keep action changes nothing
         if len(i):
             c[i, 0] = np.where(self._block_mask[s[i] - self._n_blocks], np.float32(BLANK), c[i, 0])
 
@@ -314,9 +320,10 @@ class CanvasEnv(gym.Env):
 
     def __init__(self, size: int = 16, steps: int = 6, n_proposals: int = 2, window: int = 8, stride: int = 4,
                  fragments: bool = True, strokes: bool = True, propose: Propose | None = None,
-                 realism: Score | None = None, final_bonus: Score | None = None, seed: int = 0):
+                 realism: Score | None = None, final_bonus: Score | None = None, seed: int = 0,
+                 whole: bool = False, keep: bool = False):
         self.vec = CanvasVecEnv(1, size, steps, n_proposals, window, stride, fragments, strokes,
-                                propose, realism, final_bonus, seed)
+                                propose, realism, final_bonus, seed, whole, keep)
         self.observation_space = self.vec.single_observation_space
         self.action_space = self.vec.single_action_space
 
@@ -353,9 +360,12 @@ def action_names(env: CanvasVecEnv | CanvasEnv) -> list[str]:
     names = []
     if v.fragments:
         for k in range(v.n_proposals):
-            names += [f"fragment {k} at ({rs.start},{cs.start})" for rs, cs in v.windows]
+            names += [f"whole proposal {k}" if rs.stop - rs.start == v.size else f"fragment {k} at ({rs.start},{cs.start})"
+                      for rs, cs in v.windows]
     if v.strokes:
         nb = v.size // BLOCK
         for verb in ("paint", "erase"):
             names += [f"{verb} block ({p // nb},{p % nb})" for p in range(nb * nb)]
+    if v.keep:
+        names.append("keep the canvas")
     return names

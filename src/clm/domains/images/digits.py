@@ -134,3 +134,21 @@ def load_image_data(spec: str, test_fraction: float = 0.25, seed: int = 0) -> Im
     if spec.startswith("mnist:"):
         return load_mnist_idx(spec.split(":", 1)[1], None, test_fraction, seed)
     raise UserError(f"unknown image data '{spec}': use digits or mnist:PATH", exit_code=2)
+
+
+def resize_split(split: ImageSplit, size: int) -> ImageSplit:
+    """The same split with every image resized to ``size`` x ``size`` pixels
+    (bilinear up, area down), still in [-1, 1]: the art domain paints on a
+    canvas larger than the 8x8 digits."""
+    if size < 4:
+        raise UserError(f"the canvas must be at least 4x4 pixels, got size={size}")
+
+    def resize(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == size and x.shape[-2] == size:
+            return x.clone()
+        mode = "bilinear" if size > x.shape[-1] else "area"
+        kw = {"align_corners": False} if mode == "bilinear" else {}
+        return torch.nn.functional.interpolate(x.float(), size=(size, size), mode=mode, **kw).clamp(-1, 1)
+
+    return ImageSplit(split.name, resize(split.train_x), split.train_y.clone(), resize(split.test_x),
+                      split.test_y.clone(), split.n_classes)

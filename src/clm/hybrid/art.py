@@ -1,0 +1,492 @@
+"""The CLM on art: a painter DQN works on a canvas, G proposes fragments of
+the work from the current canvas, D judges how real the work is (the seed's
+section 6.2).
+
+One implementation of :class:`clm.hybrid.domain.CLMDomain`, on handwritten
+digits (scikit-learn's set, resized to the canvas; MNIST by IDX path):
+
+- **agent -> G**: the painter's canvas is G's condition: at every step G
+  proposes ``n_proposals`` full canvases that continue what is painted, and
+  the painter pastes a window of one of them or makes a brush stroke
+  (:class:`clm.domains.images.canvas.CanvasVecEnv`).
+- **D -> agent**: the reward is the change in D's realism of the canvas; at
+  the end of an episode it adds recognisability (the digits classifier's
+  confidence) and novelty (distance to the nearest training image).
+- **agent -> G**: G learns, besides D's feedback, to continue canvases
+  consistently (its proposal keeps what is painted) and to propose what the
+  painter kept in its creative canvases.
+- **creative -> D**: the best creative canvases (realistic, recognisable,
+  novel, not memorised) join D's real data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from clm.agents.dqn import DQNConfig
+from clm.core.errors import UserError
+from clm.core.rundir import atomic_write_text
+from clm.domains.images.canvas import CanvasVecEnv
+from clm.domains.images.digits import load_image_data, resize_split
+from clm.gan import metrics
+from clm.gan.models import ImageDiscriminator, ImageGenerator
+from clm.gan.train import GanConfig
+
+
+def _gan() -> GanConfig:
+    # The digits GAN's MLP pair; D without the minibatch-std feature, so that a canvas's realism (the
+    # painter's reward) does not depend on the other canvases of its batch.
+    return GanConfig(data="digits", z_dim=32, g_width=64, d_width=64, arch="mlp", lr_g=2e-4, lr_d=2e-4,
+                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
+                     divergence_patience=300, final_eval=False, device="cpu")
+
+
+def _painter() -> DQNConfig:
+    return DQNConfig(env_id="canvas", num_envs=16, network="conv", conv_channels=(16, 32), hidden=(128,),
+                     dueling=True, double_dqn=True, n_step=3, gamma=0.95, lr=5e-4, batch_size=64,
+                     buffer_size=50_000, learning_starts=1_000, train_freq=16, gradient_steps=2,
+                     target_update_interval=1_000, epsilon_start=1.0, exploration_fraction=0.3, epsilon_end=0.05,
+                     max_grad_norm=10.0, eval_interval=0)
+
+
+@dataclass
+class ArtConfig:
+    """Settings of ``clm run --domain art`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=128``)."""
+
+    domain: ClassVar[str] = "art"
+
+    data: str = "digits"  #: digits (scikit-learn's, embedded) | mnist:PATH_TO_IMAGES_IDX (labels beside)
+    seed: int = 0  #: seed of everything
+    device: str = "cpu"  #: cpu | cuda | auto, for all networks
+    threads: int = 0  #: torch threads (0: 1)
+    canvas_size: int = 16  #: the canvas is canvas_size x canvas_size pixels (the digits are resized to it)
+    episode_steps: int = 4  #: the painter's actions per canvas
+    n_proposals: int = 2  #: G's proposals offered at each step
+    window: int = 8  #: side of a fragment's window, in pixels
+    stride: int = 4  #: distance between fragment windows, in pixels
+    fragments: bool = True  #: the painter may paste G's fragments (false: brush strokes only, the ablation)
+    strokes: bool = True  #: the painter may paint and erase 4x4 blocks
+    whole_proposals: bool = True  #: the whole canvas is a window too: the painter may take a proposal as it is
+    keep_action: bool = True  #: the painter may leave the canvas as it is for a step
+    rounds: int = 30  #: CLM rounds
+    max_seconds: float = 0.0  #: wall-clock budget of this session of the run (0: none)
+    gan_steps: int = 100  #: D and G updates per round
+    gan_warmup_steps: int = 1_500  #: D and G updates before round 1 (G's first proposals are then digits, not noise)
+    player_steps: int = 1_024  #: painter env steps per round (summed over canvases)
+    designer_steps: int = 0  #: the art domain has no designer DQN (the painter is the agent): must stay 0
+    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
+    samples_per_round: int = 64  #: G's samples from a blank canvas judged per round (the plain GAN's output)
+    min_confidence: float = 0.9  #: creative: the digits classifier is at least this sure of the canvas's class
+    novelty_weight: float = 1.0  #: weight of novelty in the final reward
+    recognisable_weight: float = 1.0  #: weight of the classifier's confidence in the final reward
+    consistency_weight: float = 1.0  #: weight of G's term that keeps the painted pixels of its condition
+    kept_weight: float = 0.5  #: weight of G's term toward the final canvases of the painter's creative episodes
+    archive_size: int = 256  #: most creative canvases kept
+    archive_feedback: bool = True  #: the archive feeds D's real batches
+    archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
+    painter_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's recent canvases (D judges the works, so the painter cannot keep exploiting its blind spots)
+    eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
+    eval_every: int = 5  #: rounds between evaluations
+    stuck_rounds: int = 0  #: the art domain has no success flag to be stuck on: must stay 0
+    wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
+    report: bool = True  #: write report.html at the end
+    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
+    player: DQNConfig = field(default_factory=_painter)  #: the painter DQN
+
+    def validate(self) -> None:
+        if not (self.data == "digits" or self.data.startswith("mnist:")):
+            raise UserError(f"unknown art data '{self.data}': use digits or mnist:PATH", exit_code=2)
+        checks = [(self.canvas_size >= 8, "canvas_size must be >= 8"), (self.episode_steps >= 1, "episode_steps must be >= 1"),
+                  (self.n_proposals >= 1, "n_proposals must be >= 1"),
+                  (1 <= self.window <= self.canvas_size, "window must lie in [1, canvas_size]"),
+                  (self.stride >= 1, "stride must be >= 1"), (self.fragments or self.strokes, "fragments or strokes must be on"),
+                  (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
+                  (self.designer_steps == 0, "designer_steps must stay 0: the art domain has no designer (the painter is the agent)"),
+                  (self.stuck_rounds == 0, "stuck_rounds must stay 0: a painter has no success flag"),
+                  (0 < self.min_confidence < 1, "min_confidence must lie in (0, 1)"),
+                  (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
+                  (0 <= self.painter_fake_fraction < 1, "painter_fake_fraction must lie in [0, 1)"),
+                  (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
+                  (min(self.samples_per_round, self.archive_size, self.eval_canvases, self.eval_every) >= 1,
+                   "samples_per_round, archive_size, eval_canvases and eval_every must be >= 1"),
+                  (min(self.novelty_weight, self.recognisable_weight, self.consistency_weight, self.kept_weight) >= 0,
+                   "the weights must be >= 0"), (self.max_seconds >= 0, "max_seconds must be >= 0")]
+        for ok, msg in checks:
+            if not ok:
+                raise UserError(f"bad art config: {msg}", exit_code=2)
+        if unused := [f"gan.{k}" for k in ART_GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
+            raise UserError("clm run --domain art does not use " + ", ".join(unused) + " (its G is an MLP conditioned "
+                            "on the canvas, its D an MLP): drop these keys", exit_code=2)
+
+
+#: GanConfig keys the art CLM does not read (the levels', the command's own, and the architecture it fixes)
+ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
+                       "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
+                       "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
+                       "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
+                       "arch", "res_blocks", "refine_blocks", "gumbel_tau", "tile_sample", "minibatch_std")
+
+
+@dataclass
+class CanvasArchive:
+    """The best creative canvases so far (at most ``capacity``, the lowest-scored leave first)."""
+
+    capacity: int = 256
+    canvases: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 1), np.float32))
+    records: list = field(default_factory=list)
+
+    def add(self, canvases: np.ndarray, judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Add the creative ones of a judged batch that differ from every archived canvas; returns how many."""
+        added = 0
+        for i in np.flatnonzero(judged["creative"]):
+            c = canvases[i: i + 1]
+            if len(self.records) and metrics.nearest_distances(c.reshape(1, -1),
+                                                               self.canvases.reshape(len(self.canvases), -1))[0] < 1e-3:
+                continue
+            self.canvases = c.copy() if not len(self.records) else np.concatenate([self.canvases, c])
+            self.records.append({k: float(judged[k][i]) for k in ("realism", "confidence", "novelty", "score")}
+                                | {"label": int(judged["label"][i]), "source": source, "round": round_})
+            added += 1
+        if len(self.records) > self.capacity:
+            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
+            self.canvases, self.records = self.canvases[keep], [self.records[i] for i in keep]
+        return added
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class ArtCLM:
+    """The CLM's art domain (``clm run --domain art``)."""
+
+    name = "art"
+    success_flag = False  # a canvas has no "solved": the loop logs no training success rate
+    evaluation_keys = ("canvas_creative_fraction", "canvas_realism", "canvas_recognisable_fraction",
+                       "canvas_novelty_mean", "canvas_fd_clf_ratio", "canvas_coverage")
+
+    def __init__(self, cfg: ArtConfig, device: torch.device, run_dir: Path | None = None):
+        self.cfg, self.device, self.run_dir = cfg, device, run_dir
+        split = resize_split(load_image_data(cfg.data, 0.25, 0), cfg.canvas_size)
+        self.train_x, self.test_x, self.split = split.train_x.to(device), split.test_x, split
+        cache = None if run_dir is None else Path(run_dir) / "classifier"
+        # The recogniser and FD-clf's feature space: one classifier trained on the training split (cached in
+        # the run folder, so a resumed run judges with the same one).
+        self.ref = metrics.build_reference(split.train_x, split.train_y, split.test_x, split.test_y, split.n_classes,
+                                           cache, f"{split.name}-{cfg.canvas_size}px", 20, seed=0,
+                                           n_eval=cfg.eval_canvases)
+        self.flat_train = split.train_x.reshape(len(split.train_x), -1).numpy()
+        train_features, _ = metrics.classifier_outputs(self.ref.classifier, split.train_x)
+        self.manifold = metrics.RealManifold(train_features, k=5)
+        # novelty's unit: the median held-out image's distance to its nearest training image
+        self.novelty_scale = float(np.median(metrics.nearest_distances(split.test_x.reshape(len(split.test_x), -1).numpy(),
+                                                                       self.flat_train)))
+        self.archive = CanvasArchive(cfg.archive_size)
+        self.realism_bar = 0.5
+        self.g_evaluations = 0
+        self.kept: list[tuple[np.ndarray, np.ndarray]] = []  # (a canvas on the way, the creative canvas it became)
+        self.states = np.full((1, 1, cfg.canvas_size, cfg.canvas_size), -1.0, np.float32)  # the painter's canvases
+        self.recent = np.zeros((0, 1, cfg.canvas_size, cfg.canvas_size), np.float32)  # its latest finished works
+        self.feedback_x: torch.Tensor | None = None
+        self.last_strips: list[np.ndarray] = []
+
+    # -- judging ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def realism(self, x: np.ndarray) -> np.ndarray:
+        logits, _ = self.gan.D(torch.as_tensor(x, dtype=torch.float32, device=self.device))
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    @torch.no_grad()
+    def judge(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Realism (D), the classifier's confidence and class, whether the
+        canvas lies on the real digits' manifold (per-sample precision in the
+        classifier's feature space: a confident classifier alone is fooled by
+        noise), novelty (nearest training image, in units of the held-out
+        median), memorised, the score and creative."""
+        x = np.asarray(x, np.float32)
+        real = self.realism(x)
+        feats, _ = metrics.classifier_outputs(self.ref.classifier, torch.from_numpy(x))
+        probs = torch.softmax(self.ref.classifier.head(torch.from_numpy(feats).float()), 1)
+        conf, label = probs.max(1)
+        conf, label = conf.numpy().astype(np.float64), label.numpy()
+        on_manifold = self.manifold.contains(feats)
+        dist = metrics.nearest_distances(x.reshape(len(x), -1), self.flat_train)
+        nov, memorised = dist / self.novelty_scale, dist < self.ref.memorised_threshold
+        recognisable = conf * on_manifold
+        score = real + self.cfg.recognisable_weight * recognisable + \
+            self.cfg.novelty_weight * recognisable * np.minimum(nov, 1.0) * ~memorised
+        creative = (real >= self.realism_bar) & on_manifold & (conf >= self.cfg.min_confidence) & ~memorised
+        return {"realism": real, "confidence": conf, "label": label, "on_manifold": on_manifold, "novelty": nov,
+                "score": score, "creative": creative, "memorised": memorised}
+
+    def final_bonus(self, x: np.ndarray) -> np.ndarray:
+        j = self.judge(x)
+        return j["score"] - j["realism"]
+
+    # -- step 1 ----------------------------------------------------------------------------------
+    def real_data(self) -> torch.Tensor:
+        return self.train_x
+
+    def build_gan(self, shape, device):
+        g, s = self.cfg.gan, self.cfg.canvas_size
+        G = ImageGenerator(shape, g.z_dim, g.g_width, s * s, "mlp").to(device)
+        D = ImageDiscriminator(shape, g.d_width, 0, "mlp", g.spectral_norm, False).to(device)
+        return G, D
+
+    def propose(self, canvases: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """G's ``n_proposals`` continuations of each canvas, with noise from the env's generator."""
+        n, k, s = len(canvases), self.cfg.n_proposals, self.cfg.canvas_size
+        z = torch.from_numpy(rng.standard_normal((n * k, self.cfg.gan.z_dim)).astype(np.float32)).to(self.device)
+        cond = torch.from_numpy(np.repeat(canvases.reshape(n, s * s), k, axis=0)).to(self.device)
+        with torch.no_grad():
+            x = self.gan.sampler(z, cond).float().cpu().numpy()
+        self.g_evaluations += n * k
+        return x.reshape(n, k, 1, s, s)
+
+    def canvas_env(self, num_envs: int, seed: int, fragments: bool | None = None) -> CanvasVecEnv:
+        cfg = self.cfg
+        fragments = cfg.fragments if fragments is None else fragments
+        return CanvasVecEnv(num_envs, cfg.canvas_size, cfg.episode_steps, cfg.n_proposals, cfg.window, cfg.stride,
+                            fragments, cfg.strokes, propose=self.propose, realism=self.realism,
+                            final_bonus=self.final_bonus, seed=seed, whole=cfg.whole_proposals and fragments,
+                            keep=cfg.keep_action)
+
+    def agent_env(self, gan) -> CanvasVecEnv:
+        self.gan = gan
+        self.env = self.canvas_env(self.cfg.player.num_envs, self.cfg.seed + 3)
+        return self.env
+
+    def agent_config(self) -> DQNConfig:
+        cfg = self.cfg
+        return replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
+
+    def attach(self, gan, agent, device) -> None:
+        self.gan = gan
+
+    def start(self, agent, timer) -> dict[str, float]:
+        return {}
+
+    # -- step 2: G's plain samples and the painter's finished canvases, judged and archived ----------
+    def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
+        cfg, s = self.cfg, self.cfg.canvas_size
+        self.realism_bar = float(np.median(self.realism(self.split.train_x[rng.choice(len(self.split.train_x), 128)].numpy())))
+        blank = np.full((cfg.samples_per_round, 1, s, s), -1.0, np.float32)
+        plain = self.propose(blank, rng)[:, 0]
+        jp = self.judge(plain)
+        self.archive.add(plain, jp, "generator", rnd)
+        row = {"generated_realism_mean": float(jp["realism"].mean()),
+               "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
+        episodes = self.env.pop_finished()
+        if episodes:
+            finals = np.stack([e["canvases"][-1] for e in episodes])[:, None]
+            ja = self.judge(finals)
+            self.archive.add(finals, ja, "painter", rnd)
+            row.update(painter_creative_fraction=float(ja["creative"].mean()),
+                       painter_realism_mean=float(ja["realism"].mean()),
+                       painter_confidence_mean=float(ja["confidence"].mean()))
+            self.recent = np.concatenate([self.recent, finals])[-512:]
+            states = np.concatenate([e["canvases"][:-1] for e in episodes])[:, None]
+            self.states = np.concatenate([self.states, states])[-4_000:]
+            for e, ok in zip(episodes, ja["creative"]):
+                if ok:  # what the painter kept: each canvas on the way, and the creative canvas it became
+                    self.kept += [(c[None], e["canvases"][-1][None]) for c in e["canvases"][:-1]]
+            self.kept = self.kept[-2_000:]
+            self.last_strips = [e["canvases"] for e in episodes[-8:]]
+        return row
+
+    # -- steps 3 and 5 ------------------------------------------------------------------------------
+    def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
+        cfg = self.cfg
+        self.feedback_x = (torch.from_numpy(self.archive.canvases).to(self.device)
+                           if cfg.archive_feedback and len(self.archive) else None)
+        return self._g_term, {"kept_pairs": float(len(self.kept))}
+
+    def d_real_batch(self, real_x, n):
+        batch = real_x[torch.randint(len(real_x), (n,))]
+        if self.feedback_x is not None and self.cfg.archive_real_fraction > 0:
+            k = int(round(n * self.cfg.archive_real_fraction))
+            batch[:k] = self.feedback_x[torch.randint(len(self.feedback_x), (k,))]
+        return batch
+
+    def other_fakes(self, n: int) -> torch.Tensor | None:
+        """The painter's latest works, a ``painter_fake_fraction`` of D's fakes."""
+        k = int(round(n * self.cfg.painter_fake_fraction))
+        if not k or not len(self.recent):
+            return None
+        return torch.from_numpy(self.recent[torch.randint(len(self.recent), (k,)).numpy()]).to(self.device)
+
+    def g_condition(self, n: int, device) -> torch.Tensor:
+        """Canvases G learns to continue: a third blank, a third real digits
+        with random windows kept, a third the painter's own canvases (from its
+        creative episodes first, where G also learns what was kept)."""
+        s, cfg = self.cfg.canvas_size, self.cfg
+        n_blank, n_part = n // 3, n // 3
+        n_agent = n - n_blank - n_part
+        cond = torch.full((n, 1, s, s), -1.0)
+        real = self.split.train_x[torch.randint(len(self.split.train_x), (n_part,))]
+        keep = torch.rand(n_part, 1, s // cfg.stride, s // cfg.stride) < 0.5
+        mask = torch.nn.functional.interpolate(keep.float(), size=(s, s), mode="nearest").bool()
+        cond[n_blank:n_blank + n_part] = torch.where(mask, real, torch.tensor(-1.0))
+        target = torch.zeros(n, 1, s, s)
+        has_target = torch.zeros(n, dtype=torch.bool)
+        n_kept = min(n_agent // 2, len(self.kept))
+        if n_kept:
+            idx = torch.randint(len(self.kept), (n_kept,)).tolist()
+            cond[n_blank + n_part: n_blank + n_part + n_kept] = torch.from_numpy(np.concatenate([self.kept[i][0] for i in idx]))[:, None]
+            target[n_blank + n_part: n_blank + n_part + n_kept] = torch.from_numpy(np.concatenate([self.kept[i][1] for i in idx]))[:, None]
+            has_target[n_blank + n_part: n_blank + n_part + n_kept] = True
+        rest = n_agent - n_kept
+        if rest:
+            cond[n - rest:] = torch.from_numpy(self.states[torch.randint(len(self.states), (rest,)).numpy()])
+        self._cond, self._target, self._has_target = cond.to(device), target.to(device), has_target.to(device)
+        return self._cond.reshape(n, s * s)
+
+    def _g_term(self, fake: torch.Tensor) -> torch.Tensor:
+        """G keeps what is painted on its condition (an L1 on the painted
+        pixels) and moves toward what the painter kept (an L1 to the creative
+        final canvas, on the rows that came from the painter's creative episodes)."""
+        painted = (self._cond > -0.99).float()
+        loss = self.cfg.consistency_weight * ((fake - self._cond).abs() * painted).sum() / painted.sum().clamp(min=1.0)
+        if self.cfg.kept_weight > 0 and bool(self._has_target.any()):
+            rows = self._has_target
+            loss = loss + self.cfg.kept_weight * (fake[rows] - self._target[rows]).abs().mean()
+        return loss
+
+    # -- agent decision -> generation, and G's data -> agent -------------------------------------------
+    def search(self, gan, plan, rnd, timer) -> dict[str, float]:
+        return {}  # the painter's choices among G's proposals are the search; it runs in the agent's steps
+
+    def feed_agent(self, agent, timer) -> dict[str, float]:
+        return {}  # G's data reaches the painter as the proposals it paints with
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def paint(self, policy, n: int, seed: int, fragments: bool | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``n`` canvases painted by ``policy(obs) -> actions`` from blank, on
+        a fresh env (its own noise): (final canvases (n, 1, S, S), each episode's strip)."""
+        before = self.g_evaluations
+        env = self.canvas_env(n, seed, fragments)
+        obs, _ = env.reset()
+        for _ in range(self.cfg.episode_steps):
+            obs, _, _, _, infos = env.step(policy(obs))
+        self.g_evaluations = before  # evaluations are not the run's G budget
+        eps = env.pop_finished()
+        return np.stack([e["canvases"][-1] for e in eps])[:, None], [e["canvases"] for e in eps]
+
+    def evaluate(self, agent) -> dict[str, float]:
+        finals, strips = self.paint(agent.greedy_actions, self.cfg.eval_canvases, self.cfg.seed + 500)
+        self.eval_strips = strips[:8]
+        return self.canvas_figures(finals)
+
+    def canvas_figures(self, finals: np.ndarray, prefix: str = "canvas") -> dict[str, float]:
+        """The evaluation figures of a batch of canvases (the painter's or anyone's)."""
+        j = self.judge(finals)
+        m = metrics.evaluate_samples(finals, self.ref, class_balance=False, novelty=False)
+        return {f"{prefix}_creative_fraction": float(j["creative"].mean()),
+                f"{prefix}_realism": float(j["realism"].mean()),
+                f"{prefix}_recognisable_fraction": float(((j["confidence"] >= self.cfg.min_confidence)
+                                                           & j["on_manifold"]).mean()),
+                f"{prefix}_novelty_mean": float(j["novelty"].mean()),
+                f"{prefix}_fd_clf_ratio": float(m["fd_clf_ratio"]), f"{prefix}_coverage": float(m["coverage"])}
+
+    def round_figures(self) -> dict[str, float]:
+        return {"archive_size": len(self.archive), "g_evaluations": self.g_evaluations}
+
+    def progress(self) -> dict[str, float]:
+        return {"archive": len(self.archive)}
+
+    # -- checkpoint ---------------------------------------------------------------------------------
+    def checkpoint(self) -> tuple[dict, dict]:
+        st = {"archive_canvases": self.archive.canvases, "archive_records": self.archive.records,
+              "g_evaluations": self.g_evaluations, "states": self.states, "realism_bar": self.realism_bar,
+              "recent": self.recent,
+              "kept_from": np.concatenate([k[0] for k in self.kept]) if self.kept else None,
+              "kept_to": np.concatenate([k[1] for k in self.kept]) if self.kept else None,
+              "exact": True}
+        return {}, st
+
+    def restore(self, weights, st, where: str) -> bool:
+        self.archive.canvases, self.archive.records = np.asarray(st["archive_canvases"], np.float32), list(st["archive_records"])
+        self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
+        self.states, self.recent = np.asarray(st["states"], np.float32), np.asarray(st["recent"], np.float32)
+        self.kept = [] if st["kept_from"] is None else [(a[None], b[None]) for a, b in zip(st["kept_from"], st["kept_to"])]
+        return True
+
+    def generate_canvases(self, painter, n: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+        """``n`` canvases and their metrics: painted by ``painter`` (greedy) from
+        blank, or, with ``painter`` None, G's plain samples from a blank canvas."""
+        s = self.cfg.canvas_size
+        if painter is None:
+            canvases = self.propose(np.full((n, 1, s, s), -1.0, np.float32), np.random.default_rng(seed))[:, 0]
+        else:
+            canvases, _ = self.paint(painter.greedy_actions, n, seed)
+        return canvases, _records(self.judge(canvases), self.cfg.min_confidence)
+
+    # -- outputs --------------------------------------------------------------------------------------
+    def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
+        import json
+
+        from clm.domains.images.art_pictures import write_art_pictures
+
+        out: dict[str, Any] = {"creative_canvases": len(self.archive), "g_evaluations": self.g_evaluations}
+        if status == "gan_diverged":
+            return out
+        s = self.cfg.canvas_size
+        rng = np.random.default_rng(self.cfg.seed + 99)
+        plain = self.propose(np.full((self.cfg.eval_canvases, 1, s, s), -1.0, np.float32), rng)[:, 0]
+        out.update(self.canvas_figures(plain, prefix="plain_gan"))
+        strips = getattr(self, "eval_strips", None) or self.last_strips
+        nearest = None
+        if len(self.archive):
+            d = np.stack([np.linalg.norm(self.flat_train - c.reshape(1, -1), axis=1) for c in self.archive.canvases])
+            nearest = self.split.train_x.numpy()[d.argmin(1)]
+        write_art_pictures(run_dir / "pictures", strips, self.archive.canvases if len(self.archive) else None,
+                           nearest, plain, self.split.train_x[:64].numpy())
+        atomic_write_text(run_dir / "pictures" / "archive.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in self.archive.records))
+        return out
+
+
+def _records(judged: dict[str, np.ndarray], min_confidence: float) -> list[dict]:
+    return [{"realism": float(judged["realism"][i]), "label": int(judged["label"][i]),
+             "confidence": float(judged["confidence"][i]), "on_manifold": bool(judged["on_manifold"][i]),
+             "novelty": float(judged["novelty"][i]),
+             "recognisable": bool(judged["confidence"][i] >= min_confidence),
+             "memorised": bool(judged["memorised"][i]), "creative": bool(judged["creative"][i])}
+            for i in range(len(judged["realism"]))]
+
+
+def load_art_run(run_dir: str | Path, device: str = "cpu"):
+    """(the art domain with the run's G and D, its painter DQN) of a finished ``clm run --domain art``."""
+    from types import SimpleNamespace
+
+    from clm.agents.dqn import DQN
+    from clm.core.checkpoint import load_checkpoint, strip_prefix
+    from clm.core.config import load_config, read_yaml
+    from clm.core.rundir import require_run_dir
+
+    run_dir = require_run_dir(run_dir, "run")
+    try:
+        cfg = load_config(ArtConfig, base=read_yaml(run_dir / "config.yaml"))
+    except UserError as e:
+        raise UserError(f"{run_dir} is not an art run, or comes from an incompatible clm version: {e}", exit_code=2)
+    weights, _, meta = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
+    dev = torch.device(device)
+    art = ArtCLM(cfg, dev, run_dir)
+    G, D = art.build_gan(tuple(art.train_x.shape[1:]), dev)
+    try:
+        G.load_state_dict(strip_prefix(weights, "gan.G_ema.") or strip_prefix(weights, "gan.G."))
+        D.load_state_dict(strip_prefix(weights, "gan.D."))
+    except RuntimeError as e:
+        raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml: {str(e).splitlines()[0]}",
+                        exit_code=2)
+    G.eval(), D.eval()
+    gan = SimpleNamespace(sampler=G, D=D)
+    painter = DQN(replace(art.agent_config(), device=device), envs=art.agent_env(gan))
+    painter.load_training_state(strip_prefix(weights, "player."), None, {"kind": "dqn"},
+                                where=str(run_dir / "checkpoints" / "clm"))
+    art.realism_bar = float(np.median(art.realism(art.split.train_x[:256].numpy())))
+    return art, painter

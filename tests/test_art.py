@@ -1,0 +1,103 @@
+"""The art domain: its judge's parts against direct computations, D's other
+fakes, bad input, and a short run in which the painter learns to make canvases
+D finds more real than a random painter's."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from clm.cli.main import main
+from clm.core.config import load_config
+from clm.core.errors import UserError
+from clm.gan.metrics import RealManifold
+from clm.gan.steps import AdversarialPair
+from clm.gan.train import GanConfig
+
+
+def test_real_manifold_matches_a_direct_knn_ball_check():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(40, 3)), rng.normal(size=(25, 3)) * 2
+    m = RealManifold(real, k=3)
+    d_rr = np.linalg.norm(real[:, None] - real[None], axis=2)
+    radius = np.sort(d_rr, axis=1)[:, 3]  # the 3rd neighbour, the point itself (0) excluded
+    want = [(np.linalg.norm(real - f, axis=1) <= radius).any() for f in fake]
+    assert m.contains(fake).tolist() == want
+    assert m.contains(real).all()  # every real point lies in its own ball
+
+
+def test_other_fakes_take_the_place_of_the_first_g_samples():
+    seen = []
+
+    class RecordingD(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, cond=None):
+            seen.append(x.detach().clone())
+            return x.flatten(1).mean(1) * self.w, x.flatten(1)
+
+    class ConstG(torch.nn.Module):
+        z_dim, cond_dim = 2, 0
+
+        def __init__(self):
+            super().__init__()
+            self.b = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, z, cond=None):
+            return torch.full((len(z), 1, 2, 2), 0.5) + 0 * self.b
+
+    pair = AdversarialPair(ConstG(), RecordingD(), GanConfig(ema=False, diffaug=""))
+    pair.d_step(torch.ones(4, 1, 2, 2), other_fakes=-torch.ones(3, 1, 2, 2))
+    fake_batch = seen[1]
+    assert torch.equal(fake_batch[:3], -torch.ones(3, 1, 2, 2)) and torch.equal(fake_batch[3:], torch.full((1, 1, 2, 2), 0.5))
+
+
+def test_art_config_rejects_other_domains_keys_and_bad_values(capsys):
+    from clm.hybrid.art import ArtConfig
+
+    assert main(["run", "--domain", "art", "level_size=7", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'level_size'" in err and "canvas_size" in err and "episode_steps" in err
+    with pytest.raises(UserError, match="designer_steps must stay 0"):
+        load_config(ArtConfig, None, ["designer_steps=5"])
+    with pytest.raises(UserError, match="gan.level_decode"):
+        load_config(ArtConfig, None, ["gan.level_decode=top"])
+    with pytest.raises(UserError, match="unknown art data"):
+        load_config(ArtConfig, None, ["data=levels:foo"])
+    assert main(["run", "--domain", "art", "--preset", "small", "--out", "x"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--domain", "poetry"])
+    assert e.value.code == 2
+
+
+SHORT_ART = ["rounds=5", "player_steps=1024", "gan_steps=60", "gan_warmup_steps=600", "eval_canvases=32",
+             "samples_per_round=32", "eval_every=5"]
+
+
+def test_a_short_art_run_paints_canvases_d_finds_more_real_than_random_ones(tmp_path, capsys):
+    run = tmp_path / "art"
+    assert main(["run", "--domain", "art", "--out", str(run), "--json", *SHORT_ART]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["domain"] == "art" and summary["status"] == "ok" and summary["rounds"] == 5
+    for name in ("episodes.png", "gallery.png", "plain_gan.png", "real.png"):
+        assert (run / "pictures" / name).stat().st_size > 100 or name == "gallery.png"
+    html = (run / "report.html").read_text()
+    assert "The painter at work" in html and "creative gallery" in html.lower()
+
+    from clm.hybrid.art import load_art_run
+
+    art, painter = load_art_run(run)
+    greedy, _ = art.paint(painter.greedy_actions, 64, seed=7)
+    rng = np.random.default_rng(7)
+    random, _ = art.paint(lambda obs: rng.integers(painter.n_actions, size=len(obs)), 64, seed=7)
+    assert art.realism(greedy).mean() > art.realism(random).mean() + 0.05
+
+    out = tmp_path / "made.png"
+    assert main(["generate", str(run), "-n", "12", "--out", str(out)]) == 0
+    lines = (tmp_path / "made.png.jsonl").read_text().splitlines()
+    assert out.stat().st_size > 100 and len(lines) == 12 and {"realism", "creative", "novelty"} <= set(json.loads(lines[0]))
+    assert main(["generate", str(run), "-n", "4", "--out", str(tmp_path / "x.txt")]) == 2
+    assert main(["generate", str(run), "-n", "4", "--out", str(out), "--search", "cmaes"]) == 2
