@@ -50,6 +50,7 @@ class FakeConfig:
     rounds: int = 3
     max_seconds: float = 0.0
     gan_steps: int = 2
+    gan_warmup_steps: int = 0
     player_steps: int = 64
     designer_steps: int = 0
     schedule: str = "fixed"
@@ -103,6 +104,9 @@ class FakeDomain:
 
     def d_real_batch(self, real_x, n):
         return real_x[torch.randint(len(real_x), (n,))]
+
+    def other_fakes(self, n):
+        return None
 
     def g_condition(self, n, device):
         return None
