@@ -82,7 +82,8 @@ class ArtConfig:
     schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 64  #: G's samples from a blank canvas judged per round (the plain GAN's output)
     min_confidence: float = 0.9  #: creative: the digits classifier is at least this sure of the canvas's class
-    novelty_weight: float = 1.0  #: weight of novelty in the final reward
+    realism_weight: float = 2.0  #: weight of the change of D's realism in each step's reward
+    novelty_weight: float = 1.0  #: weight of novelty (to the training images and the archive) in the final reward
     recognisable_weight: float = 1.0  #: weight of the classifier's confidence in the final reward
     consistency_weight: float = 1.0  #: weight of G's term that keeps the painted pixels of its condition
     kept_weight: float = 0.5  #: weight of G's term toward the final canvases of the painter's creative episodes
@@ -114,7 +115,8 @@ class ArtConfig:
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_canvases, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_canvases and eval_every must be >= 1"),
-                  (min(self.novelty_weight, self.recognisable_weight, self.consistency_weight, self.kept_weight) >= 0,
+                  (min(self.novelty_weight, self.recognisable_weight, self.consistency_weight, self.kept_weight,
+                       self.realism_weight) >= 0,
                    "the weights must be >= 0"), (self.max_seconds >= 0, "max_seconds must be >= 0")]
         for ok, msg in checks:
             if not ok:
@@ -197,6 +199,7 @@ class ArtCLM:
     # -- judging ----------------------------------------------------------------------------------
     @torch.no_grad()
     def realism(self, x: np.ndarray) -> np.ndarray:
+        """D's probability that each canvas is real."""
         logits, _ = self.gan.D(torch.as_tensor(x, dtype=torch.float32, device=self.device))
         return torch.sigmoid(logits.float()).cpu().numpy()
 
@@ -215,7 +218,11 @@ class ArtCLM:
         conf, label = conf.numpy().astype(np.float64), label.numpy()
         on_manifold = self.manifold.contains(feats)
         dist = metrics.nearest_distances(x.reshape(len(x), -1), self.flat_train)
-        nov, memorised = dist / self.novelty_scale, dist < self.ref.memorised_threshold
+        memorised = dist < self.ref.memorised_threshold
+        if len(self.archive):  # novel also to the archive: the same canvas again is not news (as for levels)
+            dist = np.minimum(dist, metrics.nearest_distances(x.reshape(len(x), -1),
+                                                              self.archive.canvases.reshape(len(self.archive), -1)))
+        nov = dist / self.novelty_scale
         recognisable = conf * on_manifold
         score = real + self.cfg.recognisable_weight * recognisable + \
             self.cfg.novelty_weight * recognisable * np.minimum(nov, 1.0) * ~memorised
@@ -251,7 +258,8 @@ class ArtCLM:
         cfg = self.cfg
         fragments = cfg.fragments if fragments is None else fragments
         return CanvasVecEnv(num_envs, cfg.canvas_size, cfg.episode_steps, cfg.n_proposals, cfg.window, cfg.stride,
-                            fragments, cfg.strokes, propose=self.propose, realism=self.realism,
+                            fragments, cfg.strokes, propose=self.propose,
+                            realism=lambda x: cfg.realism_weight * self.realism(x),
                             final_bonus=self.final_bonus, seed=seed, whole=cfg.whole_proposals and fragments,
                             keep=cfg.keep_action)
 
