@@ -90,7 +90,8 @@ class ArtConfig:
     archive_size: int = 256  #: most creative canvases kept
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
-    painter_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's recent canvases (D judges the works, so the painter cannot keep exploiting its blind spots)
+    unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's unfinished canvases (the first half of each episode): D learns that junk and half-works are not real, without chasing the painter's finished works
+    painter_fake_fraction: float = 0.0  #: share of D's fake batches that are the painter's recent canvases (0.25 in a 12-round probe: D then chased the painter, whose greedy canvases ended less real to D than a random painter's)
     eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
     eval_every: int = 5  #: rounds between evaluations
     stuck_rounds: int = 0  #: the art domain has no success flag to be stuck on: must stay 0
@@ -112,6 +113,8 @@ class ArtConfig:
                   (0 < self.min_confidence < 1, "min_confidence must lie in (0, 1)"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
                   (0 <= self.painter_fake_fraction < 1, "painter_fake_fraction must lie in [0, 1)"),
+                  (0 <= self.unfinished_fake_fraction < 1 and self.painter_fake_fraction + self.unfinished_fake_fraction < 1,
+                   "unfinished_fake_fraction must lie in [0, 1), and with painter_fake_fraction below 1"),
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_canvases, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_canvases and eval_every must be >= 1"),
@@ -223,7 +226,9 @@ class ArtCLM:
             dist = np.minimum(dist, metrics.nearest_distances(x.reshape(len(x), -1),
                                                               self.archive.canvases.reshape(len(self.archive), -1)))
         nov = dist / self.novelty_scale
-        recognisable = conf * on_manifold
+        # recognisability and novelty count only for a canvas D finds real enough: the creative criteria
+        # in the order a viewer applies them (a recognisable but unreal canvas is not a work)
+        recognisable = conf * on_manifold * (real >= self.realism_bar)
         score = real + self.cfg.recognisable_weight * recognisable + \
             self.cfg.novelty_weight * recognisable * np.minimum(nov, 1.0) * ~memorised
         creative = (real >= self.realism_bar) & on_manifold & (conf >= self.cfg.min_confidence) & ~memorised
@@ -276,7 +281,9 @@ class ArtCLM:
         self.gan = gan
 
     def start(self, agent, timer) -> dict[str, float]:
-        return {}
+        # the realism bar of the first round's rewards: the median real digit's, under the warmed-up D
+        self.realism_bar = float(np.median(self.realism(self.split.train_x[:256].numpy())))
+        return {"realism_bar": self.realism_bar}
 
     # -- step 2: G's plain samples and the painter's finished canvases, judged and archived ----------
     def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
@@ -297,7 +304,9 @@ class ArtCLM:
                        painter_realism_mean=float(ja["realism"].mean()),
                        painter_confidence_mean=float(ja["confidence"].mean()))
             self.recent = np.concatenate([self.recent, finals])[-512:]
-            states = np.concatenate([e["canvases"][:-1] for e in episodes])[:, None]
+            # unfinished canvases for D's fakes and G's conditions: the first half of each episode (the
+            # later ones look like the finished work, and D would chase the painter's style again)
+            states = np.concatenate([e["canvases"][: max(1, cfg.episode_steps // 2)] for e in episodes])[:, None]
             self.states = np.concatenate([self.states, states])[-4_000:]
             for e, ok in zip(episodes, ja["creative"]):
                 if ok:  # what the painter kept: each canvas on the way, and the creative canvas it became
@@ -321,11 +330,16 @@ class ArtCLM:
         return batch
 
     def other_fakes(self, n: int) -> torch.Tensor | None:
-        """The painter's latest works, a ``painter_fake_fraction`` of D's fakes."""
+        """The painter's unfinished canvases (``unfinished_fake_fraction`` of
+        D's fakes) and its latest finished works (``painter_fake_fraction``)."""
+        parts = []
+        k = int(round(n * self.cfg.unfinished_fake_fraction))
+        if k:
+            parts.append(self.states[torch.randint(len(self.states), (k,)).numpy()])
         k = int(round(n * self.cfg.painter_fake_fraction))
-        if not k or not len(self.recent):
-            return None
-        return torch.from_numpy(self.recent[torch.randint(len(self.recent), (k,)).numpy()]).to(self.device)
+        if k and len(self.recent):
+            parts.append(self.recent[torch.randint(len(self.recent), (k,)).numpy()])
+        return torch.from_numpy(np.concatenate(parts)).to(self.device) if parts else None
 
     def g_condition(self, n: int, device) -> torch.Tensor:
         """Canvases G learns to continue: a third blank, a third real digits
