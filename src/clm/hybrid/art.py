@@ -36,6 +36,7 @@ from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
 from clm.gan.train import GanConfig
+from clm.hybrid.couplings import mixed_real_batch
 
 
 def _gan() -> GanConfig:
@@ -323,11 +324,7 @@ class ArtCLM:
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
     def d_real_batch(self, real_x, n):
-        batch = real_x[torch.randint(len(real_x), (n,))]
-        if self.feedback_x is not None and self.cfg.archive_real_fraction > 0:
-            k = int(round(n * self.cfg.archive_real_fraction))
-            batch[:k] = self.feedback_x[torch.randint(len(self.feedback_x), (k,))]
-        return batch
+        return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
 
     def other_fakes(self, n: int) -> torch.Tensor | None:
         """The painter's unfinished canvases (``unfinished_fake_fraction`` of

@@ -151,6 +151,16 @@ class CreativeArchive:
         return len(self.levels)
 
 
+def mixed_real_batch(real_x: torch.Tensor, feedback_x: torch.Tensor | None, fraction: float, n: int) -> torch.Tensor:
+    """D's real batch of ``n``: drawn from ``real_x``, with a ``fraction`` of
+    it replaced by fed-back creative artefacts when there are any."""
+    batch = real_x[torch.randint(len(real_x), (n,))]
+    if feedback_x is not None and fraction > 0:
+        k = int(round(n * fraction))
+        batch[:k] = feedback_x[torch.randint(len(feedback_x), (k,))]
+    return batch
+
+
 def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
     """The player's value of each level's start state, max_a Q(s0, a)."""
     return q_net(onehot).max(dim=1).values

@@ -29,8 +29,8 @@ from clm.domains.levels.metrics import tile_pattern_kl
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
-                                  levels_from_state, levels_state, player_solve_rate, player_solves,
-                                  start_state_values)
+                                  levels_from_state, levels_state, mixed_real_batch, player_solve_rate,
+                                  player_solves, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
 from clm.hybrid.qd import QDGrid
 from clm.hybrid.search import build_gan
@@ -136,11 +136,7 @@ class SokobanCLM:
 
     def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
         """D's real data: the corpus, with a share from the archive when it feeds back."""
-        batch = real_x[torch.randint(len(real_x), (n,))]
-        if self.feedback_x is not None and self.cfg.archive_real_fraction > 0:
-            k = int(round(n * self.cfg.archive_real_fraction))
-            batch[:k] = self.feedback_x[torch.randint(len(self.feedback_x), (k,))]
-        return batch
+        return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
 
     def other_fakes(self, n: int) -> None:
         return None  # D's fakes are G's levels only
