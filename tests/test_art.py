@@ -101,3 +101,23 @@ def test_a_short_art_run_paints_canvases_d_finds_more_real_than_random_ones(tmp_
     assert out.stat().st_size > 100 and len(lines) == 12 and {"realism", "creative", "novelty"} <= set(json.loads(lines[0]))
     assert main(["generate", str(run), "-n", "4", "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["generate", str(run), "-n", "4", "--out", str(out), "--search", "cmaes"]) == 2
+
+
+TINY_ART = ["player_steps=256", "gan_steps=10", "gan_warmup_steps=20", "eval_canvases=16", "samples_per_round=16",
+            "report=false", "eval_every=1"]
+
+
+def test_an_art_run_resumed_gives_the_same_figures_as_one_run(tmp_path, capsys):
+    assert main(["run", "--domain", "art", "--out", str(tmp_path / "whole"), "--json", "rounds=3", *TINY_ART]) == 0
+    whole = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the first session stops at its time budget after round 1 (rounds stays 3: it sets the exploration schedule)
+    main(["run", "--domain", "art", "--out", str(tmp_path / "parts"), "--json", "rounds=3", "max_seconds=0.001",
+          *TINY_ART])
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["rounds"] == 1
+    assert main(["run", "--resume", str(tmp_path / "parts"), "--json", "max_seconds=0"]) == 0
+    parts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert parts["exact_resume"] is True and parts["domain"] == "art"
+    for k in ("creative_canvases", "g_evaluations", "canvas_realism", "canvas_creative_fraction", "plain_gan_realism"):
+        assert parts[k] == whole[k], k
+    assert main(["run", "--resume", str(tmp_path / "parts"), "--domain", "levels", "rounds=4"]) == 2
