@@ -91,7 +91,7 @@ class ArtConfig:
     archive_size: int = 256  #: most creative canvases kept
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
-    unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's unfinished canvases (the first half of each episode): D learns that junk and half-works are not real, without chasing the painter's finished works
+    unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's unfinished canvases (the first half of each episode, less those equal to the finished work): D learns that junk and half-works are not real, without chasing the painter's finished works
     painter_fake_fraction: float = 0.0  #: share of D's fake batches that are the painter's recent canvases (0.25 in a 12-round probe: D then chased the painter, whose greedy canvases ended less real to D than a random painter's)
     eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
     eval_every: int = 5  #: rounds between evaluations
@@ -305,9 +305,12 @@ class ArtCLM:
                        painter_realism_mean=float(ja["realism"].mean()),
                        painter_confidence_mean=float(ja["confidence"].mean()))
             self.recent = np.concatenate([self.recent, finals])[-512:]
-            # unfinished canvases for D's fakes and G's conditions: the first half of each episode (the
-            # later ones look like the finished work, and D would chase the painter's style again)
-            states = np.concatenate([e["canvases"][: max(1, cfg.episode_steps // 2)] for e in episodes])[:, None]
+            # unfinished canvases for D's fakes and G's conditions: the first half of each episode, less any
+            # canvas already equal to the finished work (a painter that takes a proposal and keeps it would
+            # otherwise have its finished works judged as unfinished, and D would chase its style again)
+            states = np.concatenate([[c for c in e["canvases"][: max(1, cfg.episode_steps // 2)]
+                                      if np.abs(c - e["canvases"][-1]).max() > 1e-6] or [e["canvases"][0]]
+                                     for e in episodes])[:, None]
             self.states = np.concatenate([self.states, states])[-4_000:]
             for e, ok in zip(episodes, ja["creative"]):
                 if ok:  # what the painter kept: each canvas on the way, and the creative canvas it became
