@@ -178,7 +178,7 @@ class ArtCLM:
     def __init__(self, cfg: ArtConfig, device: torch.device, run_dir: Path | None = None):
         self.cfg, self.device, self.run_dir = cfg, device, run_dir
         split = resize_split(load_image_data(cfg.data, 0.25, 0), cfg.canvas_size)
-        self.train_x, self.test_x, self.split = split.train_x.to(device), split.test_x, split
+        self.train_x, self.split = split.train_x.to(device), split
         cache = None if run_dir is None else Path(run_dir) / "classifier"
         # The recogniser and FD-clf's feature space: one classifier trained on the training split (cached in
         # the run folder, so a resumed run judges with the same one).
@@ -358,9 +358,10 @@ class ArtCLM:
         n_kept = min(n_agent // 2, len(self.kept))
         if n_kept:
             idx = torch.randint(len(self.kept), (n_kept,)).tolist()
-            cond[n_blank + n_part: n_blank + n_part + n_kept] = torch.from_numpy(np.concatenate([self.kept[i][0] for i in idx]))[:, None]
-            target[n_blank + n_part: n_blank + n_part + n_kept] = torch.from_numpy(np.concatenate([self.kept[i][1] for i in idx]))[:, None]
-            has_target[n_blank + n_part: n_blank + n_part + n_kept] = True
+            rows = slice(n_blank + n_part, n_blank + n_part + n_kept)
+            cond[rows] = torch.from_numpy(np.concatenate([self.kept[i][0] for i in idx]))[:, None]
+            target[rows] = torch.from_numpy(np.concatenate([self.kept[i][1] for i in idx]))[:, None]
+            has_target[rows] = True
         rest = n_agent - n_kept
         if rest:
             cond[n - rest:] = torch.from_numpy(self.states[torch.randint(len(self.states), (rest,)).numpy()])
