@@ -53,17 +53,9 @@ def _run_domain(args: argparse.Namespace) -> str:
     """--domain, or the resumed run's own domain (from its checkpoint), or levels."""
     if not args.resume:
         return args.domain or "levels"
-    from clm.core.checkpoint import read_meta
-    from clm.core.rundir import require_run_dir
-
-    run_dir = require_run_dir(args.resume, "run")
-    try:
-        _, meta = read_meta(run_dir / "checkpoints" / "clm")
-        saved = str(meta.get("domain", "levels"))
-    except Exception:  # no readable checkpoint: config_and_run_dir says so in its own words
-        saved = args.domain or "levels"
+    saved = _saved_domain(args.resume, default=args.domain or "levels")
     if args.domain and args.domain != saved:
-        raise UsageError(f"--resume {run_dir}: the run is of the {saved} domain, not {args.domain}; drop --domain")
+        raise UsageError(f"--resume {args.resume}: the run is of the {saved} domain, not {args.domain}; drop --domain")
     return saved
 
 
@@ -213,8 +205,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _saved_domain(run_dir: str) -> str:
-    """The domain of a finished run folder (its checkpoint's meta; levels for older runs)."""
+def _saved_domain(run_dir: str, default: str = "levels") -> str:
+    """The domain of a run folder from its checkpoint's meta (older runs: levels); ``default`` when
+    there is no readable checkpoint (the caller's own loader then says what is wrong)."""
     from clm.core.checkpoint import read_meta
     from clm.core.rundir import require_run_dir
 
@@ -222,7 +215,7 @@ def _saved_domain(run_dir: str) -> str:
     try:
         return str(read_meta(folder)[1].get("domain", "levels"))
     except Exception:
-        return "levels"  # the levels loader gives the clear error
+        return default
 
 
 def _generate_art(args: argparse.Namespace) -> int:

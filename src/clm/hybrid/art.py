@@ -283,8 +283,12 @@ class ArtCLM:
 
     def start(self, agent, timer) -> dict[str, float]:
         # the realism bar of the first round's rewards: the median real digit's, under the warmed-up D
-        self.realism_bar = float(np.median(self.realism(self.split.train_x[:256].numpy())))
+        self.realism_bar = self.median_real_realism()
         return {"realism_bar": self.realism_bar}
+
+    def median_real_realism(self) -> float:
+        """D's realism of the median real digit among the first 256 training images (a fixed set)."""
+        return float(np.median(self.realism(self.split.train_x[:256].numpy())))
 
     # -- step 2: G's plain samples and the painter's finished canvases, judged and archived ----------
     def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
@@ -511,5 +515,5 @@ def load_art_run(run_dir: str | Path, device: str = "cpu"):
     painter = DQN(replace(art.agent_config(), device=device), envs=art.agent_env(gan))
     painter.load_training_state(strip_prefix(weights, "player."), None, {"kind": "dqn"},
                                 where=str(run_dir / "checkpoints" / "clm"))
-    art.realism_bar = float(np.median(art.realism(art.split.train_x[:256].numpy())))
+    art.realism_bar = art.median_real_realism()
     return art, painter
