@@ -16,23 +16,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description="Run the CLM: a GAN and DQN agents learning together. --domain levels (default): "
                                      "a player and a designer DQN on Sokoban, settings CLMConfig keys (nested: "
                                      "player.lr=1e-3, gan.loss=hinge); --domain art: a painter DQN on a canvas with "
-                                     "G's fragments, settings ArtConfig keys (clm.hybrid.art).")
+                                     "G's fragments, settings ArtConfig keys (clm.hybrid.art); --domain text: a "
+                                     "writer DQN editing words with G's proposals, settings TextConfig keys "
+                                     "(clm.hybrid.text).")
     add_training_arguments(run, "CLMConfig", "run")
-    run.add_argument("--domain", choices=DOMAINS, help="levels (Sokoban, the default) or art (digits on a canvas)")
+    run.add_argument("--domain", choices=DOMAINS, help="levels (Sokoban, the default), art (digits on a canvas) or text (new words)")
     run.add_argument("--data", help="levels: generated (default), boxoban:DIR, or a Boxoban file/folder; "
-                                    "art: digits (default) or mnist:PATH_TO_IMAGES_IDX")
+                                    "art: digits (default) or mnist:PATH_TO_IMAGES_IDX; text: cmudict (default) or a "
+                                    "file of words, one per line")
+    run.add_argument("--constraint", help="text: what the writer's words must meet, e.g. 'length=6-8,start=s' or "
+                                          "'rhymes=night' (keys length, start, end, contains, rhymes)")
     run.add_argument("--preset", choices=["small", "boxoban"], help="small (CPU, minutes) or boxoban (full scale, GPU)")
     run.set_defaults(func=cmd_run)
 
     gen = sub.add_parser("generate", help="write new artefacts from a CLM run (levels: solver-verified)",
                          description="Levels runs: a Boxoban text file of verified levels. Art runs: a PNG grid of "
-                                     "canvases. Metrics, one line per artefact, go to FILE.jsonl.")
+                                     "canvases. Metrics, one line per artefact, go to FILE.jsonl. Text runs: a "
+                                     "text file of words, each with its metrics on its line (tab-separated JSON).")
     gen.add_argument("run_dir", metavar="RUN_DIR")
-    gen.add_argument("-n", type=int, required=True, help="number of levels or canvases")
-    gen.add_argument("--out", required=True, help="levels: Boxoban .txt file; art: .png file (metrics: FILE.jsonl)")
-    gen.add_argument("--search", choices=["designer", "random", "cmaes", "painter"], default=None,
+    gen.add_argument("-n", type=int, required=True, help="number of levels, canvases or words")
+    gen.add_argument("--out", required=True, help="levels: Boxoban .txt file; art: .png file (metrics: FILE.jsonl); text: .txt file")
+    gen.add_argument("--search", choices=["designer", "random", "cmaes", "painter", "writer"], default=None,
                      help="levels: designer (default), random or cmaes over G's latent space; "
-                          "art: painter (default: the run's painter DQN) or random (G's plain samples)")
+                          "art: painter (default: the run's painter DQN) or random (G's plain samples); "
+                          "text: writer (default: the run's writer DQN) or random (G's plain samples)")
     gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")
     gen.add_argument("--min-novelty", type=int, help="least Hamming distance to the corpus, archive and each other")
     gen.add_argument("--seed", type=int, default=0)
@@ -45,8 +52,10 @@ CLM_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_levels", "stuck_ro
                  "device")
 #: ArtConfig keys that may change on resume
 ART_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_canvases", "report", "wandb", "threads", "device")
+#: TextConfig keys that may change on resume
+TEXT_RESUMABLE = ("rounds", "max_seconds", "eval_every", "eval_words", "report", "wandb", "threads", "device")
 #: the domains ``clm run --domain`` takes
-DOMAINS = ("levels", "art")
+DOMAINS = ("levels", "art", "text")
 
 
 def _run_domain(args: argparse.Namespace) -> str:
@@ -87,7 +96,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
     domain = _run_domain(args)
-    if domain == "art":
+    if args.constraint is not None:
+        if domain != "text":
+            raise UsageError(f"--constraint is for the text domain (--domain text), not {domain}")
+        overrides.append(f"constraint={json.dumps(args.constraint)}")
+    if domain == "text":
+        from clm.hybrid.text import TextConfig
+
+        if args.preset:
+            raise UsageError(f"--preset {args.preset} is a levels preset; the text domain has none (drop --preset)")
+        cfg, run_dir = config_and_run_dir(args, TextConfig, "run", overrides, "clm", resumable=TEXT_RESUMABLE)
+    elif domain == "art":
         from clm.hybrid.art import ArtConfig
 
         if args.preset:
@@ -108,6 +127,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         report = write_report(run_dir)
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir), "report": str(report) if report else None}))
+    elif domain == "text":
+        creative, plain = summary.get("text_creative_fraction"), summary.get("plain_gan_creative_fraction")
+        print(f"creative words {summary['creative_words']}, writer's words creative "
+              f"{'not evaluated' if creative is None else f'{creative:.2f}'} (G's plain samples "
+              f"{'-' if plain is None else f'{plain:.2f}'}), {summary['wall_seconds']:.0f} s")
+        print(f"run directory: {run_dir}")
+        if report:
+            print(f"report: {report}")
     elif domain == "art":
         creative = summary.get("canvas_creative_fraction")
         print(f"creative canvases {summary['creative_canvases']}, painter's canvases creative "
@@ -146,8 +173,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("-n must be >= 1")
     if _saved_domain(args.run_dir) == "art":
         return _generate_art(args)
-    if args.search == "painter":
-        raise UsageError("--search painter is for art runs; a levels run takes designer, random or cmaes")
+    if _saved_domain(args.run_dir) == "text":
+        return _generate_text(args)
+    if args.search in ("painter", "writer"):
+        raise UsageError(f"--search {args.search} is for {'art' if args.search == 'painter' else 'text'} runs; a levels "
+                         "run takes designer, random or cmaes")
     args.search = args.search or "designer"
     lo, hi = 1, 10**9
     if args.difficulty:
@@ -228,7 +258,7 @@ def _generate_art(args: argparse.Namespace) -> int:
 
     search = args.search or "painter"
     if search not in ("painter", "random"):
-        raise UsageError(f"--search {search} is for levels runs; an art run takes painter or random")
+        raise UsageError(f"--search {search} is not for art runs; an art run takes painter or random")
     if args.difficulty or args.min_novelty is not None:
         raise UsageError("--difficulty and --min-novelty are levels options; an art run has none")
     out = Path(args.out)
@@ -240,4 +270,26 @@ def _generate_art(args: argparse.Namespace) -> int:
     atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records))
     creative = sum(r["creative"] for r in records)
     print(f"wrote {len(records)} canvases to {out} ({creative} creative; metrics in {out}.jsonl) with {search}")
+    return 0
+
+
+def _generate_text(args: argparse.Namespace) -> int:
+    """``clm generate`` for a text run: words written by the run's writer (or
+    G's plain samples), one per line, each followed by its metrics as JSON."""
+    from clm.core.rundir import atomic_write_text
+    from clm.hybrid.text import load_text_run
+
+    search = args.search or "writer"
+    if search not in ("writer", "random"):
+        raise UsageError(f"--search {search} is not for text runs; a text run takes writer or random")
+    if args.difficulty or args.min_novelty is not None:
+        raise UsageError("--difficulty and --min-novelty are levels options; a text run has none")
+    out = Path(args.out)
+    text, writer = load_text_run(args.run_dir)
+    words, records = text.generate_words(writer if search == "writer" else None, args.n, args.seed)
+    atomic_write_text(out, "".join(f"{r['word']}\t{json.dumps({k: v for k, v in r.items() if k != 'word'})}\n"
+                                   for r in records))
+    creative = sum(r["creative"] for r in records)
+    print(f"wrote {len(records)} words to {out} ({creative} creative, {sum(r['novel'] for r in records)} new) "
+          f"with {search}")
     return 0

@@ -44,7 +44,11 @@ class CLMStopped(UserError):
 
 
 def make_domain(cfg, device: torch.device, run_dir: Path | None = None) -> CLMDomain:
-    """The domain a config is for (its class's ``domain``): art, or Sokoban levels."""
+    """The domain a config is for (its class's ``domain``): text, art, or Sokoban levels."""
+    if getattr(cfg, "domain", "levels") == "text":
+        from clm.hybrid.text import TextCLM
+
+        return TextCLM(cfg, device, run_dir)
     if getattr(cfg, "domain", "levels") == "art":
         from clm.hybrid.art import ArtCLM
 

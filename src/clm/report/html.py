@@ -72,6 +72,18 @@ ART_HEADLINE: list[tuple[str, str, str]] = [
     ("canvas_coverage", "Coverage of the held-out digits by the painter's canvases", "fraction"),
     ("g_evaluations", "G evaluations", "count"),
 ]
+# the text domain's headline (``clm run --domain text``)
+TEXT_HEADLINE: list[tuple[str, str, str]] = [
+    ("creative_words", "Creative words (archive size)", "count"),
+    ("text_creative_fraction", "Writer's words that are creative (new, real to D, fluent, meeting the constraint)",
+     "fraction"),
+    ("plain_gan_creative_fraction", "G's plain samples that are creative", "fraction"),
+    ("text_realism", "D's realism of the writer's words", "number"),
+    ("text_fluency", "Fluency of the writer's words (1: as likely per letter as the median real word)", "number"),
+    ("text_novel_fraction", "Writer's words that are new (in no split of the corpus)", "fraction"),
+    ("text_constraint_fraction", "Writer's words meeting the constraint", "fraction"),
+    ("g_evaluations", "G evaluations", "count"),
+]
 # art pictures: file in pictures/ -> (title, note)
 ART_PICTURES = [
     ("episodes.png", "The painter at work", "One row per episode of the greedy painter at its last evaluation: "
@@ -248,7 +260,9 @@ class RunReport:
         self.metrics = read_jsonl(self.run_dir / "metrics.jsonl")
         self.evidence = read_json_object(self.run_dir / "evidence.json")
         self.qd_grid = read_json_object(self.run_dir / "qd_grid.json")
-        self.domain = str(self.summary_dict.get("domain") or ("art" if "canvas_size:" in (self.config.value or "")
+        cfg_text = self.config.value or ""
+        self.domain = str(self.summary_dict.get("domain") or ("art" if "canvas_size:" in cfg_text else
+                                                             "text" if "episode_steps:" in cfg_text and "max_len:" in cfg_text
                                                              else "levels"))
         levels = self.run_dir / "levels"
         self.real = read_level_file(levels / "real.txt")
@@ -326,7 +340,7 @@ class RunReport:
         if self.summary.value is None:
             return missing(self.summary.note or f"summary.json: {NOT_RECORDED}")
         cards = []
-        headline = ART_HEADLINE if self.domain == "art" else HEADLINE
+        headline = {"art": ART_HEADLINE, "text": TEXT_HEADLINE}.get(self.domain, HEADLINE)
         for key, label, kind in headline:
             if key in s and s[key] is not None:
                 cards.append(f'<div class="card"><div class="v">{esc(fmt_value(s[key], kind))}</div>'
@@ -553,7 +567,54 @@ class RunReport:
         return (f'<p class="note">{len(records.value)} creative canvas(es), in the gallery\'s order; novelty is the '
                 f"distance to the nearest training image over the held-out median's.</p>" + records_table(records.value))
 
+    def section_text_gallery(self) -> str:
+        """The creative words, best first, with their scores and nearest training word."""
+        records = read_jsonl(self.run_dir / "words" / "archive.jsonl")
+        if records.value is None:
+            return missing(records.note or f"words/archive.jsonl: {NOT_RECORDED}")
+        if not records.value:
+            return missing("words/archive.jsonl is empty: no word was creative")
+        best = sorted(records.value, key=lambda r: -float(r.get("score", 0)))
+        shown = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in best]
+        return (f'<p class="note">{len(best)} creative word(s), best score first: new (in no split of the corpus), '
+                "at least as real to D as the median training word, fluent; each with the nearest training word "
+                "and its edit distance.</p>" + records_table(shown, max_rows=60))
+
+    def section_text_edits(self) -> str:
+        """The writer's edit sequences at its last evaluation, and G's plain samples."""
+        seqs = read_json_object(self.run_dir / "words" / "edits.json")
+        out = []
+        if seqs.value is not None and seqs.value.get("episodes"):
+            rows = []
+            for e in seqs.value["episodes"]:
+                steps = [f"{w or '(empty)'}" for w in e["words"]]
+                trail = " → ".join(f"{steps[0]}" if i == 0 else f"[{a}] {steps[i]}"
+                                   for i, a in enumerate([""] + list(e["actions"])) if i < len(steps))
+                rows.append([trail, f"{float(e['return']):.3f}"])
+            out.append('<p class="note">One row per episode of the greedy writer: the word after each edit, '
+                       "the edit in brackets, and the episode's return.</p>" + table_html(["edits", "return"], rows))
+        else:
+            out.append(missing(seqs.note or f"words/edits.json: {NOT_RECORDED}"))
+        plain = read_text(self.run_dir / "words" / "plain_gan.txt")
+        out.append("<h3>G's plain samples</h3>")
+        if plain.value:
+            words = plain.value.split()[:120]
+            out.append(f'<p class="note">G\'s samples from the empty word at the end of the run.</p><p>'
+                       f"{esc(', '.join(words))}</p>")
+        else:
+            out.append(missing(plain.note or f"words/plain_gan.txt: {NOT_RECORDED}"))
+        return "".join(out)
+
     def sections(self) -> list[tuple[str, str, Callable[[], str]]]:
+        if self.domain == "text":
+            return [
+                ("headline", "Headline figures", self.section_headline),
+                ("gallery", "Creative words", self.section_text_gallery),
+                ("edits", "The writer at work", self.section_text_edits),
+                ("curves", "Curves", self.section_curves),
+                ("time", "Time share per part", self.section_time),
+                ("config", "Config", self.section_config),
+            ]
         if self.domain == "art":
             return [
                 ("headline", "Headline figures", self.section_headline),

@@ -1,0 +1,1 @@
+"""The text domain: words (corpus, character models, metrics, constraints, the edit environment)."""
