@@ -74,11 +74,10 @@ def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
     assert summary["domain"] == "text" and summary["status"] == "ok"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     fluency = [r["writer_fluency_mean"] for r in rows if "writer_fluency_mean" in r]
-    realism = [r["writer_realism_mean"] for r in rows if "writer_realism_mean" in r]
-    # the writer's words become more fluent and more real to D over the run (round 1: a random writer)
+    # the writer's words become more fluent over the run (round 1: a nearly random writer)
     assert np.mean(fluency[-2:]) > fluency[0] + 0.1, fluency
-    assert np.mean(realism[-2:]) > realism[0], realism
-    # the trained writer beats a random one on the final G and D
+    # and more real to D: judged by the final D (each round's own D moves), the trained writer's words
+    # against those of a random writer, which is what it started as
     text, writer = load_text_run(run)
     rng = np.random.default_rng(0)
     greedy, _ = text.write(writer.greedy_actions, 64, seed=5)

@@ -53,7 +53,7 @@ def _gan() -> GanConfig:
 def _writer() -> DQNConfig:
     return DQNConfig(env_id="words", num_envs=16, network="mlp", hidden=(256, 256), dueling=True, double_dqn=True,
                      n_step=3, gamma=0.95, lr=5e-4, batch_size=64, buffer_size=20_000, learning_starts=1_000,
-                     train_freq=16, gradient_steps=2, target_update_interval=1_000, epsilon_start=1.0,
+                     train_freq=16, gradient_steps=8, target_update_interval=1_000, epsilon_start=1.0,
                      exploration_fraction=0.3, epsilon_end=0.05, max_grad_norm=10.0, eval_interval=0)
 
 
@@ -95,6 +95,7 @@ class TextConfig:
     archive_size: int = 512  #: most creative words kept
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
+    unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the writer's unfinished words (those on the way, the empty word too, less any equal to the finished one): D learns that half-edited junk is not a word, which it had never seen (a random writer's junk scored 0.51 to a D trained on G's samples only)
     eval_words: int = 256  #: words the greedy writer writes at each evaluation
     eval_every: int = 5  #: rounds between evaluations
     stuck_rounds: int = 0  #: the text domain has no success flag to be stuck on: must stay 0
@@ -113,6 +114,7 @@ class TextConfig:
                   (self.stuck_rounds == 0, "stuck_rounds must stay 0: a writer has no success flag"),
                   (0 < self.min_fluency <= 1, "min_fluency must lie in (0, 1]"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
+                  (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_words, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_words and eval_every must be >= 1"),
@@ -189,6 +191,7 @@ class TextCLM:
         self.g_evaluations = 0
         self.states: list[str] = [""]  # the writer's words on the way (G's conditions)
         self.kept: list[tuple[str, str]] = []  # (a word on the way, the creative word it became)
+        self.unfinished: list[str] = []  # the writer's words on the way (D's other fakes)
         self.feedback_x: torch.Tensor | None = None
         self.last_episodes: list[dict] = []
         self.eval_episodes: list[dict] = []
@@ -316,6 +319,8 @@ class TextCLM:
                 row["writer_constraint_fraction"] = float(ja["meets"].mean())
             on_the_way = [self.words_of(e["words"][:-1]) for e in episodes]
             self.states = (self.states + [w for ws in on_the_way for w in ws])[-4_000:]
+            self.unfinished = (self.unfinished + [w for ws, final in zip(on_the_way, finals) for w in ws
+                                                  if w != final])[-4_000:]
             for ws, final, ok in zip(on_the_way, finals, ja["creative"]):
                 if ok:
                     self.kept += [(w, final) for w in ws]
@@ -332,8 +337,13 @@ class TextCLM:
     def d_real_batch(self, real_x, n):
         return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
 
-    def other_fakes(self, n: int) -> None:
-        return None
+    def other_fakes(self, n: int) -> torch.Tensor | None:
+        """The writer's unfinished words, ``unfinished_fake_fraction`` of D's fakes."""
+        k = int(round(n * self.cfg.unfinished_fake_fraction))
+        if not k or not self.unfinished:
+            return None
+        pick = torch.randint(len(self.unfinished), (k,)).tolist()
+        return torch.from_numpy(self.onehot([self.unfinished[i] for i in pick])).to(self.device)
 
     def g_condition(self, n: int, device) -> torch.Tensor:
         """Words G learns to continue: a third empty, a third prefixes of
@@ -417,13 +427,14 @@ class TextCLM:
     def checkpoint(self) -> tuple[dict, dict]:
         st = {"archive_words": list(self.archive.words), "archive_records": self.archive.records,
               "g_evaluations": self.g_evaluations, "states": list(self.states), "realism_bar": self.realism_bar,
+              "unfinished": list(self.unfinished),
               "kept": [list(k) for k in self.kept], "exact": True}
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
         self.archive.words, self.archive.records = list(st["archive_words"]), list(st["archive_records"])
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
-        self.states = list(st["states"])
+        self.states, self.unfinished = list(st["states"]), list(st["unfinished"])
         self.kept = [(a, b) for a, b in st["kept"]]
         return True
 
