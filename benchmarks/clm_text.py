@@ -6,8 +6,10 @@ For each seed, in this order (one after the other):
    (:class:`clm.domains.text.ngram.CharNgram`, interpolated absolute
    discounting), sampled at each temperature of ``--temperatures``.
 2. **LSTM (MLE)**: a character LSTM (embedding 32, one layer of
-   ``--lstm-hidden``) trained by maximum likelihood on the training words
-   for ``--lstm-steps`` Adam steps, sampled at each temperature.
+   ``--lstm-hidden``, 128) trained by maximum likelihood on the training
+   words for ``--lstm-steps`` (2,000) Adam steps of 128 words (2.7 epochs;
+   the CLM's GAN sees 5,000 batches of 128 real words), sampled at each
+   temperature.
 3. **clm**: ``clm run --domain text`` (default settings unless key=value
    given), then its writer's greedy words and its G's plain samples.
 4. **clm, constrained**: the same with ``constraint=--constraint``; against
@@ -62,7 +64,7 @@ class CharLSTM(torch.nn.Module):
         return self.head(h), state
 
 
-def train_lstm(idx: np.ndarray, n_symbols: int, hidden: int, steps: int, seed: int, batch: int = 256) -> CharLSTM:
+def train_lstm(idx: np.ndarray, n_symbols: int, hidden: int, steps: int, seed: int, batch: int = 128) -> CharLSTM:
     """MLE on (N, L+1) symbol rows (the word then end symbols; the loss stops after the first end)."""
     torch.manual_seed(seed)
     model = CharLSTM(n_symbols, hidden)
@@ -124,8 +126,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/text-bench")
     ap.add_argument("--words", type=int, default=512, help="words judged per set")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.6, 0.8, 1.0, 1.2, 1.5])
-    ap.add_argument("--lstm-steps", type=int, default=3000)
-    ap.add_argument("--lstm-hidden", type=int, default=256)
+    ap.add_argument("--lstm-steps", type=int, default=2000)
+    ap.add_argument("--lstm-hidden", type=int, default=128)
     ap.add_argument("--constraint", default="rhymes=night")
     ap.add_argument("overrides", nargs="*", help="key=value for the clm runs")
     args = ap.parse_args()

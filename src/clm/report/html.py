@@ -342,6 +342,8 @@ class RunReport:
         cards = []
         headline = {"art": ART_HEADLINE, "text": TEXT_HEADLINE}.get(self.domain, HEADLINE)
         for key, label, kind in headline:
+            if key == "text_constraint_fraction" and key not in s:
+                continue  # a text run without a constraint: nothing to show, and nothing missing
             if key in s and s[key] is not None:
                 cards.append(f'<div class="card"><div class="v">{esc(fmt_value(s[key], kind))}</div>'
                              f'<div class="k">{esc(label)} <code>{esc(key)}</code></div></div>')
