@@ -42,7 +42,7 @@ import torch
 
 from benchstats import ci95, clm_run
 
-from clm.domains.text.metrics import TextReference, text_metrics
+from clm.domains.text.metrics import text_metrics
 
 KEYS = ("word_novel_fraction", "word_nll_heldout_model", "word_nll", "char_kl", "char_kl_floor", "word_distinct_3",
         "word_fluency_mean", "word_memorised_fraction", "word_unique_fraction", "word_edit_distance_mean",

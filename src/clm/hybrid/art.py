@@ -488,32 +488,6 @@ def _records(judged: dict[str, np.ndarray], min_confidence: float) -> list[dict]
 
 def load_art_run(run_dir: str | Path, device: str = "cpu"):
     """(the art domain with the run's G and D, its painter DQN) of a finished ``clm run --domain art``."""
-    from types import SimpleNamespace
+    from clm.hybrid.loop import load_domain_run
 
-    from clm.agents.dqn import DQN
-    from clm.core.checkpoint import load_checkpoint, strip_prefix
-    from clm.core.config import load_config, read_yaml
-    from clm.core.rundir import require_run_dir
-
-    run_dir = require_run_dir(run_dir, "run")
-    try:
-        cfg = load_config(ArtConfig, base=read_yaml(run_dir / "config.yaml"))
-    except UserError as e:
-        raise UserError(f"{run_dir} is not an art run, or comes from an incompatible clm version: {e}", exit_code=2)
-    weights, _, meta = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
-    dev = torch.device(device)
-    art = ArtCLM(cfg, dev, run_dir)
-    G, D = art.build_gan(tuple(art.train_x.shape[1:]), dev)
-    try:
-        G.load_state_dict(strip_prefix(weights, "gan.G_ema.") or strip_prefix(weights, "gan.G."))
-        D.load_state_dict(strip_prefix(weights, "gan.D."))
-    except RuntimeError as e:
-        raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml: {str(e).splitlines()[0]}",
-                        exit_code=2)
-    G.eval(), D.eval()
-    gan = SimpleNamespace(sampler=G, D=D)
-    painter = DQN(replace(art.agent_config(), device=device), envs=art.agent_env(gan))
-    painter.load_training_state(strip_prefix(weights, "player."), None, {"kind": "dqn"},
-                                where=str(run_dir / "checkpoints" / "clm"))
-    art.realism_bar = art.median_real_realism()
-    return art, painter
+    return load_domain_run(run_dir, ArtConfig, device)

@@ -33,7 +33,7 @@ from clm.core.rundir import atomic_write_text
 from clm.domains.text.constraints import parse_constraint
 from clm.domains.text.corpus import DEFAULT_ALPHABET, load_word_split
 from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
-from clm.domains.text.metrics import TextReference, nearest_words, text_metrics
+from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.gan.train import GanConfig
 from clm.hybrid.couplings import mixed_real_batch
@@ -491,32 +491,6 @@ class TextCLM:
 
 def load_text_run(run_dir: str | Path, device: str = "cpu"):
     """(the text domain with the run's G and D, its writer DQN) of a finished ``clm run --domain text``."""
-    from types import SimpleNamespace
+    from clm.hybrid.loop import load_domain_run
 
-    from clm.agents.dqn import DQN
-    from clm.core.checkpoint import load_checkpoint, strip_prefix
-    from clm.core.config import load_config, read_yaml
-    from clm.core.rundir import require_run_dir
-
-    run_dir = require_run_dir(run_dir, "run")
-    try:
-        cfg = load_config(TextConfig, base=read_yaml(run_dir / "config.yaml"))
-    except UserError as e:
-        raise UserError(f"{run_dir} is not a text run, or comes from an incompatible clm version: {e}", exit_code=2)
-    weights, _, meta = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
-    dev = torch.device(device)
-    text = TextCLM(cfg, dev, run_dir)
-    G, D = text.build_gan(tuple(text.train_x.shape[1:]), dev)
-    try:
-        G.load_state_dict(strip_prefix(weights, "gan.G_ema.") or strip_prefix(weights, "gan.G."))
-        D.load_state_dict(strip_prefix(weights, "gan.D."))
-    except RuntimeError as e:
-        raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml: {str(e).splitlines()[0]}",
-                        exit_code=2)
-    G.eval(), D.eval()
-    gan = SimpleNamespace(sampler=G, D=D)
-    writer = DQN(replace(text.agent_config(), device=device), envs=text.agent_env(gan))
-    writer.load_training_state(strip_prefix(weights, "player."), None, {"kind": "dqn"},
-                               where=str(run_dir / "checkpoints" / "clm"))
-    text.realism_bar = text.median_real_realism()
-    return text, writer
+    return load_domain_run(run_dir, TextConfig, device)

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from clm.core.errors import UserError
+from clm.domains.single_env import SingleEnvView
 
 __all__ = ["BRUSH", "BLOCK", "CanvasVecEnv", "CanvasEnv", "fragment_windows", "action_names"]
 
@@ -306,7 +307,7 @@ class CanvasVecEnv(gym.vector.VectorEnv):
         pass
 
 
-class CanvasEnv(gym.Env):
+class CanvasEnv(SingleEnvView):
     """One canvas: a thin single-env view of CanvasVecEnv (num_envs=1), for
     Gymnasium's env checker and for users who want the plain Env API.
 
@@ -316,39 +317,12 @@ class CanvasEnv(gym.Env):
     with ``truncated=True``; the next ``reset`` starts a blank canvas.
     """
 
-    metadata = {"render_modes": []}
-
     def __init__(self, size: int = 16, steps: int = 6, n_proposals: int = 2, window: int = 8, stride: int = 4,
                  fragments: bool = True, strokes: bool = True, propose: Propose | None = None,
                  realism: Score | None = None, final_bonus: Score | None = None, seed: int = 0,
                  whole: bool = False, keep: bool = False):
-        self.vec = CanvasVecEnv(1, size, steps, n_proposals, window, stride, fragments, strokes,
-                                propose, realism, final_bonus, seed, whole, keep)
-        self.observation_space = self.vec.single_observation_space
-        self.action_space = self.vec.single_action_space
-
-    @property
-    def n_actions(self) -> int:
-        return self.vec.n_actions
-
-    @property
-    def finished(self) -> deque:
-        return self.vec.finished
-
-    def pop_finished(self) -> list[dict]:
-        return self.vec.pop_finished()
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self.vec.rng = self.np_random
-        obs, _ = self.vec.reset()
-        return obs[0].copy(), {}
-
-    def step(self, action):
-        obs, reward, terminated, truncated, infos = self.vec.step(np.array([action]))
-        if truncated[0]:
-            obs = infos["final_obs"]
-        return obs[0].copy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
+        super().__init__(CanvasVecEnv(1, size, steps, n_proposals, window, stride, fragments, strokes,
+                                      propose, realism, final_bonus, seed, whole, keep))
 
 
 def action_names(env: CanvasVecEnv | CanvasEnv) -> list[str]:

@@ -29,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 from clm.core.errors import UserError
+from clm.domains.single_env import SingleEnvView
 
 __all__ = ["WordEditVecEnv", "WordEditEnv", "edit_action_names", "normalise_words"]
 
@@ -264,30 +265,14 @@ class WordEditVecEnv(gym.vector.VectorEnv):
         pass
 
 
-class WordEditEnv(gym.Env):
+class WordEditEnv(SingleEnvView):
     """One word: a single-env view of :class:`WordEditVecEnv` (its arguments),
     for Gymnasium's env checker and the plain Env API."""
-
-    metadata = {"render_modes": []}
 
     def __init__(self, max_len: int = 10, n_symbols: int = 27, steps: int = 6, n_proposals: int = 2,
                  propose: Propose | None = None, score: Score | None = None, final_bonus: Score | None = None,
                  seed: int = 0):
-        self.vec = WordEditVecEnv(1, max_len, n_symbols, steps, n_proposals, propose, score, final_bonus, seed)
-        self.observation_space = self.vec.single_observation_space
-        self.action_space = self.vec.single_action_space
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        self.vec.rng = self.np_random
-        obs, _ = self.vec.reset()
-        return obs[0].copy(), {}
-
-    def step(self, action):
-        obs, reward, terminated, truncated, infos = self.vec.step(np.array([action]))
-        if terminated[0] or truncated[0]:
-            obs = infos["final_obs"]
-        return obs[0].copy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
+        super().__init__(WordEditVecEnv(1, max_len, n_symbols, steps, n_proposals, propose, score, final_bonus, seed))
 
 
 def edit_action_names(env: WordEditVecEnv | WordEditEnv) -> list[str]:
