@@ -28,6 +28,7 @@ CLM's; >= 0 means on or beyond the curve. Mean and 95% t-interval over
 seeds; the last line printed is one JSON object.
 
     .venv/bin/python benchmarks/clm_text.py --seeds 3 --out runs/text
+    .venv/bin/python benchmarks/clm_text.py --seeds 3 --out runs/text-c --constrained-only
 """
 
 from __future__ import annotations
@@ -120,6 +121,21 @@ def good_words(words, ref, constraint, min_fluency: float) -> np.ndarray:
     return ok & constraint.satisfied(words) if constraint is not None else ok
 
 
+def self_arms(row: dict, text, writer, args, seed: int, run: Path) -> None:
+    """The unconstrained CLM's words (its writer's and its G's), placed against both baselines' curves."""
+    ref = text.ref
+    writer_words, _ = text.generate_words(writer, args.words, seed + 1_000)
+    row["clm_writer"] = judge(writer_words, ref)
+    row["clm_g"] = judge(text.sample_words(args.words, np.random.default_rng(seed + 2_000)), ref)
+    for arm in ("clm_writer", "clm_g"):
+        nov = row[arm]["word_novel_fraction"]
+        row[arm]["lstm_nll_at_equal_novelty"] = at_novelty(row["lstm"], nov)
+        row[arm]["ngram_nll_at_equal_novelty"] = at_novelty(row["ngram"], nov)
+        row[arm]["margin_vs_lstm"] = row[arm]["lstm_nll_at_equal_novelty"] - row[arm]["word_nll_heldout_model"]
+        row[arm]["margin_vs_ngram"] = row[arm]["ngram_nll_at_equal_novelty"] - row[arm]["word_nll_heldout_model"]
+    row["clm_seconds"] = json.loads((run / "summary.json").read_text())["wall_seconds"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -129,6 +145,8 @@ def main() -> None:
     ap.add_argument("--lstm-steps", type=int, default=2000)
     ap.add_argument("--lstm-hidden", type=int, default=128)
     ap.add_argument("--constraint", default="rhymes=night")
+    ap.add_argument("--constrained-only", action="store_true",
+                    help="only the constrained comparison (the baselines' curves and the unconstrained run skipped)")
     ap.add_argument("overrides", nargs="*", help="key=value for the clm runs")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -138,30 +156,28 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
-        run = out / f"clm-s{seed}"
-        clm_run(run, ["--domain", "text", f"seed={seed}", "report=false", *args.overrides])
-        text, writer = load_text_run(run)
-        ref, alphabet, L = text.ref, text.alphabet, text.L
         row: dict = {"seed": seed}
-        rng = np.random.default_rng(seed)
-        row["ngram"] = [{"temperature": t, **judge(ref.train_model.sample(args.words, rng, t, L), ref)}
-                        for t in args.temperatures]
+        if not args.constrained_only:
+            run = out / f"clm-s{seed}"
+            clm_run(run, ["--domain", "text", f"seed={seed}", "report=false", *args.overrides])
+            text, writer = load_text_run(run)
+        else:
+            crun = out / f"clm-constrained-s{seed}"
+            clm_run(crun, ["--domain", "text", f"seed={seed}", "report=false", f"constraint={args.constraint}",
+                           *args.overrides])
+            text, writer = load_text_run(crun)
+        ref, alphabet, L = text.ref, text.alphabet, text.L
         t1 = time.perf_counter()
         idx = alphabet.indices(text.split.train, L + 1)
         lstm = train_lstm(idx, alphabet.size, args.lstm_hidden, args.lstm_steps, seed)
         row["lstm_train_seconds"] = time.perf_counter() - t1
-        row["lstm"] = [{"temperature": t, **judge(sample_lstm(lstm, args.words, L, t, seed, alphabet), ref)}
-                       for t in args.temperatures]
-        writer_words, _ = text.generate_words(writer, args.words, seed + 1_000)
-        row["clm_writer"] = judge(writer_words, ref)
-        row["clm_g"] = judge(text.sample_words(args.words, np.random.default_rng(seed + 2_000)), ref)
-        for arm in ("clm_writer", "clm_g"):
-            nov = row[arm]["word_novel_fraction"]
-            row[arm]["lstm_nll_at_equal_novelty"] = at_novelty(row["lstm"], nov)
-            row[arm]["ngram_nll_at_equal_novelty"] = at_novelty(row["ngram"], nov)
-            row[arm]["margin_vs_lstm"] = row[arm]["lstm_nll_at_equal_novelty"] - row[arm]["word_nll_heldout_model"]
-            row[arm]["margin_vs_ngram"] = row[arm]["ngram_nll_at_equal_novelty"] - row[arm]["word_nll_heldout_model"]
-        row["clm_seconds"] = json.loads((run / "summary.json").read_text())["wall_seconds"]
+        if not args.constrained_only:
+            rng = np.random.default_rng(seed)
+            row["ngram"] = [{"temperature": t, **judge(ref.train_model.sample(args.words, rng, t, L), ref)}
+                            for t in args.temperatures]
+            row["lstm"] = [{"temperature": t, **judge(sample_lstm(lstm, args.words, L, t, seed, alphabet), ref)}
+                           for t in args.temperatures]
+            self_arms(row, text, writer, args, seed, run)
         if args.constraint:
             crun = out / f"clm-constrained-s{seed}"
             clm_run(crun, ["--domain", "text", f"seed={seed}", "report=false", f"constraint={args.constraint}",
@@ -191,16 +207,16 @@ def main() -> None:
             }
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-        print(json.dumps({"seed": seed, "clm_writer": row["clm_writer"], "clm_g": row["clm_g"],
+        print(json.dumps({"seed": seed, "clm_writer": row.get("clm_writer"), "clm_g": row.get("clm_g"),
                           "constrained": row.get("constrained")}), flush=True)
-    (out / "rows.json").write_text(json.dumps(rows, indent=1))
+    (out / ("rows-constrained.json" if args.constrained_only else "rows.json")).write_text(json.dumps(rows, indent=1))
 
     summary: dict = {"seeds": args.seeds, "words": args.words, "temperatures": args.temperatures}
-    for name in ("ngram", "lstm"):
+    for name in ("ngram", "lstm") if not args.constrained_only else ():
         for i, t in enumerate(args.temperatures):
             for k in ("word_novel_fraction", "word_nll_heldout_model", "word_distinct_3", "char_kl"):
                 summary[f"{name}_T{t:g}_{k}"] = ci95([r[name][i][k] for r in rows])
-    for arm in ("clm_writer", "clm_g"):
+    for arm in ("clm_writer", "clm_g") if not args.constrained_only else ():
         for k in ("word_novel_fraction", "word_nll_heldout_model", "word_distinct_3", "char_kl", "char_kl_floor",
                   "margin_vs_lstm", "margin_vs_ngram", "lstm_nll_at_equal_novelty", "word_fluency_mean"):
             summary[f"{arm}_{k}"] = ci95([r[arm][k] for r in rows])
@@ -211,7 +227,8 @@ def main() -> None:
         summary["constrained_good_difference"] = ci95([r["constrained"]["clm_good_fraction"]
                                                        - r["constrained"]["lstm_rejection_good_fraction"] for r in rows])
     summary["lstm_train_seconds"] = ci95([r["lstm_train_seconds"] for r in rows])
-    summary["clm_seconds"] = ci95([r["clm_seconds"] for r in rows])
+    if not args.constrained_only:
+        summary["clm_seconds"] = ci95([r["clm_seconds"] for r in rows])
     print(json.dumps(summary))
 
 

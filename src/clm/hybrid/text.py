@@ -95,6 +95,7 @@ class TextConfig:
     archive_size: int = 512  #: most creative words kept
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
+    constraint_real_fraction: float = 0.2  #: with a constraint: share of D's real batches drawn from the training words that meet it (G then proposes such words, which the writer can only take if G makes them; 0: off)
     unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the writer's junk on the way (words shorter than min_len, the empty one too, or below half the fluency bar): D learns that junk is not a word, which it had never seen (a random writer's junk scored 0.51 to a D trained on G's samples only)
     eval_words: int = 256  #: words the greedy writer writes at each evaluation
     eval_every: int = 5  #: rounds between evaluations
@@ -115,6 +116,8 @@ class TextConfig:
                   (0 < self.min_fluency <= 1, "min_fluency must lie in (0, 1]"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
                   (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
+                  (0 <= self.constraint_real_fraction < 1 and self.archive_real_fraction + self.constraint_real_fraction < 1,
+                   "constraint_real_fraction must lie in [0, 1), and with archive_real_fraction below 1"),
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_words, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_words and eval_every must be >= 1"),
@@ -193,6 +196,10 @@ class TextCLM:
         self.kept: list[tuple[str, str]] = []  # (a word on the way, the creative word it became)
         self.unfinished: list[str] = []  # the writer's words on the way (D's other fakes)
         self.feedback_x: torch.Tensor | None = None
+        # the training words that meet the constraint: a share of D's real data, so that G learns to make them
+        meeting = [w for w, ok in zip(self.split.train, self.constraint.satisfied(self.split.train))
+                   if ok] if self.constraint is not None else []
+        self.meeting_x = torch.from_numpy(self.onehot(meeting)).to(device) if meeting else None
         self.last_episodes: list[dict] = []
         self.eval_episodes: list[dict] = []
 
@@ -340,7 +347,13 @@ class TextCLM:
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
     def d_real_batch(self, real_x, n):
-        return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
+        """The corpus, with fed-back creative words (``archive_real_fraction``)
+        and, under a constraint, training words that meet it (``constraint_real_fraction``)."""
+        batch = mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
+        k = int(round(n * self.cfg.constraint_real_fraction))
+        if self.meeting_x is not None and k:
+            batch[n - k:] = self.meeting_x[torch.randint(len(self.meeting_x), (k,))]
+        return batch
 
     def other_fakes(self, n: int) -> torch.Tensor | None:
         """The writer's junk on the way, ``unfinished_fake_fraction`` of D's fakes."""
