@@ -100,3 +100,17 @@ def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
     # resume: two more rounds continue from the checkpoint
     assert main(["run", "--resume", str(run), "rounds=8", "--json"]) == 0
     assert json.loads((run / "summary.json").read_text())["rounds"] == 8
+
+
+def test_under_a_constraint_a_share_of_ds_real_words_meet_it():
+    from clm.hybrid.text import TextCLM, TextConfig
+
+    cfg = load_config(TextConfig, None, ["constraint=end=ing", "constraint_real_fraction=0.25",
+                                         "archive_real_fraction=0.1"])
+    text = TextCLM(cfg, torch.device("cpu"))
+    text.feedback_x = None
+    torch.manual_seed(0)
+    words = text.alphabet.decode(text.d_real_batch(text.train_x, 40).numpy())
+    assert all(w.endswith("ing") for w in words[30:])  # the last quarter: training words that meet it
+    assert all(w in set(text.split.train) for w in words)
+    assert sum(w.endswith("ing") for w in words[:30]) < 15  # the rest: the corpus as it is
