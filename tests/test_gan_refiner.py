@@ -119,7 +119,43 @@ def test_refiner_needs_tile_grids(tmp_path):
     from clm.gan.train import GanConfig
     from clm.hybrid.gan_domains import train_gan
 
-    with pytest.raises(UserError, match="refiner_sweeps needs tile grids"):
+    with pytest.raises(UserError, match="refiner_sweeps and refiner_player_moves need tile grids"):
         train_gan(load_config(GanConfig, None, ["data=digits", "steps=1", "refiner_sweeps=1"]), tmp_path, quiet=True)
     with pytest.raises(UserError, match="refiner_kernel"):
         load_config(GanConfig, None, ["refiner_kernel=4"]).validate()
+
+
+def test_pseudo_log_likelihood_matches_a_direct_sum():
+    from clm.gan.refiner import pseudo_log_likelihood
+
+    torch.manual_seed(0)
+    R = CellRefiner(4, 5, 6, width=8, kernel=3).eval()
+    tiles = torch.randint(4, (3, 5, 6))
+    with torch.no_grad():
+        lp = R(_one_hot(tiles, 4)).log_softmax(1)
+    direct = [sum(float(lp[n, tiles[n, i, j], i, j]) for i in range(5) for j in range(6)) for n in range(3)]
+    assert np.allclose(pseudo_log_likelihood(R, tiles.numpy()), direct, atol=1e-4)
+
+
+def test_move_player_follows_the_score_and_keeps_levels_valid():
+    from clm.domains.levels.decode import decode_levels, move_player
+    from clm.domains.levels.level import PLAYER, PLAYER_ON_GOAL
+
+    torch.manual_seed(2)
+    levels = decode_levels((torch.randn(40, 7, 8, 8) * 0.5).softmax(1).numpy(), [2] * 40, rng=0)
+    target = (3, 3)
+
+    def score(tiles):  # high where the player stands on the target cell
+        t = np.asarray(tiles)
+        return 10.0 * ((t[:, 3, 3] == PLAYER) | (t[:, 3, 3] == PLAYER_ON_GOAL))
+
+    moved = move_player(levels, score, moves=200, beta=1.0, rng=0)
+    assert move_player(levels, score, moves=0) is levels
+    open_target = [not lv.walls[target] and not lv.boxes[target] for lv in levels]
+    for lv, mv, ok in zip(levels, moved, open_target):
+        assert mv.problems() == []
+        assert np.array_equal(lv.walls, mv.walls) and np.array_equal(lv.boxes, mv.boxes)
+        assert np.array_equal(lv.goals, mv.goals)
+        if not ok:
+            assert mv.player != target
+    assert sum(mv.player == target for mv, ok in zip(moved, open_target) if ok) >= 0.9 * sum(open_target)

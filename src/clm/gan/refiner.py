@@ -24,6 +24,7 @@ Domain-free: any (C, H, W) one-hot grid; nothing here knows what a tile means.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -169,3 +170,17 @@ def load_refiner(path) -> CellRefiner:
     model = CellRefiner(*d["shape"], width=d["width"], kernel=d["kernel"], layers=d["layers"])
     model.load_state_dict(d["state"])
     return model.eval()
+
+
+@torch.no_grad()
+def pseudo_log_likelihood(refiner: CellRefiner, tiles, batch: int = 2048):
+    """The refiner's pseudo-log-likelihood of tile grids (N, H, W) of tile
+    indices (array or tensor): sum over cells of log p_refiner(cell | its
+    neighbours); a numpy array (N,)."""
+    t = torch.as_tensor(np.asarray(tiles)).long()
+    out = []
+    for s in range(0, len(t), batch):
+        x = F.one_hot(t[s:s + batch], refiner.shape[0]).permute(0, 3, 1, 2).float()
+        lp = refiner(x).log_softmax(1)
+        out.append(lp.gather(1, t[s:s + batch].unsqueeze(1)).squeeze(1).sum((1, 2)))
+    return torch.cat(out).numpy().astype(np.float64)

@@ -57,6 +57,8 @@ class GanConfig:
     refiner_power: float = 0.5  # refiner: exponent of the refiner's conditional in the product of experts
     refiner_kernel: int = 5  # refiner: the neighbourhood it reads (kernel x kernel, the cell itself masked out)
     refiner_steps: int = 1500  # refiner: Adam batches of maximum pseudo-likelihood on the training grids
+    refiner_player_moves: int = 0  # levels: Metropolis-Hastings proposals that move each decoded level's player to an empty cell, accepted by the cell refiner's pseudo-likelihood (trains the refiner too; 0: off)
+    refiner_player_beta: float = 0.5  # levels: inverse temperature of those moves (1 overshoots: the player beside a box in 77% of levels against Boxoban's 57%)
     rejection: int = 1  # levels: decode this many candidates per sample (same condition) and keep the one D scores most realistic (discriminator rejection sampling, best of k; 1: off); used by the final metrics and clm gan sample
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
@@ -103,7 +105,9 @@ class GanConfig:
                   (self.z_dim >= 1, "z_dim must be >= 1"), (self.d_steps >= 1, "d_steps must be >= 1"),
                   (self.res_blocks >= 1, "res_blocks must be >= 1"), (self.rejection >= 1, "rejection must be >= 1"),
                   (self.refine_blocks >= 0, "refine_blocks must be >= 0"),
-                  (self.refiner_sweeps >= 0, "refiner_sweeps must be >= 0"), (self.refiner_steps >= 1, "refiner_steps must be >= 1"),
+                  (self.refiner_sweeps >= 0, "refiner_sweeps must be >= 0"),
+                  (self.refiner_player_moves >= 0, "refiner_player_moves must be >= 0"),
+                  (self.refiner_player_beta > 0, "refiner_player_beta must be > 0"), (self.refiner_steps >= 1, "refiner_steps must be >= 1"),
                   (self.refiner_kernel >= 3 and self.refiner_kernel % 2 == 1, "refiner_kernel must be odd and >= 3"),
                   (self.refiner_g_power >= 0 and self.refiner_power > 0, "refiner_g_power must be >= 0, refiner_power > 0"), (min(self.g_width, self.d_width) >= 2, "widths must be >= 2"),
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
@@ -121,6 +125,11 @@ class GanConfig:
 
 
 REFINER_FILE = "refiner.pt"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
+
+
+def uses_refiner(cfg: GanConfig) -> bool:
+    """Whether a run fits and uses the cell refiner (:mod:`clm.gan.refiner`)."""
+    return cfg.refiner_sweeps > 0 or cfg.refiner_player_moves > 0
 
 
 class GanDiverged(UserError):
@@ -178,10 +187,11 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
             D.load_state_dict(strip_prefix(weights, "D."))
     except RuntimeError as e:
         raise UserError(f"checkpoint in {run_dir} does not match its config.yaml ({str(e).splitlines()[0]})")
-    if cfg.refiner_sweeps and data.categorical:
+    if uses_refiner(cfg) and data.categorical:
         path = Path(run_dir) / REFINER_FILE
         if not path.exists():
-            raise UserError(f"{run_dir} has refiner_sweeps={cfg.refiner_sweeps} but no {REFINER_FILE}: train it again")
+            raise UserError(f"{run_dir} uses the cell refiner (refiner_sweeps={cfg.refiner_sweeps}, refiner_player_moves="
+                            f"{cfg.refiner_player_moves}) but has no {REFINER_FILE}: train it again")
         attach(G, Refinement(load_refiner(path), cfg.refiner_sweeps, cfg.refiner_g_power, cfg.refiner_power))
     if with_discriminator:
         return G.to(device).eval(), D.to(device).eval()
@@ -212,8 +222,8 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     if data.categorical and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
         raise UserError(f"{cfg.data}: grids of {data.shape[1]}x{data.shape[2]} cells are too small for arch="
                         f"{cfg.arch} (3x3 convs need at least 3x3); use arch=mlp", exit_code=2)
-    if cfg.refiner_sweeps and not data.categorical:
-        raise UserError(f"refiner_sweeps needs tile grids (levels:PATH), not {data.kind}", exit_code=2)
+    if uses_refiner(cfg) and not data.categorical:
+        raise UserError(f"refiner_sweeps and refiner_player_moves need tile grids (levels:PATH), not {data.kind}", exit_code=2)
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
@@ -284,7 +294,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
         save(step)
     # ---- the cell refiner (a post-step: fitted to the training grids, G untouched); on resume, the saved one
     refiner_seconds, refiner_ce = 0.0, None
-    if cfg.refiner_sweeps:
+    if uses_refiner(cfg):
         t_refiner = time.perf_counter()
         path = run_dir / REFINER_FILE
         if resume and path.exists():
@@ -299,7 +309,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     # ---- final evaluation
     refresh_sampler()
     summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device, domain, D=pair.D) if cfg.final_eval else {}
-    if cfg.refiner_sweeps:
+    if uses_refiner(cfg):
         summary.update({"refiner_seconds": refiner_seconds, "refiner_ce": refiner_ce})  # ce: nats per cell, None when loaded
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
