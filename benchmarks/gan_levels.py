@@ -45,11 +45,12 @@ DEFAULTS = ["steps=3000", "eval_samples=2000", "classifier_epochs=5",
             "solve_samples=100", "solve_time_limit=1.0"]
 
 #: the variants compared by default: issue 5's per-cell MLP G, and the joint G (issue 13); the same MLP G with
-#: two Gibbs sweeps of the learned cell refiner over its samples (clm.gan.refiner)
+#: two Gibbs sweeps of the learned cell refiner over its samples (clm.gan.refiner) and 30 Metropolis-Hastings
+#: moves of each decoded level's player scored by the same refiner
 VARIANTS = {
     "mlp_per_cell": "",
     "mlp_refined_joint": "refine_blocks=1",
-    "mlp_cell_refiner": "refiner_sweeps=2",
+    "mlp_cell_refiner": "refiner_sweeps=2 refiner_player_moves=30",
 }
 
 
