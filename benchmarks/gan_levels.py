@@ -39,15 +39,18 @@ from clm.hybrid.gan_domains import train_gan
 KEYS = ("tile_kl", "tile_kl_floor", "tile_kl_ratio", "tile_kl_raw", "valid_fraction", "raw_valid_fraction",
         "duplicate_fraction", "self_duplicate_fraction", "novelty_mean", "memorised_fraction", "diversity",
         "diversity_floor", "fd_clf", "fd_clf_ratio", "coverage", "precision", "solvable_fraction",
-        "raw_solvable_fraction", "mean_boxes", "wall_seconds")
+        "raw_solvable_fraction", "mean_boxes", "refiner_seconds", "wall_seconds")
 
 DEFAULTS = ["steps=3000", "eval_samples=2000", "classifier_epochs=5",
             "solve_samples=100", "solve_time_limit=1.0"]
 
-#: the variants compared by default: issue 5's per-cell MLP G, and the joint G (issue 13)
+#: the variants compared by default: issue 5's per-cell MLP G, and the joint G (issue 13); the same MLP G with
+#: two Gibbs sweeps of the learned cell refiner over its samples (clm.gan.refiner) and 30 Metropolis-Hastings
+#: moves of each decoded level's player scored by the same refiner
 VARIANTS = {
     "mlp_per_cell": "",
     "mlp_refined_joint": "refine_blocks=1",
+    "mlp_cell_refiner": "refiner_sweeps=2 refiner_player_moves=30",
 }
 
 

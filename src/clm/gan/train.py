@@ -33,6 +33,7 @@ from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, seed_
 from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
+from clm.gan.refiner import Refinement, attach, load_refiner, save_refiner, train_refiner
 from clm.gan.steps import AdversarialPair, amp_on
 
 
@@ -51,6 +52,13 @@ class GanConfig:
     res_blocks: int = 3  # resconv: residual blocks in G (D has one fewer, at least 1)
     refine_blocks: int = 0  # residual 3x3 conv blocks that refine G's output map at the grid's resolution, any arch (0: off)
     live_boxes: bool = False  # levels: the decoder places goals first, then boxes only on cells from which a box can be pushed to a goal (no simple deadlocks)
+    refiner_sweeps: int = 0  # tile grids: Gibbs sweeps of a learned cell refiner over G's sampled probabilities (gan/refiner.py): a model of each cell's tile given its neighbours, fitted to the training grids after G, each cell redrawn from p_G^refiner_g_power * p_refiner^refiner_power (0: off)
+    refiner_g_power: float = 0.5  # refiner: exponent of G's probabilities in the product of experts
+    refiner_power: float = 0.5  # refiner: exponent of the refiner's conditional in the product of experts
+    refiner_kernel: int = 5  # refiner: the neighbourhood it reads (kernel x kernel, the cell itself masked out)
+    refiner_steps: int = 1500  # refiner: Adam batches of maximum pseudo-likelihood on the training grids
+    refiner_player_moves: int = 0  # levels: Metropolis-Hastings proposals that move each decoded level's player to an empty cell, accepted by the cell refiner's pseudo-likelihood (trains the refiner too; 0: off)
+    refiner_player_beta: float = 0.5  # levels: inverse temperature of those moves (1 overshoots: the player beside a box in 77% of levels against Boxoban's 57%)
     rejection: int = 1  # levels: decode this many candidates per sample (same condition) and keep the one D scores most realistic (discriminator rejection sampling, best of k; 1: off); used by the final metrics and clm gan sample
     g_width: int = 128  # G's base channel count (MLP hidden = 4x)
     d_width: int = 64  # D's base channel count (MLP hidden = 4x)
@@ -96,7 +104,12 @@ class GanConfig:
         checks = [(self.steps >= 0, "steps must be >= 0"), (self.batch_size >= 2, "batch_size must be >= 2"),
                   (self.z_dim >= 1, "z_dim must be >= 1"), (self.d_steps >= 1, "d_steps must be >= 1"),
                   (self.res_blocks >= 1, "res_blocks must be >= 1"), (self.rejection >= 1, "rejection must be >= 1"),
-                  (self.refine_blocks >= 0, "refine_blocks must be >= 0"), (min(self.g_width, self.d_width) >= 2, "widths must be >= 2"),
+                  (self.refine_blocks >= 0, "refine_blocks must be >= 0"),
+                  (self.refiner_sweeps >= 0, "refiner_sweeps must be >= 0"),
+                  (self.refiner_player_moves >= 0, "refiner_player_moves must be >= 0"),
+                  (self.refiner_player_beta > 0, "refiner_player_beta must be > 0"), (self.refiner_steps >= 1, "refiner_steps must be >= 1"),
+                  (self.refiner_kernel >= 3 and self.refiner_kernel % 2 == 1, "refiner_kernel must be odd and >= 3"),
+                  (self.refiner_g_power >= 0 and self.refiner_power > 0, "refiner_g_power must be >= 0, refiner_power > 0"), (min(self.g_width, self.d_width) >= 2, "widths must be >= 2"),
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
                   (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
@@ -109,6 +122,14 @@ class GanConfig:
             parse_policy(self.diffaug)
         except ValueError as e:
             raise UserError(f"bad config: {e}")
+
+
+REFINER_FILE = "refiner.pt"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
+
+
+def uses_refiner(cfg: GanConfig) -> bool:
+    """Whether a run fits and uses the cell refiner (:mod:`clm.gan.refiner`)."""
+    return cfg.refiner_sweeps > 0 or cfg.refiner_player_moves > 0
 
 
 class GanDiverged(UserError):
@@ -145,8 +166,10 @@ def generate(G: torch.nn.Module, n: int, cond_pool: torch.Tensor | None, device:
         if G.cond_dim:
             c = cond_pool[torch.arange(i, i + m) % len(cond_pool)].to(device)
             conds.append(c.cpu())
-        x = G.probs(z, c) if isinstance(G, TileGenerator) else G(z, c)
-        outs.append(x.float().cpu())
+        x = (G.probs(z, c) if isinstance(G, TileGenerator) else G(z, c)).float().cpu()
+        if (refinement := getattr(G, "refinement", None)) is not None:  # Gibbs sweeps of a cell refiner
+            x = refinement(x, generator)
+        outs.append(x)
     G.train(was_training)
     return torch.cat(outs), (torch.cat(conds) if conds else None)
 
@@ -164,6 +187,12 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
             D.load_state_dict(strip_prefix(weights, "D."))
     except RuntimeError as e:
         raise UserError(f"checkpoint in {run_dir} does not match its config.yaml ({str(e).splitlines()[0]})")
+    if uses_refiner(cfg) and data.categorical:
+        path = Path(run_dir) / REFINER_FILE
+        if not path.exists():
+            raise UserError(f"{run_dir} uses the cell refiner (refiner_sweeps={cfg.refiner_sweeps}, refiner_player_moves="
+                            f"{cfg.refiner_player_moves}) but has no {REFINER_FILE}: train it again")
+        attach(G, Refinement(load_refiner(path), cfg.refiner_sweeps, cfg.refiner_g_power, cfg.refiner_power))
     if with_discriminator:
         return G.to(device).eval(), D.to(device).eval()
     return G.to(device).eval()
@@ -193,6 +222,8 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     if data.categorical and cfg.arch in ("dcgan", "resconv") and min(data.shape[1:]) < 3:
         raise UserError(f"{cfg.data}: grids of {data.shape[1]}x{data.shape[2]} cells are too small for arch="
                         f"{cfg.arch} (3x3 convs need at least 3x3); use arch=mlp", exit_code=2)
+    if uses_refiner(cfg) and not data.categorical:
+        raise UserError(f"refiner_sweeps and refiner_player_moves need tile grids (levels:PATH), not {data.kind}", exit_code=2)
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
@@ -261,11 +292,25 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
         logger.close()
     if cfg.steps == 0 or not ckpt_dir.exists():
         save(step)
+    # ---- the cell refiner (a post-step: fitted to the training grids, G untouched); on resume, the saved one
+    refiner_seconds, refiner_ce = 0.0, None
+    if uses_refiner(cfg):
+        t_refiner = time.perf_counter()
+        path = run_dir / REFINER_FILE
+        if resume and path.exists():
+            refiner = load_refiner(path)
+        else:
+            refiner, refiner_ce = train_refiner(data.train_x, cfg.refiner_steps, kernel=cfg.refiner_kernel, seed=cfg.seed)
+            save_refiner(refiner, path)
+        attach(pair.sampler, Refinement(refiner, cfg.refiner_sweeps, cfg.refiner_g_power, cfg.refiner_power))
+        refiner_seconds = time.perf_counter() - t_refiner
     train_seconds = time.perf_counter() - t_start
 
     # ---- final evaluation
     refresh_sampler()
     summary = evaluate_generator(pair.sampler, data, cfg, run_dir, device, domain, D=pair.D) if cfg.final_eval else {}
+    if uses_refiner(cfg):
+        summary.update({"refiner_seconds": refiner_seconds, "refiner_ce": refiner_ce})  # ce: nats per cell, None when loaded
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
     write_summary(run_dir, summary)

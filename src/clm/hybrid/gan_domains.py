@@ -182,6 +182,13 @@ def sample_levels(G: torch.nn.Module, D: torch.nn.Module | None, data: GanData, 
     threshold = wall_threshold(G, data, cfg, device)
     levels = decode_generated(x.numpy(), conds, cfg.level_decode, seed=seed, wall_threshold=threshold,
                               live_boxes=cfg.live_boxes)
+    if cfg.refiner_player_moves:  # the player moved to where the cell refiner expects it, given the decoded level
+        from clm.domains.levels.decode import move_player
+        from clm.gan.refiner import pseudo_log_likelihood
+
+        refiner = G.refinement.refiner
+        levels = move_player(levels, lambda tiles: pseudo_log_likelihood(refiner, tiles), cfg.refiner_player_moves,
+                             cfg.refiner_player_beta, rng=seed + 1)
     if k > 1:
         keep = best_of_k(levels, conds, D, k, device)
         x, levels = x[keep], [levels[i] for i in keep]

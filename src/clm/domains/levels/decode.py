@@ -318,3 +318,41 @@ def raw_levels(onehot: np.ndarray) -> tuple[list[Level | None], np.ndarray]:
 
 def levels_onehot(levels: list[Level]) -> np.ndarray:
     return levels_to_onehot(levels)
+
+
+def move_player(levels: list[Level], score, moves: int, beta: float = 0.5,
+                rng: np.random.Generator | int | None = 0) -> list[Level]:
+    """Metropolis-Hastings over the player's cell: ``moves`` times, each level's
+    player is proposed a cell drawn uniformly from its empty floor and goal
+    cells (a symmetric proposal) and moves there with probability
+    min(1, exp(beta * (score(new) - score(old)))). ``score`` maps tile grids
+    (N, H, W) int to (N,) log-scores, e.g. a learned model's pseudo-log-
+    likelihood of the grid (:func:`clm.gan.refiner.pseudo_log_likelihood`):
+    the player then settles where such models put it given the walls, boxes
+    and goals the decoder placed, which independent per-cell draws cannot do
+    (the player beside a box or in a dead end). Walls, boxes and goals stay;
+    every level stays structurally valid."""
+    from clm.domains.levels.level import FLOOR, tiles_to_levels
+
+    if moves <= 0 or not levels:
+        return levels
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    tiles = levels_to_onehot(levels).argmax(1).astype(np.int8)
+    n, h, w = tiles.shape
+    flat = tiles.reshape(n, h * w)
+    current = np.asarray(score(tiles), dtype=np.float64)
+    rows = np.arange(n)
+    for _ in range(moves):
+        free = (flat == FLOOR) | (flat == GOAL)
+        has_free = free.any(1)
+        dst = np.argmax(np.where(free, rng.random(free.shape), -1.0), 1)
+        src = np.argmax((flat == PLAYER) | (flat == PLAYER_ON_GOAL), 1)
+        new = flat.copy()
+        new[rows, src] = np.where(flat[rows, src] == PLAYER_ON_GOAL, GOAL, FLOOR)
+        new[rows, dst] = np.where(flat[rows, dst] == GOAL, PLAYER_ON_GOAL, PLAYER)
+        proposed = np.asarray(score(new.reshape(n, h, w)), dtype=np.float64)
+        accept = has_free & (np.log(np.maximum(rng.random(n), 1e-300)) < beta * (proposed - current))
+        flat[accept], current[accept] = new[accept], proposed[accept]
+    names = [lv.name for lv in levels]
+    return tiles_to_levels(flat.reshape(n, h, w), names=names)
