@@ -68,8 +68,8 @@ def test_refiner_recovers_a_neighbour_rule_and_gibbs_sweeps_impose_it(tmp_path):
     after = agreement(refined)
     assert before < 0.65 and after > 0.9, (before, after)
     # saved and loaded, the same model
-    save_refiner(R, tmp_path / "r.pt")
-    R2 = load_refiner(tmp_path / "r.pt")
+    save_refiner(R, tmp_path / "r.safetensors")
+    R2 = load_refiner(tmp_path / "r.safetensors")
     with torch.no_grad():
         assert torch.equal(R2(test), R(test))
 
@@ -104,13 +104,13 @@ def test_short_levels_run_with_the_refiner(tmp_path):
         "threads=1", "refiner_sweeps=1", "refiner_steps=30"])
     s = train_gan(cfg, tmp_path, quiet=True)
     assert s["valid_fraction"] == 1.0 and np.isfinite(s["tile_kl"]) and s["refiner_seconds"] > 0
-    assert (tmp_path / "refiner.pt").exists()
+    assert (tmp_path / "refiner.safetensors").exists()
     G = load_generator(tmp_path, cfg, LevelsGan().load(cfg), torch.device("cpu"))
     assert getattr(G, "refinement", None) is not None and G.refinement.sweeps == 1
-    (tmp_path / "refiner.pt").unlink()
+    (tmp_path / "refiner.safetensors").unlink()
     from clm.core.errors import UserError
 
-    with pytest.raises(UserError, match="refiner.pt"):
+    with pytest.raises(UserError, match="refiner.safetensors"):
         load_generator(tmp_path, cfg, LevelsGan().load(cfg), torch.device("cpu"))
 
 

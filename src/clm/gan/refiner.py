@@ -160,15 +160,30 @@ def attach(G: nn.Module, refinement: Refinement | None) -> nn.Module:
 
 
 def save_refiner(refiner: CellRefiner, path) -> None:
+    """The refiner's weights as safetensors (its shape in the metadata), written atomically."""
+    import json
+
+    from safetensors.torch import save as st_save
+
+    from clm.core.rundir import atomic_write_bytes
+
     c, h, w = refiner.shape
-    torch.save({"shape": [c, h, w], "width": refiner.blind.out_channels, "kernel": refiner.kernel,
-                "layers": sum(isinstance(m, nn.Conv2d) for m in refiner.body), "state": refiner.state_dict()}, path)
+    meta = {"shape": [c, h, w], "width": refiner.blind.out_channels, "kernel": refiner.kernel,
+            "layers": sum(isinstance(m, nn.Conv2d) for m in refiner.body)}
+    state = {k: v.detach().contiguous() for k, v in refiner.state_dict().items()}
+    atomic_write_bytes(path, st_save(state, metadata={"refiner": json.dumps(meta)}))
 
 
 def load_refiner(path) -> CellRefiner:
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    model = CellRefiner(*d["shape"], width=d["width"], kernel=d["kernel"], layers=d["layers"])
-    model.load_state_dict(d["state"])
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["refiner"])
+    model = CellRefiner(*meta["shape"], width=meta["width"], kernel=meta["kernel"], layers=meta["layers"])
+    model.load_state_dict(load_file(str(path)))
     return model.eval()
 
 

@@ -124,7 +124,7 @@ class GanConfig:
             raise UserError(f"bad config: {e}")
 
 
-REFINER_FILE = "refiner.pt"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
+REFINER_FILE = "refiner.safetensors"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
 
 
 def uses_refiner(cfg: GanConfig) -> bool:

@@ -139,7 +139,9 @@ TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "condition
                         "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
                         "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
                         "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
-                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug")
+                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", "refiner_sweeps",
+                        "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps", "refiner_player_moves",
+                        "refiner_player_beta")
 
 
 @dataclass
