@@ -16,7 +16,9 @@ For each seed, in this order (one after the other):
    it, the LSTM with rejection sampling at equal model calls: for each word
    the writer outputs, the LSTM draws as many words as the writer's episode
    used G proposals, and keeps the first that is new, fluent and meets the
-   constraint.
+   constraint; and the same with an LSTM given the CLM's care for the
+   constraint (the training words that meet it as the same share of its
+   batches as of the CLM's D, ``constraint_real_fraction``).
 
 Every set of words is judged with the same metrics (clm.domains.text.metrics):
 quality = NLL per symbol under a character model fitted on the held-out
@@ -65,8 +67,10 @@ class CharLSTM(torch.nn.Module):
         return self.head(h), state
 
 
-def train_lstm(idx: np.ndarray, n_symbols: int, hidden: int, steps: int, seed: int, batch: int = 128) -> CharLSTM:
-    """MLE on (N, L+1) symbol rows (the word then end symbols; the loss stops after the first end)."""
+def train_lstm(idx: np.ndarray, n_symbols: int, hidden: int, steps: int, seed: int, batch: int = 128,
+               extra: np.ndarray | None = None, extra_fraction: float = 0.0) -> CharLSTM:
+    """MLE on (N, L+1) symbol rows (the word then end symbols; the loss stops after the first end);
+    ``extra_fraction`` of each batch drawn from the rows ``extra`` (the constraint's words)."""
     torch.manual_seed(seed)
     model = CharLSTM(n_symbols, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -74,6 +78,9 @@ def train_lstm(idx: np.ndarray, n_symbols: int, hidden: int, steps: int, seed: i
     rng = np.random.default_rng(seed)
     for step in range(steps):
         rows = data[torch.from_numpy(rng.integers(len(data), size=batch))]
+        k = int(round(batch * extra_fraction))
+        if extra is not None and k:
+            rows[batch - k:] = torch.from_numpy(extra[rng.integers(len(extra), size=k)])
         inp = torch.cat([torch.full((batch, 1), model.start), rows[:, :-1]], 1)
         logits, _ = model(inp)
         ended_before = torch.cat([torch.zeros(batch, 1, dtype=torch.bool), (rows[:, :-1] == 0).cumsum(1) > 0], 1)
@@ -194,6 +201,13 @@ def main() -> None:
             ok_clm = good_words(env_words, ref, cons, ctext.cfg.min_fluency)
             pool = sample_lstm(lstm, args.words * per_word, L, 1.0, seed + 4_000, alphabet)
             ok_pool = good_words(pool, ref, cons, ctext.cfg.min_fluency).reshape(args.words, per_word)
+            # the same care for the baseline: an LSTM whose batches hold the constraint's training words in the
+            # CLM's share (constraint_real_fraction), with rejection at equal calls
+            meeting = [w for w, ok in zip(ctext.split.train, cons.satisfied(ctext.split.train)) if ok]
+            lstm_c = train_lstm(idx, alphabet.size, args.lstm_hidden, args.lstm_steps, seed,
+                                extra=alphabet.indices(meeting, L + 1), extra_fraction=ctext.cfg.constraint_real_fraction)
+            pool_c = sample_lstm(lstm_c, args.words * per_word, L, 1.0, seed + 5_000, alphabet)
+            ok_c = good_words(pool_c, ref, cons, ctext.cfg.min_fluency).reshape(args.words, per_word)
             row["constrained"] = {
                 "constraint": args.constraint, "model_calls_per_word": per_word,
                 "clm_good_fraction": float(ok_clm.mean()),
@@ -203,6 +217,10 @@ def main() -> None:
                 "lstm_rejection_distinct_good": len({pool[i * per_word + int(np.argmax(r))]
                                                      for i, r in enumerate(ok_pool) if r.any()}),
                 "lstm_meets_fraction_per_call": float(cons.satisfied(pool).mean()),
+                "lstm_reweighted_rejection_good_fraction": float(ok_c.any(1).mean()),
+                "lstm_reweighted_rejection_distinct_good": len({pool_c[i * per_word + int(np.argmax(r))]
+                                                                for i, r in enumerate(ok_c) if r.any()}),
+                "lstm_reweighted_meets_fraction_per_call": float(cons.satisfied(pool_c).mean()),
                 "clm_constrained": judge(env_words, ref, cons),
             }
         row["seconds"] = time.perf_counter() - t0
@@ -222,10 +240,14 @@ def main() -> None:
             summary[f"{arm}_{k}"] = ci95([r[arm][k] for r in rows])
     if args.constraint:
         for k in ("clm_good_fraction", "lstm_rejection_good_fraction", "clm_meets_fraction", "model_calls_per_word",
-                  "clm_distinct_good", "lstm_rejection_distinct_good"):
+                  "clm_distinct_good", "lstm_rejection_distinct_good", "lstm_reweighted_rejection_good_fraction",
+                  "lstm_reweighted_rejection_distinct_good", "lstm_reweighted_meets_fraction_per_call"):
             summary[f"constrained_{k}"] = ci95([r["constrained"][k] for r in rows])
         summary["constrained_good_difference"] = ci95([r["constrained"]["clm_good_fraction"]
                                                        - r["constrained"]["lstm_rejection_good_fraction"] for r in rows])
+        summary["constrained_good_difference_reweighted"] = ci95([r["constrained"]["clm_good_fraction"]
+                                                                  - r["constrained"]["lstm_reweighted_rejection_good_fraction"]
+                                                                  for r in rows])
     summary["lstm_train_seconds"] = ci95([r["lstm_train_seconds"] for r in rows])
     if not args.constrained_only:
         summary["clm_seconds"] = ci95([r["clm_seconds"] for r in rows])
