@@ -21,7 +21,7 @@ digits (scikit-learn's set, resized to the canvas; MNIST by IDX path):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,6 +37,7 @@ from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
 from clm.gan.train import GanConfig
 from clm.hybrid.couplings import mixed_real_batch
+from clm.hybrid.domain import ProposalDomain
 
 
 def _gan() -> GanConfig:
@@ -169,7 +170,7 @@ class CanvasArchive:
         return len(self.records)
 
 
-class ArtCLM:
+class ArtCLM(ProposalDomain):
     """The CLM's art domain (``clm run --domain art``)."""
 
     name = "art"
@@ -276,18 +277,6 @@ class ArtCLM:
         self.env = self.canvas_env(self.cfg.player.num_envs, self.cfg.seed + 3)
         return self.env
 
-    def agent_config(self) -> DQNConfig:
-        cfg = self.cfg
-        return replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
-
-    def attach(self, gan, agent, device) -> None:
-        self.gan = gan
-
-    def start(self, agent, timer) -> dict[str, float]:
-        # the realism bar of the first round's rewards: the median real digit's, under the warmed-up D
-        self.realism_bar = self.median_real_realism()
-        return {"realism_bar": self.realism_bar}
-
     def median_real_realism(self) -> float:
         """D's realism of the median real digit among the first 256 training images (a fixed set)."""
         return float(np.median(self.realism(self.split.train_x[:256].numpy())))
@@ -385,13 +374,6 @@ class ArtCLM:
             loss = loss + self.cfg.kept_weight * (fake[rows] - self._target[rows]).abs().mean()
         return loss
 
-    # -- agent decision -> generation, and G's data -> agent -------------------------------------------
-    def search(self, gan, plan, rnd, timer) -> dict[str, float]:
-        return {}  # the painter's choices among G's proposals are the search; it runs in the agent's steps
-
-    def feed_agent(self, agent, timer) -> dict[str, float]:
-        return {}  # G's data reaches the painter as the proposals it paints with
-
     # -- evaluation ---------------------------------------------------------------------------------
     def paint(self, policy, n: int, seed: int, fragments: bool | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """``n`` canvases painted by ``policy(obs) -> actions`` from blank, on
@@ -420,12 +402,6 @@ class ArtCLM:
                                                            & j["on_manifold"]).mean()),
                 f"{prefix}_novelty_mean": float(j["novelty"].mean()),
                 f"{prefix}_fd_clf_ratio": float(m["fd_clf_ratio"]), f"{prefix}_coverage": float(m["coverage"])}
-
-    def round_figures(self) -> dict[str, float]:
-        return {"archive_size": len(self.archive), "g_evaluations": self.g_evaluations}
-
-    def progress(self) -> dict[str, float]:
-        return {"archive": len(self.archive)}
 
     # -- checkpoint ---------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:

@@ -20,15 +20,19 @@ evaluation                 ``evaluate`` (held-out figures of the agent)
 outputs                    ``checkpoint`` / ``restore``, ``finish``
 ========================  =============================================================
 
-Two implementations: :class:`clm.hybrid.sokoban.SokobanCLM` (levels: a
-player solving them, a designer searching G's latent space) and
-:class:`clm.hybrid.art.ArtCLM` (canvases: a painter placing G's fragments).
-Adding a domain is one class of this shape plus its data, environment,
-metrics and pictures under ``clm/domains/<name>``; see docs/architecture.md.
+Three implementations: :class:`clm.hybrid.sokoban.SokobanCLM` (levels: a
+player solving them, a designer searching G's latent space),
+:class:`clm.hybrid.art.ArtCLM` (canvases: a painter placing G's fragments)
+and :class:`clm.hybrid.text.TextCLM` (words: a writer editing with G's proposals).
+The art and text domains share :class:`ProposalDomain` (one agent that
+works with G's proposals, an archive, a realism bar). Adding a domain is one
+class of this shape plus its data, environment, metrics and pictures under
+``clm/domains/<name>``; see docs/architecture.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -105,3 +109,38 @@ class CLMDomain(Protocol):
 
     def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
         """Write the domain's outputs (artefacts, grids) and return its summary figures."""
+
+
+class ProposalDomain:
+    """What the art and text domains share: one agent that edits an artefact
+    with G's proposals (so its choices are the search, and G's data reaches
+    it as the proposals), a realism bar set from D on a fixed set of real
+    data, an archive of creative artefacts, and a G-evaluation count.
+
+    A subclass sets ``cfg`` (with ``player``, ``rounds``, ``player_steps``,
+    ``seed``), ``device``, ``archive`` and ``g_evaluations``, and defines
+    ``median_real_realism``."""
+
+    def agent_config(self):
+        cfg = self.cfg
+        return replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
+
+    def attach(self, gan, agent, device: torch.device) -> None:
+        self.gan = gan
+
+    def start(self, agent, timer) -> dict[str, float]:
+        # the realism bar of the first round's rewards: the median real artefact's, under the warmed-up D
+        self.realism_bar = self.median_real_realism()
+        return {"realism_bar": self.realism_bar}
+
+    def search(self, gan, plan: dict[str, int], rnd: int, timer) -> dict[str, float]:
+        return {}  # the agent's choices among G's proposals are the search; it runs in the agent's steps
+
+    def feed_agent(self, agent, timer) -> dict[str, float]:
+        return {}  # G's data reaches the agent as the proposals it works with
+
+    def round_figures(self) -> dict[str, float]:
+        return {"archive_size": len(self.archive), "g_evaluations": self.g_evaluations}
+
+    def progress(self) -> dict[str, float]:
+        return {"archive": len(self.archive)}

@@ -20,7 +20,7 @@ One implementation of :class:`clm.hybrid.domain.CLMDomain`:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -37,6 +37,7 @@ from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.gan.train import GanConfig
 from clm.hybrid.couplings import mixed_real_batch
+from clm.hybrid.domain import ProposalDomain
 
 
 def _gan() -> GanConfig:
@@ -173,7 +174,7 @@ class WordArchive:
         return len(self.words)
 
 
-class TextCLM:
+class TextCLM(ProposalDomain):
     """The CLM's text domain (``clm run --domain text``)."""
 
     name = "text"
@@ -288,17 +289,6 @@ class TextCLM:
         self.env = self.word_env(self.cfg.player.num_envs, self.cfg.seed + 3)
         return self.env
 
-    def agent_config(self) -> DQNConfig:
-        cfg = self.cfg
-        return replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
-
-    def attach(self, gan, agent, device) -> None:
-        self.gan = gan
-
-    def start(self, agent, timer) -> dict[str, float]:
-        self.realism_bar = self.median_real_realism()
-        return {"realism_bar": self.realism_bar}
-
     def median_real_realism(self) -> float:
         """D's realism of the median real word among 256 fixed training words."""
         return float(np.median(self.realism(self.bar_words)))
@@ -397,13 +387,6 @@ class TextCLM:
             loss = loss + self.cfg.kept_weight * (1.0 - (fake[rows] * self._target[rows]).sum(1)).mean()
         return loss
 
-    # -- agent decision -> generation, and G's data -> agent -----------------------------------------
-    def search(self, gan, plan, rnd, timer) -> dict[str, float]:
-        return {}  # the writer's choices among G's proposals are the search; it runs in the agent's steps
-
-    def feed_agent(self, agent, timer) -> dict[str, float]:
-        return {}  # G's data reaches the writer as the proposals it edits with
-
     # -- evaluation -----------------------------------------------------------------------------------
     def write(self, policy, n: int, seed: int) -> tuple[list[str], list[dict]]:
         """``n`` words written by ``policy(obs) -> actions`` from the empty word
@@ -436,12 +419,6 @@ class TextCLM:
         if self.constraint is not None:
             out[f"{prefix}_constraint_fraction"] = float(j["meets"].mean())
         return out
-
-    def round_figures(self) -> dict[str, float]:
-        return {"archive_size": len(self.archive), "g_evaluations": self.g_evaluations}
-
-    def progress(self) -> dict[str, float]:
-        return {"archive": len(self.archive)}
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
