@@ -91,7 +91,6 @@ class TextConfig:
     fluency_weight: float = 1.0  #: weight of the change of fluency in each edit's reward
     novelty_weight: float = 1.0  #: weight of a new word (in no split of the corpus) in the final reward, times its fluency
     constraint_weight: float = 2.0  #: weight of meeting the constraint in the final reward, times its fluency
-    short_word_penalty: float = 0.0  #: subtracted from the final reward of an episode that ends on a word shorter than min_len, the empty one too (0: off)
     consistency_weight: float = 0.5  #: weight of G's term that keeps the letters of the word it continues
     kept_weight: float = 0.5  #: weight of G's term toward the writer's creative words (from the words on the way)
     archive_size: int = 512  #: most creative words kept
@@ -124,8 +123,7 @@ class TextConfig:
                   (min(self.samples_per_round, self.archive_size, self.eval_words, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_words and eval_every must be >= 1"),
                   (min(self.realism_weight, self.fluency_weight, self.novelty_weight, self.constraint_weight,
-                       self.consistency_weight, self.kept_weight, self.short_word_penalty) >= 0,
-                   "the weights and short_word_penalty must be >= 0"),
+                       self.consistency_weight, self.kept_weight) >= 0, "the weights must be >= 0"),
                   (self.max_seconds >= 0, "max_seconds must be >= 0")]
         for ok, msg in checks:
             if not ok:
@@ -243,15 +241,13 @@ class TextCLM(ProposalDomain):
         return np.where([len(w) > 0 for w in words], p, 0.0)
 
     def final_bonus(self, idx: np.ndarray) -> np.ndarray:
-        """Novelty and the constraint, each counted as far as the word is fluent
-        (and of a valid length); less ``short_word_penalty`` for a word shorter than ``min_len``."""
+        """Novelty and the constraint, each counted as far as the word is fluent (and of a valid length)."""
         words = self.words_of(idx)
         flu = self.ref.fluency(words) * self.ref.valid(words)
         bonus = self.cfg.novelty_weight * self.ref.novel(words) * flu
         if self.constraint is not None:
             bonus = bonus + self.cfg.constraint_weight * self.constraint.satisfied(words) * flu
-        short = np.array([len(w) < self.cfg.min_len for w in words], bool)
-        return bonus - self.cfg.short_word_penalty * short
+        return bonus
 
     # -- step 1 ------------------------------------------------------------------------------------
     def real_data(self) -> torch.Tensor:
