@@ -114,3 +114,18 @@ def test_under_a_constraint_a_share_of_ds_real_words_meet_it():
     assert all(w.endswith("ing") for w in words[30:])  # the last quarter: training words that meet it
     assert all(w in set(text.split.train) for w in words)
     assert sum(w.endswith("ing") for w in words[:30]) < 15  # the rest: the corpus as it is
+
+
+def test_a_users_own_word_file_runs_end_to_end(tmp_path):
+    from clm.domains.text.corpus import cmudict_words
+
+    words = cmudict_words(4, 6)[::300][:300]  # 300 words spread over the alphabet
+    corpus = tmp_path / "my words.txt"
+    corpus.write_text("# my corpus\n" + "\n".join(w.upper() for w in words) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    assert main(["run", "--domain", "text", "--data", str(corpus), "--out", str(run), "--json", "max_len=8",
+                 "rounds=2", "gan_warmup_steps=40", "gan_steps=10", "player_steps=64", "eval_every=2",
+                 "eval_words=16", "samples_per_round=16", "player.learning_starts=32", "report=false"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["domain"] == "text" and summary["rounds"] == 2
+    assert 0.0 <= summary["text_novel_fraction"] <= 1.0
