@@ -31,8 +31,9 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "lr": {"type": "loguniform", "low": 1e-4, "high": 3e-3},
         "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
         "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995]},
-        "train_freq": {"type": "categorical", "choices": [1, 4, 16, 64, 256]},
-        "gradient_steps": {"type": "categorical", "choices": [1, 4, 16, 64, 128]},
+        # at most 8 updates per env step (rl-zoo3's space allows 128: a trial of 20,000 steps then makes 2.5M updates)
+        "train_freq": {"type": "categorical", "choices": [16, 64, 256]},
+        "gradient_steps": {"type": "categorical", "choices": [4, 16, 64, 128]},
         "target_update_interval": {"type": "categorical", "choices": [10, 100, 1000, 5000]},
         "exploration_fraction": {"type": "uniform", "low": 0.05, "high": 0.5},
         "epsilon_end": {"type": "uniform", "low": 0.01, "high": 0.1},
