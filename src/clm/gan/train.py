@@ -125,6 +125,9 @@ class GanConfig:
 
 
 REFINER_FILE = "refiner.safetensors"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
+#: the GanConfig keys of the cell refiner (the CLM's domains list them among the keys they do not use)
+REFINER_KEYS = ("refiner_sweeps", "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps",
+                "refiner_player_moves", "refiner_player_beta")
 
 
 def uses_refiner(cfg: GanConfig) -> bool:

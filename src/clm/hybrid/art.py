@@ -35,7 +35,7 @@ from clm.domains.images.canvas import CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
-from clm.gan.train import GanConfig
+from clm.gan.train import REFINER_KEYS, GanConfig
 from clm.hybrid.couplings import mixed_real_batch
 from clm.hybrid.domain import ProposalDomain
 
@@ -137,8 +137,7 @@ ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditiona
                        "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
                        "arch", "res_blocks", "refine_blocks", "gumbel_tau", "tile_sample", "minibatch_std",
-                       "refiner_sweeps", "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps",
-                       "refiner_player_moves", "refiner_player_beta")
+                       *REFINER_KEYS)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Literal
 
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
-from clm.gan.train import GanConfig
+from clm.gan.train import REFINER_KEYS, GanConfig
 
 
 def _gan() -> GanConfig:
@@ -141,9 +141,8 @@ GAN_KEYS_NOT_IN_CLM = {
     "final_eval": "the CLM's summary has its own figures", "rejection": "the CLM's judge scores every level by D",
     "live_boxes": "the CLM decodes G's most probable tiles", "solve_samples": "use samples_per_round",
     "solve_time_limit": "use the top-level solve_time_limit",
-    **{k: "the cell refiner is a post-step of clm gan train; the CLM decodes G's most probable tiles" for k in
-       ("refiner_sweeps", "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps",
-        "refiner_player_moves", "refiner_player_beta")},
+    **{k: "the cell refiner is a post-step of clm gan train; the CLM decodes G's most probable tiles"
+       for k in REFINER_KEYS},
 }
 #: DQNConfig keys of the player and the designer that ``clm run`` sets itself
 DQN_KEYS_SET_BY_CLM = {

@@ -35,7 +35,7 @@ from clm.domains.text.corpus import DEFAULT_ALPHABET, load_word_split
 from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
 from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.gan.train import GanConfig
+from clm.gan.train import REFINER_KEYS, GanConfig
 from clm.hybrid.couplings import mixed_real_batch
 from clm.hybrid.domain import ProposalDomain
 
@@ -140,9 +140,7 @@ TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "condition
                         "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
                         "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
                         "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
-                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", "refiner_sweeps",
-                        "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps", "refiner_player_moves",
-                        "refiner_player_beta")
+                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", *REFINER_KEYS)
 
 
 @dataclass
@@ -214,12 +212,16 @@ class TextCLM(ProposalDomain):
         return self.alphabet.onehot(words, self.L)
 
     # -- judging -----------------------------------------------------------------------------------
-    @torch.no_grad()
     def realism(self, words: list[str]) -> np.ndarray:
         """D's probability that each word is real."""
-        if not words:
+        return self.grid_realism(self.onehot(words))
+
+    @torch.no_grad()
+    def grid_realism(self, grids: np.ndarray) -> np.ndarray:
+        """D's probability that each one-hot word grid (N, C, 1, L) is real."""
+        if not len(grids):
             return np.zeros(0)
-        logits, _ = self.gan.D(torch.from_numpy(self.onehot(words)).to(self.device))
+        logits, _ = self.gan.D(torch.from_numpy(grids).to(self.device))
         return torch.sigmoid(logits.float()).cpu().numpy().astype(np.float64)
 
     def judge(self, words: list[str]) -> dict[str, np.ndarray]:
@@ -236,9 +238,10 @@ class TextCLM(ProposalDomain):
 
     def potential(self, idx: np.ndarray) -> np.ndarray:
         """The writer's per-edit potential: realism and fluency, weighted (0 for the empty word)."""
-        words = self.words_of(idx)
-        p = self.cfg.realism_weight * self.realism(words) + self.cfg.fluency_weight * self.ref.fluency(words)
-        return np.where([len(w) > 0 for w in words], p, 0.0)
+        words = self.words_of(idx)  # the env's grids go to D as they are, not through the words again
+        p = self.cfg.realism_weight * self.grid_realism(self.alphabet.onehot_indices(idx)) + \
+            self.cfg.fluency_weight * self.ref.fluency(words)
+        return np.where(idx[:, 0] != 0, p, 0.0)
 
     def final_bonus(self, idx: np.ndarray) -> np.ndarray:
         """Novelty and the constraint, each counted as far as the word is fluent (and of a valid length)."""
@@ -267,9 +270,8 @@ class TextCLM(ProposalDomain):
         z drawn with the env's generator; each letter G's most likely
         (``gan.tile_sample=argmax``) or drawn from its probabilities."""
         n, k = len(idx), self.cfg.n_proposals
-        cond = np.zeros((n, self.C, 1, self.L), np.float32)
-        np.put_along_axis(cond, idx[:, None, None, :], 1.0, axis=1)
-        cond = torch.from_numpy(np.repeat(cond.reshape(n, -1), k, axis=0)).to(self.device)
+        cond = self.alphabet.onehot_indices(idx).reshape(n, -1)
+        cond = torch.from_numpy(np.repeat(cond, k, axis=0)).to(self.device)
         z = torch.from_numpy(rng.standard_normal((n * k, self.cfg.gan.z_dim)).astype(np.float32)).to(self.device)
         probs = self.gan.sampler.probs(z, cond).float().cpu().numpy()[:, :, 0, :]  # (n*k, C, L)
         if self.cfg.gan.tile_sample == "argmax":

@@ -59,8 +59,12 @@ class Alphabet:
 
     def onehot(self, words: list[str], max_len: int) -> np.ndarray:
         """(N, C, 1, max_len) float32 one-hot grids of ``words``."""
-        idx = self.indices(words, max_len)
-        out = np.zeros((len(words), self.size, 1, max_len), np.float32)
+        return self.onehot_indices(self.indices(words, max_len))
+
+    def onehot_indices(self, idx: np.ndarray) -> np.ndarray:
+        """(N, C, 1, L) float32 one-hot grids of (N, L) symbol indices."""
+        idx = np.asarray(idx)
+        out = np.zeros((len(idx), self.size, 1, idx.shape[1]), np.float32)
         np.put_along_axis(out, idx[:, None, None, :], 1.0, axis=1)
         return out
 
