@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from clm.core.rundir import dumps_line
 
@@ -19,11 +19,17 @@ class MetricLogger:
 
     def __init__(self, run_dir: Path, total_steps: int | None = None, quiet: bool = False,
                  tensorboard: bool = True, initial_step: int = 0, unit: str = "step",
-                 wandb: str = "", config: dict | None = None, resume: bool = False):
+                 wandb: str = "", config: dict | None = None, resume: bool = False,
+                 listener: Callable[[int, dict[str, Any]], None] | None = None):
         """``resume=True``: the run continues from a checkpoint at ``initial_step``;
         rows logged after it (by the session that was stopped) are dropped, in
-        metrics.jsonl and in TensorBoard, so that no step is recorded twice."""
+        metrics.jsonl and in TensorBoard, so that no step is recorded twice.
+
+        ``listener(step, metrics)`` is called after each row is written (a
+        tuning study's pruner reads the run's figures this way); it may raise
+        to stop the run."""
         self.run_dir = Path(run_dir)
+        self._listener = listener
         if resume:
             _drop_rows_after(self.run_dir / "metrics.jsonl", initial_step)
         self._wandb = None
@@ -62,6 +68,8 @@ class MetricLogger:
                     self._tb.add_scalar(k, v, step)
         if self._wandb is not None:
             self._wandb.log({k: v for k, v in metrics.items() if v is not None}, step=int(step))
+        if self._listener is not None:
+            self._listener(int(step), metrics)
 
     def image(self, tag: str, image_hwc, step: int) -> None:
         """An image (H, W, 3 uint8 array) in TensorBoard."""

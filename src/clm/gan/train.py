@@ -202,10 +202,11 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
 
 
 def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False,
-          quiet: bool = False) -> dict[str, Any]:
+          quiet: bool = False, listener=None) -> dict[str, Any]:
     """Train G and D as ``cfg`` says on the data ``domain`` reads (see
     :func:`clm.hybrid.gan_domains.gan_domain`), writing the run directory;
-    returns the summary."""
+    returns the summary. ``listener(step, metrics)`` sees each logged row
+    (see :class:`~clm.core.logging.MetricLogger`)."""
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     set_threads(cfg.threads)
@@ -254,7 +255,8 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
         save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state()},
                         {"step": at_step, "data": cfg.data, "kind": data.kind, "config": to_dict(cfg)})
 
-    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step, resume=resume)
+    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step, resume=resume,
+                          listener=listener)
     stop = DeferredInterrupt()  # Ctrl-C finishes the step and saves it, so that resume is exact
     try:
         stop.__enter__()

@@ -59,9 +59,11 @@ def make_domain(cfg, device: torch.device, run_dir: Path | None = None) -> CLMDo
 
 
 def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
-            domain: CLMDomain | None = None) -> dict[str, Any]:
+            domain: CLMDomain | None = None, listener=None) -> dict[str, Any]:
     """Run the CLM that ``cfg`` describes into ``run_dir``, on ``domain``
-    (default: the one ``cfg``'s type is for, see :func:`make_domain`)."""
+    (default: the one ``cfg``'s type is for, see :func:`make_domain`).
+    ``listener(round, metrics)`` sees each logged row (see
+    :class:`~clm.core.logging.MetricLogger`)."""
     run_dir = Path(run_dir)
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -116,7 +118,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
         first_row.update(domain.start(agent, timer))
         state["evaluation"] = {k: v for k, v in first_row.items() if k in domain.evaluation_keys}
     logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
-                          wandb=cfg.wandb, config=to_dict(cfg), resume=resume)
+                          wandb=cfg.wandb, config=to_dict(cfg), resume=resume, listener=listener)
     if first_row:
         logger.log(0, first_row)
     status, message = "ok", ""
