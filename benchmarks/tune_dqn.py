@@ -2,7 +2,8 @@
 good as rl-zoo3's tuned ones, at equal env steps? (issue 16)
 
 1. ``clm tune dqn --env CartPole-v1 --trials N`` with every trial at
-   ``--steps`` env steps (tuning seed 0).
+   ``--steps`` env steps, scored by the mean over ``--seeds-per-trial``
+   tuning seeds (100, 101, ...).
 2. The study's best settings and rl-zoo3's (``hyperparams/dqn.yml``,
    CartPole-v1: lr 2.3e-3, batch 64, buffer 1e5, learning_starts 1000, gamma
    0.99, target_update_interval 10, train_freq 256, gradient_steps 128,
@@ -14,6 +15,8 @@ good as rl-zoo3's tuned ones, at equal env steps? (issue 16)
 Mean, 95% t-interval and the paired difference; the last line is one JSON object.
 
     .venv/bin/python benchmarks/tune_dqn.py --trials 30 --steps 20000 --seeds 3 --out runs/tune-bench
+    .venv/bin/python benchmarks/tune_dqn.py --trials 30 --steps 20000 --seeds 5 --seeds-per-trial 3 \
+        --out runs/tune-bench-k3
 """
 
 from __future__ import annotations
@@ -46,14 +49,15 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds-per-trial", type=int, default=1, help="tuning seeds each trial averages")
     ap.add_argument("--out", default="runs/tune-bench")
     args = ap.parse_args()
     out = Path(args.out)
     t0 = time.perf_counter()
     study = out / "study"
     subprocess.run([sys.executable, "-m", "clm", "tune", "dqn", "--env", "CartPole-v1", "--trials", str(args.trials),
-                    "--out", str(study), f"total_steps={args.steps}", f"eval_interval={args.steps // 4}",
-                    "eval_episodes=10"], check=True)
+                    "--seeds-per-trial", str(args.seeds_per_trial), "--out", str(study), "seed=100",
+                    f"total_steps={args.steps}", f"eval_interval={args.steps // 4}", "eval_episodes=10"], check=True)
     tune_seconds = time.perf_counter() - t0
     best = json.loads((study / "best.json").read_text())
     rows = []
@@ -62,7 +66,7 @@ def main() -> None:
         zoo = train(out / f"zoo-s{seed}", ZOO, args.steps, seed)
         rows.append({"seed": seed, "tuned": tuned["eval_return_mean"], "zoo": zoo["eval_return_mean"]})
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"trials": args.trials, "steps": args.steps, "study_best": best["eval_return_mean"],
+    print(json.dumps({"trials": args.trials, "steps": args.steps, "seeds_per_trial": args.seeds_per_trial, "study_best": best["eval_return_mean"],
                       "best_params": best["params"], "tuned": ci95([r["tuned"] for r in rows]),
                       "zoo": ci95([r["zoo"] for r in rows]),
                       "difference": ci95([r["tuned"] - r["zoo"] for r in rows]), "per_seed": rows,
