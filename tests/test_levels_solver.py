@@ -207,3 +207,20 @@ def test_boxoban_hard_sample_solved_and_replayed():
         assert res.status == "solved", level.name
         ok, pushes = replay(level, res.moves)
         assert ok and pushes == res.pushes
+
+
+def test_parallel_solves_equal_the_serial_ones_on_processes_and_on_ray(ray_instance, monkeypatch):
+    """solve_levels(n_jobs=2): the same results, in the same order, from a process pool and from
+    Ray's tasks; a node limit (not a time limit) makes every outcome independent of speed."""
+    from clm.domains.levels import solver
+    from clm.domains.levels.generator import generate_levels
+
+    levels = generate_levels(24, size=10, n_boxes=4, seed=5)
+    key = lambda rs: [(r.status, r.moves, r.pushes, r.expansions) for r in rs]  # noqa: E731
+    serial = solve_levels(levels, time_limit=600, node_limit=40)
+    assert {r.status for r in serial} >= {"solved", "limit"}  # both outcomes, so order matters
+    monkeypatch.setattr(solver, "_ray_running", lambda: False)
+    assert key(solve_levels(levels, time_limit=600, node_limit=40, n_jobs=2)) == key(serial)
+    monkeypatch.undo()
+    assert solver._ray_running()
+    assert key(solve_levels(levels, time_limit=600, node_limit=40, n_jobs=2)) == key(serial)

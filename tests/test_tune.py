@@ -108,7 +108,7 @@ def test_a_clm_run_study_runs_the_levels_clm(tmp_path, capsys):
     assert not (out / "trial-0000" / "report.html").exists()  # trials skip the report
 
 
-def test_the_same_study_runs_on_a_local_ray_instance_of_two_workers(tmp_path, capsys):
+def test_the_same_study_runs_on_a_local_ray_instance_of_two_workers(tmp_path, capsys, ray_instance):
     pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install -e .[tune])")
     out = tmp_path / "ray"
     assert main(["tune", "dqn", "--env", "CartPole-v1", "--trials", "2", "--backend", "ray", "--workers", "2",

@@ -99,6 +99,7 @@ class GanConfig:
     final_eval: bool = True  # compute the metrics into summary.json at the end (off: quick runs, tests)
     solve_samples: int = 200  # levels: decoded samples given to the solver (0: skip)
     solve_time_limit: float = 2.0  # levels: solver seconds per level
+    solver_jobs: int = 1  # levels: workers for the solver checks: Ray's tasks when ray.init has run in this process, else this many worker processes (1: in this process; results are the same)
 
     def validate(self) -> None:
         checks = [(self.steps >= 0, "steps must be >= 0"), (self.batch_size >= 2, "batch_size must be >= 2"),
@@ -113,7 +114,7 @@ class GanConfig:
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
                   (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
-                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"),
+                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"),
                   (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
         for ok, msg in checks:
             if not ok:

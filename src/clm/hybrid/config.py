@@ -78,6 +78,7 @@ class CLMConfig:
     min_novelty: int = 3  #: creative: at least this many cells differ from every corpus/archive level
     target_pushes: float = 8.0  #: difficulty term saturates at this many optimal pushes
     solve_time_limit: float = 1.0  #: solver seconds per judged level
+    solver_jobs: int = 1  #: workers for the solver checks of G's levels: Ray's tasks when ray.init has run in this process, else this many worker processes (1: in this process; results are the same)
     archive_size: int = 500  #: most creative levels kept
     qd_descriptor: str = "wall_density"  #: second axis of the run's QD grid (first: optimal pushes): wall_density, box_goal_distance or realism
     eval_levels: int = 200  #: held-out levels for the player's solve rate each evaluation
@@ -96,7 +97,7 @@ class CLMConfig:
             raise UserError(f"config key 'level_size' must be >= 3 (a wall ring around floor), got {self.level_size}",
                             exit_code=2)
         for name in ("eval_every", "eval_levels", "samples_per_round", "archive_size", "corpus_size", "heldout_size",
-                     "n_boxes"):
+                     "n_boxes", "solver_jobs"):
             if getattr(self, name) < 1:
                 raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}", exit_code=2)
         if self.designer_steps < 0 or self.stuck_rounds < 0 or self.min_pushes < 0 or self.min_novelty < 0:
@@ -140,7 +141,7 @@ GAN_KEYS_NOT_IN_CLM = {
     "eval_samples": "use samples_per_round", "classifier_epochs": "a digits metric", "fid_weights": "an image metric",
     "final_eval": "the CLM's summary has its own figures", "rejection": "the CLM's judge scores every level by D",
     "live_boxes": "the CLM decodes G's most probable tiles", "solve_samples": "use samples_per_round",
-    "solve_time_limit": "use the top-level solve_time_limit",
+    "solve_time_limit": "use the top-level solve_time_limit", "solver_jobs": "use the top-level solver_jobs",
     **{k: "the cell refiner is a post-step of clm gan train; the CLM decodes G's most probable tiles"
        for k in REFINER_KEYS},
 }

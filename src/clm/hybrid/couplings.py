@@ -29,7 +29,7 @@ from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles, tiles_t
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import novelty
 from clm.domains.levels.demos import solver_demonstrations
-from clm.domains.levels.solver import solve_level
+from clm.domains.levels.solver import solve_levels
 
 
 @dataclass
@@ -57,6 +57,7 @@ class LevelJudge:
     min_novelty: int = 3
     target_pushes: float = 8.0  # pushes at which the difficulty term saturates
     solve_time_limit: float = 1.0
+    solver_jobs: int = 1  # workers for the solver checks (see solve_levels: Ray's when running, else processes)
     weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # realism, playable, novelty, difficulty
     realism_bar: float = 0.5
     archive_tiles: np.ndarray | None = None
@@ -81,7 +82,7 @@ class LevelJudge:
         self.evaluations += len(levels)
         real = self.realism(D, levels)
         t = time.perf_counter()
-        results = [solve_level(lv, time_limit=self.solve_time_limit) for lv in levels]
+        results = solve_levels(levels, time_limit=self.solve_time_limit, n_jobs=self.solver_jobs)
         self.solver_seconds += time.perf_counter() - t
         # A level that starts solved (0 pushes) is not a puzzle: it does not count as playable.
         playable = np.array([r.solved and r.pushes > 0 for r in results])

@@ -135,7 +135,7 @@ class LevelsGan:
         x, _, decoded, threshold = sample_levels(G, D, data, cfg, n, pool, device, generator, seed=cfg.seed + 12345)
         out = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False, novelty=False)
         out.update(evaluate_levels(x.numpy(), decoded, data.extra["train_levels"], data.extra["test_levels"],
-                                   threshold, cfg.solve_samples, cfg.solve_time_limit))
+                                   threshold, cfg.solve_samples, cfg.solve_time_limit, cfg.solver_jobs))
         out["rejection"] = cfg.rejection
         return out
 

@@ -139,7 +139,8 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     G.eval(), D.eval()
     archive_path = run_dir / "levels" / "archive.txt"
     archive_levels = list(read_levels(archive_path)) if archive_path.exists() else []
-    judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
+    judge = LevelJudge(levels_to_tiles(corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit,
+                       solver_jobs=cfg.solver_jobs)
     judge.archive_tiles = levels_to_tiles(archive_levels) if archive_levels else None
     judge.n_boxes = judge.usual_box_count(corpus)
     judge.refresh_bar(D, corpus[:256])

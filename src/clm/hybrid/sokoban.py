@@ -59,7 +59,8 @@ class SokobanCLM:
 
     def agent_env(self, gan) -> SokobanVecEnv:
         cfg = self.cfg
-        self.judge = LevelJudge(levels_to_tiles(self.corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit)
+        self.judge = LevelJudge(levels_to_tiles(self.corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit,
+                                 solver_jobs=cfg.solver_jobs)
         self.judge.n_boxes = self.judge.usual_box_count(self.corpus)
         self.archive = CreativeArchive(cfg.archive_size)
         self.grid = QDGrid(cfg.qd_descriptor, min_novelty=cfg.min_novelty)  # every judged level, G's and the designer's

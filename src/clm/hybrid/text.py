@@ -139,7 +139,7 @@ class TextConfig:
 TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
                         "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
                         "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
+                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
                         "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", *REFINER_KEYS)
 
 

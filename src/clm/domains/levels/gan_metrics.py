@@ -32,7 +32,7 @@ def hamming_memorisation_threshold(test_levels: list, train_levels: list, percen
 
 def evaluate_levels(probs: np.ndarray, decoded: list[Level], train_levels: list[Level], test_levels: list[Level],
                     wall_threshold: float | None = None, solve_samples: int = 200,
-                    solve_time_limit: float = 2.0) -> dict[str, Any]:
+                    solve_time_limit: float = 2.0, solver_jobs: int = 1) -> dict[str, Any]:
     """The levels metrics of (N, 7, H, W) per-cell tile probabilities and
     their ``decoded`` levels (decoded with ``wall_threshold``, see
     :func:`clm.domains.levels.decode.room_size_threshold`); the solver checks
@@ -61,9 +61,9 @@ def evaluate_levels(probs: np.ndarray, decoded: list[Level], train_levels: list[
     out["mean_boxes"] = float(np.mean([lv.n_boxes for lv in decoded]))
     if solve_samples > 0:
         m = min(solve_samples, len(decoded))
-        out["solvable_fraction"] = lm.playable_fraction(decoded[:m], time_limit=solve_time_limit)
+        out["solvable_fraction"] = lm.playable_fraction(decoded[:m], time_limit=solve_time_limit, n_jobs=solver_jobs)
         raw_ok = [lv for lv, ok in zip(raw[:m], raw_valid[:m]) if ok]
-        out["raw_solvable_fraction"] = (lm.playable_fraction(raw_ok, time_limit=solve_time_limit) * len(raw_ok) / m
+        out["raw_solvable_fraction"] = (lm.playable_fraction(raw_ok, time_limit=solve_time_limit, n_jobs=solver_jobs) * len(raw_ok) / m
                                         if raw_ok else 0.0)
         out["solve_samples"] = m
         out["solve_time_limit"] = solve_time_limit

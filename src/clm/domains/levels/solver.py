@@ -715,21 +715,70 @@ def solve_level(level, time_limit: float = 10.0, node_limit: int = 5_000_000) ->
     return solve_arrays(level.walls, level.goals, level.boxes, level.player, time_limit, node_limit)
 
 
-def _solve_one(args):
-    level, time_limit, node_limit = args
-    return solve_level(level, time_limit, node_limit)
+def _solve_chunk(levels: list, time_limit: float, node_limit: int) -> list[SolveResult]:
+    return [solve_level(lv, time_limit, node_limit) for lv in levels]
+
+
+#: the worker processes of the last parallel solve, kept for the next one (a new pool costs each
+#: worker a start and the solver's compiled code: about a second)
+_POOL: dict[str, Any] = {"jobs": 0, "executor": None}
+
+
+def _process_pool(n_jobs: int):
+    from concurrent.futures import ProcessPoolExecutor
+
+    if _POOL["jobs"] != n_jobs:
+        if _POOL["executor"] is not None:
+            _POOL["executor"].shutdown()
+        # the platform's default start (fork on Linux): a script needs no __main__ guard, and the workers
+        # run only the solver's numba code, never torch's or OpenMP's threads that a fork could catch mid-use
+        _POOL["executor"] = ProcessPoolExecutor(max_workers=n_jobs, initializer=warmup)
+        if not _POOL.get("atexit"):  # shut the pool before the interpreter tears its modules down
+            import atexit
+
+            atexit.register(lambda: _POOL["executor"] is not None and _POOL["executor"].shutdown())
+            _POOL["atexit"] = True
+        _POOL["jobs"] = n_jobs
+    return _POOL["executor"]
+
+
+def _ray_running() -> bool:
+    """Whether this process is connected to a Ray instance (``ray.init`` has run);
+    the solver never starts one itself."""
+    import sys
+
+    ray = sys.modules.get("ray")  # only a process that imported Ray can have initialised it
+    return ray is not None and ray.is_initialized()
 
 
 def solve_levels(levels: Sequence, time_limit: float = 10.0, n_jobs: int = 1,
                  node_limit: int = 5_000_000) -> list[SolveResult]:
-    """Solve many levels, in order. ``n_jobs > 1`` uses worker processes."""
+    """Solve many levels, in order.
+
+    ``n_jobs > 1`` spreads them over workers: Ray's tasks when this process
+    is connected to a Ray instance (``ray.init``; on a cluster, its
+    machines'), else a pool of ``n_jobs`` worker processes kept for the next
+    call. Each level is solved alone by the same code, so the results equal
+    ``n_jobs=1``'s (but for levels that hit ``time_limit``, where a busy
+    machine may stop earlier: give ``node_limit`` for results that never
+    depend on speed)."""
     levels = list(levels)
     if n_jobs <= 1 or len(levels) < 2:
-        return [solve_level(lv, time_limit, node_limit) for lv in levels]
-    from concurrent.futures import ProcessPoolExecutor
+        return _solve_chunk(levels, time_limit, node_limit)
+    n_chunks = min(len(levels), 4 * n_jobs)  # a few chunks per worker: hard levels do not leave workers idle
+    chunks = [levels[i::n_chunks] for i in range(n_chunks)]  # strided: hard levels often sit together
+    if _ray_running():
+        import ray
 
-    with ProcessPoolExecutor(max_workers=n_jobs) as pool:
-        return list(pool.map(_solve_one, [(lv, time_limit, node_limit) for lv in levels], chunksize=8))
+        task = ray.remote(num_cpus=1)(_solve_chunk)
+        parts = ray.get([task.remote(c, time_limit, node_limit) for c in chunks])
+    else:
+        parts = list(_process_pool(n_jobs).map(_solve_chunk, chunks, [time_limit] * n_chunks,
+                                               [node_limit] * n_chunks))
+    out: list[Any] = [None] * len(levels)
+    for i, part in enumerate(parts):
+        out[i::n_chunks] = part
+    return out
 
 
 def difficulty(result: SolveResult) -> dict[str, int | None]:
