@@ -1,3 +1,6 @@
+import dataclasses
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -185,3 +188,18 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
         agent._update(grads)
     for p, r in zip(agent.q.parameters(), ref.parameters()):
         torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
+
+
+def test_amp_runs_the_q_network_in_bfloat16_on_the_cpu():
+    """amp=true: the torch path (not the NumPy one) with bfloat16 forward passes on the CPU; the
+    Q-values agree with float32's to bf16's precision, and the losses stay finite while it learns."""
+    cfg = DQNConfig(total_steps=1500, learning_starts=200, eval_interval=0, eval_episodes=2, seed=3)
+    fp32, bf16 = DQN(cfg), DQN(dataclasses.replace(cfg, amp=True))
+    assert fp32._fast is not None and bf16._fast is None
+    obs = torch.randn(256, 4)
+    q32, q16 = fp32.online_q_values(obs), bf16.online_q_values(obs)  # same seed, same weights
+    assert q16.dtype == torch.float32 and not torch.equal(q16, q32)
+    assert torch.allclose(q16, q32, rtol=0.02, atol=0.02)
+    summary = bf16.learn()
+    assert math.isfinite(summary["eval_return_mean"]) and bf16.gradient_steps > 0
+    assert all(torch.isfinite(p).all() for p in bf16.q.parameters())

@@ -181,3 +181,32 @@ def test_standing_stats_give_the_ema_generator_its_own_batchnorm_statistics():
     bn = ema.model.fc[1]
     torch.testing.assert_close(bn.running_mean, x.mean(0), rtol=1e-4, atol=1e-4)
     assert not ema.model.training and bn.momentum == 0.1
+
+
+def test_amp_autocasts_the_gan_in_bfloat16_on_the_cpu():
+    """amp=true: D's and G's forward passes run in bfloat16 on the CPU (not only on CUDA), and one
+    update lands close to float32's (bf16 keeps 8 mantissa bits: a relative error of about 1%)."""
+    import copy
+    import math
+
+    from clm.gan.steps import AdversarialPair
+
+    cfg = GanConfig(batch_size=32, g_width=16, d_width=16, conditional=False, ema=False)
+    data = gan_domain("digits").load(cfg)
+    torch.manual_seed(0)
+    G, D = build_models(cfg, data)
+    seen = []
+    D.register_forward_hook(lambda m, i, o: seen.append((o[0] if isinstance(o, tuple) else o).dtype))
+    pairs = {amp: AdversarialPair(copy.deepcopy(G), copy.deepcopy(D), cfg, amp=amp) for amp in (False, True)}
+    real = data.train_x[:32]
+    for amp, pair in pairs.items():
+        torch.manual_seed(1)
+        d = pair.d_step(real)
+        assert math.isfinite(d["d_loss"])
+    assert torch.bfloat16 in seen and torch.float32 in seen
+    for (n, p32), p16 in zip(pairs[False].D.named_parameters(), pairs[True].D.parameters()):
+        step32 = p32.detach() - dict(D.named_parameters())[n].detach()
+        step16 = p16.detach() - dict(D.named_parameters())[n].detach()
+        assert p16.dtype == torch.float32  # the weights and Adam stay float32
+        if step32.abs().max() > 0:  # Adam's first step is lr * sign(g) almost everywhere: the signs agree
+            assert (torch.sign(step32) == torch.sign(step16)).float().mean() > 0.9, n

@@ -21,6 +21,7 @@ every network's update is one step of ``torch.optim.Adam(fused=True)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import deque
@@ -55,6 +56,7 @@ class DQNConfig:
     num_envs: int = 1  #: environments stepped together
     device: str = "cpu"  #: cpu, cuda or auto
     threads: int = 0  #: torch threads; 0 picks 1 (best for small networks on shared cores)
+    amp: bool = False  #: bfloat16 autocast of the Q-network's forward passes, on CPU and CUDA (losses and Adam stay float32; the CPU's hand-written NumPy path for plain MLPs then does not apply)
     network: Literal["auto", "mlp", "conv"] = "auto"  #: Q-network kind; auto: conv for 3-D observations
     hidden: tuple[int, ...] = (128, 128)  #: widths of the fully connected layers (rl-zoo3 uses 256, 256)
     conv_channels: tuple[int, ...] = (32, 64)  #: channels of the 3x3 conv layers
@@ -164,7 +166,8 @@ class DQN:
         # Adam's moments in flat buffers.
         # The large-margin loss of demonstrations goes through autograd.
         self._fast: NumpyMLP | None = None
-        if plain_mlp_layers(self.q) is not None and self.device.type == "cpu" and not cfg.uses_demonstrations:
+        if plain_mlp_layers(self.q) is not None and self.device.type == "cpu" and not cfg.uses_demonstrations \
+                and not cfg.amp:
             params = list(self.q.parameters())
             self._online = [flatten_parameters(params)]
             self._target = [flatten_parameters(list(self.q_target.parameters()))]
@@ -201,6 +204,12 @@ class DQN:
         self._loss_count = 0
         self.exact_resume: bool | None = None  # None: not resumed; after a load, whether it was exact
 
+    def _autocast(self):
+        """bfloat16 autocast of a forward pass when ``amp`` is on (CPU or CUDA), else nothing."""
+        if self.cfg.amp:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # -- acting -------------------------------------------------------------------------
     def epsilon(self) -> float:
         c = self.cfg
@@ -212,7 +221,8 @@ class DQN:
         if self._fast is not None:
             return self._fast.q_values(obs).argmax(axis=1)
         x = torch.as_tensor(obs, device=self.device).float()
-        return self.q(x).argmax(dim=1).cpu().numpy()
+        with self._autocast():
+            return self.q(x).float().argmax(dim=1).cpu().numpy()
 
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         n = len(obs)
@@ -233,7 +243,8 @@ class DQN:
             td = self._fast.td_gradients(obs.numpy(), actions.numpy(), target.numpy(), weights.numpy(),
                                          out=self._grad_views, huber=self.cfg.loss == "huber")
             return [self._flat_grad], torch.from_numpy(td)
-        q_all = self.q(obs)
+        with self._autocast():
+            q_all = self.q(obs).float()  # the loss in float32: bf16's 8-bit mantissa would round TD errors away
         q = q_all.gather(1, actions[:, None]).squeeze(1)
         td = q - target
         loss = (weights * self._per_item_loss(td)).mean()
@@ -403,13 +414,15 @@ class DQN:
     def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
         if self._fast is not None:
             return torch.from_numpy(self._fast_target.q_values(obs.numpy()))
-        return self.q_target(obs)
+        with self._autocast():
+            return self.q_target(obs).float()
 
     @torch.no_grad()
     def online_q_values(self, obs: torch.Tensor) -> torch.Tensor:
         if self._fast is not None:
             return torch.from_numpy(self._fast.q_values(obs.numpy()))
-        return self.q(obs)
+        with self._autocast():
+            return self.q(obs).float()
 
     @torch.no_grad()
     def update_target(self) -> None:

@@ -9,7 +9,7 @@ extra term to G's loss (the player's difficulty steering).
 Every stabiliser of :class:`clm.gan.train.GanConfig` lives here: class
 conditions (real ones for the real batch, drawn ones for the fakes),
 DiffAugment, one-sided label smoothing, the WGAN-GP penalty, feature
-matching, bfloat16 autocast on CUDA, the EMA (with its warm-up, see
+matching, bfloat16 autocast (CPU or CUDA), the EMA (with its warm-up, see
 :class:`clm.gan.models.EMA`) and the "D won outright" divergence check.
 """
 
@@ -28,19 +28,11 @@ from clm.gan.augment import diff_augment, parse_policy
 from clm.gan.models import EMA
 
 
-def amp_on(cfg, device: torch.device, quiet: bool = False) -> bool:
-    """Whether ``cfg.amp`` applies on ``device`` (bfloat16 autocast needs CUDA);
-    asked for on a CPU, it says so once (unless ``quiet``) and trains in float32."""
-    if cfg.amp and device.type != "cuda" and not quiet:
-        print("note: amp=true needs a CUDA device; training in float32 on the CPU")
-    return bool(cfg.amp) and device.type == "cuda"
-
-
 class AdversarialPair:
     """G and D with their optimisers; ``cfg`` is a :class:`clm.gan.train.GanConfig`.
 
-    ``amp``: run the forward passes under bfloat16 autocast (CUDA only; the
-    caller decides, as ``clm gan train`` does from ``cfg.amp`` and the device).
+    ``amp``: run the forward passes under bfloat16 autocast, on the device
+    G's parameters live on (CPU or CUDA); losses and optimisers stay float32.
     """
 
     def __init__(self, G: torch.nn.Module, D: torch.nn.Module, cfg, amp: bool = False):
@@ -59,7 +51,9 @@ class AdversarialPair:
         return self.ema.model if self.ema is not None else self.G
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(next(self.G.parameters()).device.type, dtype=torch.bfloat16)
 
     def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None,
                other_fakes: torch.Tensor | None = None) -> dict[str, float]:

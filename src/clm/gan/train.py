@@ -34,7 +34,7 @@ from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
 from clm.gan.refiner import Refinement, attach, load_refiner, save_refiner, train_refiner
-from clm.gan.steps import AdversarialPair, amp_on
+from clm.gan.steps import AdversarialPair
 
 
 @dataclass
@@ -78,7 +78,7 @@ class GanConfig:
     label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
     minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
     diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
-    amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU, with a note)
+    amp: bool = False  # bfloat16 autocast of G's and D's forward passes, on CPU and CUDA (losses and Adam stay float32)
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
     tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
     level_decode: Literal["sample", "top"] = "sample"  # levels: boxes and goals drawn from G's probabilities (as D saw G's cells) or on its most probable cells
@@ -213,7 +213,6 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    use_amp = amp_on(cfg, device, quiet)
     save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
 
     # ---- data, models, optimisers (the D and G updates, EMA and divergence check live in AdversarialPair)
@@ -230,7 +229,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     if uses_refiner(cfg) and not data.categorical:
         raise UserError(f"refiner_sweeps and refiner_player_moves need tile grids (levels:PATH), not {data.kind}", exit_code=2)
     G, D = build_models(cfg, data)
-    pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=use_amp)
+    pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=cfg.amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
     extra_loss, extra_log = domain.extra_g_loss(cfg, train_x)  # e.g. the levels' tile-pattern matching
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream

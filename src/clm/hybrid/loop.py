@@ -34,7 +34,7 @@ from clm.core.logging import MetricLogger
 from clm.core.rundir import write_summary
 from clm.core.runtime import (DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state,
                               set_threads)
-from clm.gan.steps import AdversarialPair, amp_on
+from clm.gan.steps import AdversarialPair
 from clm.hybrid.couplings import PartTimer, Scheduler
 from clm.hybrid.domain import CLMDomain
 
@@ -77,7 +77,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     real_x = domain.real_data()
     gcfg = cfg.gan
     G, D = domain.build_gan(tuple(real_x.shape[1:]), device)
-    gan = AdversarialPair(G, D, gcfg, amp=amp_on(gcfg, device, quiet))
+    gan = AdversarialPair(G, D, gcfg, amp=gcfg.amp)
     agent = DQN(domain.agent_config(), envs=domain.agent_env(gan))
     domain.attach(gan, agent, device)
     scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
