@@ -7,7 +7,8 @@ drawn from Boxoban unfiltered/test when present, else random rooms):
 
 * clm SokobanVecEnv at --batch, one-hot obs, copy=False (zero-copy) and
   copy=True (fresh arrays each step, the safe default);
-* clm TorchSokobanBatch on the CPU at --batch;
+* clm TorchSokobanBatch on the CPU at --batch, and with --cuda on the GPU
+  too (the GPU machine's check: against the numba batch on the CPU);
 * clm SokobanEnv (one level, gymnasium API);
 * gym-sokoban 0.0.6 (Sokoban-v0, its core env.step, default RGB observation
   and its 10x10 'tiny_rgb_array'), run by a throwaway venv's python given by
@@ -97,15 +98,17 @@ def bench_vec(levels, batch: int, steps: int, repeats: int, copy: bool) -> list[
     return rate(run, steps * batch, repeats)
 
 
-def bench_torch(levels, batch: int, steps: int, repeats: int) -> list[float]:
-    sim = TorchSokobanBatch(levels, batch, device="cpu", seed=0)
+def bench_torch(levels, batch: int, steps: int, repeats: int, device: str = "cpu") -> list[float]:
+    sim = TorchSokobanBatch(levels, batch, device=device, seed=0)
     sim.reset()
-    actions = torch.randint(0, 4, (steps, batch), generator=torch.Generator().manual_seed(0))
+    actions = torch.randint(0, 4, (steps, batch), generator=torch.Generator().manual_seed(0)).to(device)
     sim.step(actions[0])
 
     def run():
         for a in actions:
             sim.step(a)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()  # the steps are queued: time them done
 
     return rate(run, steps * batch, repeats)
 
@@ -143,6 +146,7 @@ def main() -> None:
     ap.add_argument("--single-steps", type=int, default=20000)
     ap.add_argument("--gym-sokoban-python", default="/tmp/gymsok/bin/python")
     ap.add_argument("--gym-sokoban-steps", type=int, default=3000)
+    ap.add_argument("--cuda", action="store_true", help="also the torch batch on CUDA (the GPU machine)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -160,6 +164,8 @@ def main() -> None:
         "clm_torch_cpu": lambda: bench_torch(levels, args.batch, max(20, args.steps // 5), args.repeats),
         "clm_single_env": lambda: bench_single(levels, args.single_steps, args.repeats),
     }
+    if args.cuda:
+        figures["clm_torch_cuda"] = lambda: bench_torch(levels, args.batch, args.steps, args.repeats, "cuda")
     for name, fn in figures.items():
         rates = fn()
         results[f"{name}_steps_per_s"] = med(rates)
@@ -179,6 +185,10 @@ def main() -> None:
             "gym_sokoban_tiny_rgb_array_steps_per_s"
         ]
         print(f"gym_sokoban reset (room generation): {gs['reset_s']:.1f} s")
+    if args.cuda:
+        results["speedup_torch_cuda_vs_vec_copy"] = (results["clm_torch_cuda_steps_per_s"]
+                                                     / results["clm_vec_copy_steps_per_s"])
+        results["cuda_device"] = torch.cuda.get_device_name()
     print(json.dumps(results))
 
 
