@@ -26,6 +26,10 @@ def test_a_study_runs_trials_as_run_folders_and_resumes_from_its_storage(tmp_pat
         assert "total_steps: 1500" in cfg and f"lr: {float(r['lr'])}" in cfg
     best = json.loads((out / "best.json").read_text())
     assert best["eval_return_mean"] == max(float(r["eval_return_mean"]) for r in rows)
+    # a list choice (the network's widths) reaches the config as a list, and best.json as one
+    assert best["params"]["hidden"] in ([64, 64], [128, 128], [256, 256])
+    best_cfg = (out / f"trial-{best['trial']:04d}" / "config.yaml").read_text()
+    assert f"hidden:\n- {best['params']['hidden'][0]}\n- {best['params']['hidden'][1]}\n" in best_cfg
     assert (out / "best.png").read_bytes().startswith(b"\x89PNG")
     # a second session continues the same study from its SQLite storage
     assert main(["tune", "dqn", "--env", "CartPole-v1", "--trials", "1", "--out", str(out), *FAST]) == 0

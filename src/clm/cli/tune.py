@@ -45,6 +45,7 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "target_update_interval": {"type": "categorical", "choices": [10, 100, 1000, 5000]},
         "exploration_fraction": {"type": "uniform", "low": 0.05, "high": 0.5},
         "epsilon_end": {"type": "uniform", "low": 0.01, "high": 0.1},
+        "hidden": {"type": "categorical", "choices": [[64, 64], [128, 128], [256, 256]]},  # rl-zoo3's net_arch
     },
     # the stable ns/hinge settings around the defaults (wgan-gp wants its own beta1 and d_steps)
     "gan": {
@@ -238,12 +239,22 @@ def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for key, d in space.items():
         kind = d["type"]
         if kind == "categorical":
-            out[key] = trial.suggest_categorical(key, d["choices"])
+            if any(isinstance(c, (list, dict)) for c in d["choices"]):  # Optuna's choices are scalars: lists go as JSON
+                out[key] = json.loads(trial.suggest_categorical(key, [json.dumps(c) for c in d["choices"]]))
+            else:
+                out[key] = trial.suggest_categorical(key, d["choices"])
         elif kind == "int":
             out[key] = trial.suggest_int(key, int(d["low"]), int(d["high"]))
         else:
             out[key] = trial.suggest_float(key, float(d["low"]), float(d["high"]), log=kind == "loguniform")
     return out
+
+
+def settings_of(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A trial's settings from Optuna's stored params (list choices are stored as JSON text)."""
+    return {k: json.loads(v) if isinstance(v, str) and any(isinstance(c, (list, dict))
+                                                            for c in space.get(k, {}).get("choices", []))
+            else v for k, v in params.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,7 +403,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(f"no trial completed ({pruned} pruned, {failed} failed); study folder {out}")
         return 1
     print(f"{len(study.trials)} trials ({done} complete, {pruned} pruned, {failed} failed); best {objective} "
-          f"{best.value:.4g} (trial {best.number}): {json.dumps(best.params)}")
+          f"{best.value:.4g} (trial {best.number}): {json.dumps(settings_of(best.params, space))}")
     print(f"study folder: {out} (trials.csv, best.json, best.png); resume with the same --out/--storage")
     return 0
 
@@ -518,7 +529,8 @@ def _write_outputs(study, out: Path, objective: str) -> None:
         return
     best = study.best_trial
     atomic_write_text(out / "best.json", json.dumps({"trial": best.number, objective: best.value,
-                                                     "params": best.params,
+                                                     "params": settings_of(best.params,
+                                                                           study.user_attrs["space"]["space"]),
                                                      "run_dir": str(out / f"trial-{best.number:04d}")}, indent=1))
     maximise = study.direction.name == "MAXIMIZE"
     xs, ys, running = [], [], None
