@@ -15,8 +15,8 @@ good as rl-zoo3's tuned ones, at equal env steps? (issue 16)
 Mean, 95% t-interval and the paired difference; the last line is one JSON object.
 
     .venv/bin/python benchmarks/tune_dqn.py --trials 30 --steps 20000 --seeds 3 --out runs/tune-bench
-    .venv/bin/python benchmarks/tune_dqn.py --trials 30 --steps 20000 --seeds 5 --seeds-per-trial 3 \
-        --out runs/tune-bench-k3
+    .venv/bin/python benchmarks/tune_dqn.py --trials 50 --steps 20000 --seeds 5 --seeds-per-trial 3 \
+        --out runs/tune-bench-k3-50
 """
 
 from __future__ import annotations
