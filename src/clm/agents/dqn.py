@@ -25,7 +25,7 @@ import contextlib
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ class DQNConfig:
     num_envs: int = 1  #: environments stepped together
     device: str = "cpu"  #: cpu, cuda or auto
     threads: int = 0  #: torch threads; 0 picks 1 (best for small networks on shared cores)
+    obs_noise: float = 0.0  #: std of Gaussian noise added to the observations of each training batch (noise injection: the Q-network learns to act on perturbed inputs; acting and evaluation see clean ones)
     amp: bool = False  #: bfloat16 autocast of the Q-network's forward passes, on CPU and CUDA (losses and Adam stay float32; the CPU's hand-written NumPy path for plain MLPs then does not apply)
     network: Literal["auto", "mlp", "conv"] = "auto"  #: Q-network kind; auto: conv for 3-D observations
     hidden: tuple[int, ...] = (128, 128)  #: widths of the fully connected layers (rl-zoo3 uses 256, 256)
@@ -103,6 +104,8 @@ class DQNConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
+        if not self.obs_noise >= 0:
+            raise UserError(f"config key 'obs_noise' must be >= 0, got {self.obs_noise}")
         if not 0 < self.tau <= 1:
             raise UserError(f"config key 'tau' must be in (0, 1], got {self.tau}")
         if not 0 <= self.gamma <= 1:
@@ -358,7 +361,18 @@ class DQN:
 
     def _sample_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
         """``n_updates`` batches laid end to end, each ``n_agent`` rows of the
-        agent's replay followed by ``n_demo`` rows of demonstrations."""
+        agent's replay followed by ``n_demo`` rows of demonstrations; with
+        ``obs_noise``, their observations (and next observations) carry
+        Gaussian noise drawn from the agent's own generator (so a resumed run
+        draws the same noise)."""
+        b = self._draw_burst(n_updates, n_agent, n_demo, beta)
+        if self.cfg.obs_noise <= 0:
+            return b
+        noisy = lambda x: x.float() + torch.from_numpy(  # noqa: E731
+            self.rng.standard_normal(tuple(x.shape), dtype=np.float32) * self.cfg.obs_noise).to(x.device)
+        return replace(b, obs=noisy(b.obs), next_obs=noisy(b.next_obs))
+
+    def _draw_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
         parts = []
         if n_agent:
             if beta is not None:

@@ -55,6 +55,15 @@ class AdversarialPair:
             return contextlib.nullcontext()
         return torch.autocast(next(self.G.parameters()).device.type, dtype=torch.bfloat16)
 
+    def _d_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What D reads: ``x`` under DiffAugment, plus instance noise (Gaussian,
+        ``cfg.instance_noise`` std, fresh each call) when on: real and fake
+        data then overlap a little, which keeps D's gradients informative and
+        its score from hinging on single cells or pixels."""
+        x = diff_augment(x, self.aug)
+        sigma = self.cfg.instance_noise
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
     def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None,
                other_fakes: torch.Tensor | None = None) -> dict[str, float]:
         """One D update on a real batch (with its conditions) against as many
@@ -71,11 +80,11 @@ class AdversarialPair:
                 if other_fakes is not None and len(other_fakes):
                     k = min(len(other_fakes), len(fake))
                     fake = torch.cat([other_fakes[:k].to(fake.dtype), fake[k:]])
-            real_logits, _ = self.D(diff_augment(real, self.aug), cond_real)
-            fake_logits, _ = self.D(diff_augment(fake, self.aug), cond_fake)
+            real_logits, _ = self.D(self._d_input(real), cond_real)
+            fake_logits, _ = self.D(self._d_input(fake), cond_fake)
             loss = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), self.real_target)
         if cfg.loss == "wgan-gp":
-            critic = lambda x: self.D(diff_augment(x, self.aug), cond_real)[0]  # noqa: E731
+            critic = lambda x: self.D(self._d_input(x), cond_real)[0]  # noqa: E731
             loss = loss + cfg.gp_weight * losses.gradient_penalty(critic, real, fake.float())
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
@@ -102,12 +111,12 @@ class AdversarialPair:
             z = torch.randn(batch_size, cfg.z_dim, device=device)
         with self._autocast():
             fake = self.G(z, cond)
-            fake_logits, fake_feats = self.D(diff_augment(fake, self.aug), cond)
+            fake_logits, fake_feats = self.D(self._d_input(fake), cond)
             loss = losses.g_loss(cfg.loss, fake_logits.float())
             if cfg.feature_matching > 0 and real_for_features is not None:
                 with torch.no_grad():
                     c = cond if cond_for_features is None else cond_for_features
-                    _, real_feats = self.D(diff_augment(real_for_features, self.aug), c)
+                    _, real_feats = self.D(self._d_input(real_for_features), c)
                 loss = loss + cfg.feature_matching * losses.feature_matching_loss(real_feats.float(),
                                                                                   fake_feats.float())
         out = {"g_loss": loss.item(), "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item()}

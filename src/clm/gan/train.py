@@ -77,6 +77,7 @@ class GanConfig:
     feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
     label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
     minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
+    instance_noise: float = 0.0  # std of Gaussian noise added to everything D reads, real and fake (instance noise; 0: off)
     diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
     amp: bool = False  # bfloat16 autocast of G's and D's forward passes, on CPU and CUDA (losses and Adam stay float32)
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
@@ -114,7 +115,7 @@ class GanConfig:
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
                   (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
-                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"),
+                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"), (self.instance_noise >= 0, "instance_noise must be >= 0"),
                   (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
         for ok, msg in checks:
             if not ok:

@@ -68,6 +68,11 @@ class CLMConfig:
     archive_feedback: bool = True  #: coupling: the archive feeds D's real data and the player's pool
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)
     demo_symmetries: bool = True  #: demonstrations under the 8 symmetries of the square too (square levels)
+    pool_symmetries: bool = False  #: augmentation: every level of the player's pool also under a random one of the 8 symmetries of the square (square levels; they keep solvability and optimal pushes)
+    d_adversarial_flips: int = 0  #: adversarial training of D: this many gradient-guided wall/floor flips (each lowering D's score most) on a share of D's real batches, still labelled real (0: off)
+    d_adversarial_fraction: float = 0.5  #: the share of D's real batches so flipped (with d_adversarial_flips)
+    robustness_eval: bool = False  #: at the end, the player's held-out solve rate under perturbations and D's realism under adversarial flips, into the summary (hybrid/robustness.py)
+    robustness_noise: float = 0.5  #: std of the observation noise of that evaluation
     pool_source: Literal["generator", "classic"] = "generator"  #: where the player's extra levels come from: G's verified levels (the CLM), or as many fresh levels per round from the project's classic generator (the oracle of the evidence runs; the archive then stays out of the pool)
     generated_filter: Literal["all", "unsolved", "novel"] = "all"  #: which new verified extra levels join the player's pool: all; unsolved: only those its greedy policy fails (its frontier, after Prioritized Level Replay); novel: only those at least min_novelty cells from every corpus and archive level (G's levels only)
     generated_fraction: float = 0.3  #: share of the player's pool that is generated (when coupled)
@@ -95,6 +100,9 @@ class CLMConfig:
             raise UserError("clm run does not use " + "; ".join(unused) + ". Drop these keys", exit_code=2)
         if self.level_size < 3:
             raise UserError(f"config key 'level_size' must be >= 3 (a wall ring around floor), got {self.level_size}",
+                            exit_code=2)
+        if self.d_adversarial_flips < 0 or not 0 < self.d_adversarial_fraction <= 1 or self.robustness_noise < 0:
+            raise UserError("d_adversarial_flips must be >= 0, d_adversarial_fraction in (0, 1], robustness_noise >= 0",
                             exit_code=2)
         for name in ("eval_every", "eval_levels", "samples_per_round", "archive_size", "corpus_size", "heldout_size",
                      "n_boxes", "solver_jobs"):

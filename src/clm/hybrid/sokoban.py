@@ -26,6 +26,7 @@ from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
+from clm.domains.levels.perturb import random_symmetries
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
@@ -33,6 +34,7 @@ from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge
                                   player_solves, start_state_values)
 from clm.hybrid.designer import LatentDesignerEnv, decode_latents
 from clm.hybrid.qd import QDGrid
+from clm.hybrid.robustness import d_robustness, flip_attack, inner_cells, player_robustness
 from clm.hybrid.search import build_gan
 
 
@@ -82,6 +84,8 @@ class SokobanCLM:
         self.designer_env.on_judged = self.grid.offer
         self.designer_cfg = dcfg
         self.designer = DQN(dcfg, envs=self.designer_env) if cfg.designer_search else None
+        self.gan, self.agent = gan, agent  # D for the adversarial flips, the player for the robustness figures
+        self.pool_rng = np.random.default_rng(cfg.seed + 104_729)  # the pool's random symmetries
         self.classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
         self.classic_rng = np.random.default_rng(cfg.seed + 7_919)
         if agent.cfg.uses_demonstrations:
@@ -94,7 +98,7 @@ class SokobanCLM:
             self.demos.feed(agent, self.corpus)
             if agent.cfg.pretrain_steps:
                 agent.pretrain()
-        agent.envs.set_source(player_pool(self.corpus, self._feedback(), self.cfg.generated_fraction))
+        agent.envs.set_source(self._pool(self._feedback()))
         if not agent.cfg.pretrain_steps:
             return {}
         with timer.part("evaluation"):  # where the pre-trained player starts
@@ -136,8 +140,16 @@ class SokobanCLM:
         return steer, {"steer_target_value": target_value}
 
     def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
-        """D's real data: the corpus, with a share from the archive when it feeds back."""
-        return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
+        """D's real data: the corpus, with a share from the archive when it feeds
+        back; with ``d_adversarial_flips``, a share of it with D's own worst
+        wall/floor flips (adversarial training: still real to D)."""
+        batch = mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
+        k = int(round(self.cfg.d_adversarial_fraction * len(batch))) if self.cfg.d_adversarial_flips else 0
+        if k:
+            head = batch[:k]
+            batch = torch.cat([flip_attack(self.gan.D, head, self.cfg.d_adversarial_flips, movable=inner_cells(head)),
+                               batch[k:]])
+        return batch
 
     def other_fakes(self, n: int) -> None:
         return None  # D's fakes are G's levels only
@@ -165,7 +177,7 @@ class SokobanCLM:
         if not self.cfg.generated_to_player:
             return {}
         extra = self._feedback()
-        agent.envs.set_source(player_pool(self.corpus, extra, self.cfg.generated_fraction))
+        agent.envs.set_source(self._pool(extra))
         if self.demos is None:
             return {}
         with timer.part("player"):
@@ -186,7 +198,7 @@ class SokobanCLM:
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
         st = {"g_evaluations": self.judge.evaluations, "archive": self.archive.state_dict(),
               "generated": levels_state(self.generated), "classic_rng": self.classic_rng.bit_generator.state,
-              "qd_grid": self.grid.state_dict(), "exact": True}
+              "qd_grid": self.grid.state_dict(), "pool_rng": self.pool_rng.bit_generator.state, "exact": True}
         if self.demos is not None:
             st.update(demo_keys=sorted(self.demos.seen), demo_transitions=self.demos.transitions)
         if self.designer is None:
@@ -201,6 +213,8 @@ class SokobanCLM:
         self.generated = levels_from_state(st["generated"])
         self.classic_rng.bit_generator.state = st["classic_rng"]
         self.grid.load_state_dict(st["qd_grid"])
+        if "pool_rng" in st:  # checkpoints before pool_symmetries have none (and drew nothing from it)
+            self.pool_rng.bit_generator.state = st["pool_rng"]
         if self.demos is not None:
             self.demos.seen, self.demos.transitions = set(st["demo_keys"]), st["demo_transitions"]
         if self.designer is None:
@@ -225,7 +239,13 @@ class SokobanCLM:
                 atomic_write_text(run_dir / "levels" / "archive.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in archive.records))
         write_qd_grid(run_dir / "qd_grid.json", self.grid)
-        return {"creative_levels": len(archive),
+        robust = {}
+        if cfg.robustness_eval and status != "gan_diverged":
+            held = self.heldout[: cfg.eval_levels]
+            robust = {**player_robustness(self.agent.greedy_actions, held, seed=cfg.seed, noise_std=cfg.robustness_noise,
+                                          time_limit=cfg.solve_time_limit),
+                      **d_robustness(gan.D, held, device=self.device)}
+        return {**robust, "creative_levels": len(archive),
                 "generated_playable_fraction": getattr(self, "playable_fraction", None),
                 **self._archive_means(),
                 "tile_kl": tile_pattern_kl(archive.levels, self.corpus) if len(archive) else None,
@@ -233,6 +253,13 @@ class SokobanCLM:
                 "qd_coverage": self.grid.coverage, "qd_score": self.grid.qd_score}
 
     # -- small pieces --------------------------------------------------------------------------------
+    def _pool(self, extra: list):
+        """The player's pool; with ``pool_symmetries`` every level twice: as it is and under a random symmetry."""
+        tiles = player_pool(self.corpus, extra, self.cfg.generated_fraction)
+        if not self.cfg.pool_symmetries:
+            return tiles
+        return np.concatenate([tiles, random_symmetries(tiles, self.pool_rng)])
+
     def _feedback(self) -> list:
         cfg = self.cfg
         # The classic oracle's pool holds the classic generator's levels only, none of G's.
