@@ -131,3 +131,12 @@ def test_the_same_study_runs_on_a_local_ray_instance_of_two_workers(tmp_path, ca
     # and the Optuna backend continues the study Ray left
     assert main(["tune", "dqn", "--env", "CartPole-v1", "--trials", "1", "--out", str(out), *FAST]) == 0
     assert len(list(csv.DictReader((out / "trials.csv").open()))) == 3
+
+
+def test_the_ray_backend_without_ray_installed_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError, as where it is not installed
+    assert main(["tune", "dqn", "--trials", "1", "--backend", "ray", "--out", str(tmp_path / "x")]) == 2
+    assert "--backend ray needs Ray Tune" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
