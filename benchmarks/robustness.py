@@ -4,7 +4,8 @@ Arms (each a ``clm run`` of the levels CLM with ``robustness_eval=true``,
 the same seeds, the same budget):
 
 * ``baseline``: the defaults;
-* ``obs_noise``: ``player.obs_noise=0.5`` (noise injection into the player's training batches);
+* ``obs_noise``: ``player.obs_noise=0.5`` (noise injection into the player's training batches,
+  at the evaluation's noise level), and ``obs_noise_0.15`` (a milder one);
 * ``pool_symmetries``: the player's pool also under random symmetries;
 * ``instance_noise``: ``gan.instance_noise=0.1`` (noise on everything D reads);
 * ``d_adversarial``: ``d_adversarial_flips=2`` (D learns that real levels with 2 adversarial flips are real).
@@ -34,6 +35,7 @@ from benchstats import ci95, clm_run
 ARMS = {
     "baseline": [],
     "obs_noise": ["player.obs_noise=0.5"],
+    "obs_noise_0.15": ["player.obs_noise=0.15"],
     "pool_symmetries": ["pool_symmetries=true"],
     "instance_noise": ["gan.instance_noise=0.1"],
     "d_adversarial": ["d_adversarial_flips=2"],
