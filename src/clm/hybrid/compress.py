@@ -215,27 +215,34 @@ def zero_fraction(net: nn.Module) -> float:
 
 
 # -- measurement -------------------------------------------------------------------------------------
-def paired_batch_seconds(fns: dict[str, Callable[[], Any]], repeats: int = 30, warmup: int = 3) -> dict[str, float]:
-    """The median wall time of each ``fn()`` over ``repeats`` rounds, on one
-    torch thread (a CPU deployment's setting, and the only fair one on a
-    shared machine), after ``warmup`` rounds. Each round calls every ``fn``
-    once, in turn, so that a slow spell of the machine hits all of them
-    alike (timed one after the other, the same fp32 network measured 4 and
-    9 ms per batch in two runs a minute apart on the shared 2-core machine)."""
+def paired_batch_seconds(fns: dict[str, Callable[[], Any]], repeats: int = 30,
+                         warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Each ``fn()``'s median time over ``repeats`` rounds, on one torch
+    thread (a CPU deployment's setting), after ``warmup`` rounds: ``{name:
+    {"cpu": s, "wall": s}}``. Each round calls every ``fn`` once, in turn.
+
+    ``cpu`` is the calling thread's CPU time (``time.thread_time``): with one
+    torch thread the work runs on it, and the time it spends descheduled
+    does not count. On the shared 2-core machine (4 or more busy processes)
+    wall time is not a measure of the network: timed one after the other,
+    the same fp32 player took 4 and 9 ms per batch a minute apart, and even
+    in alternation the fp32/int8 wall ratio ranged 1.4x-2.7x over one sweep."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
     try:
         with torch.inference_mode():
             for r in range(warmup + repeats):
                 for name, fn in fns.items():
-                    t = time.perf_counter()
+                    c, t = time.thread_time(), time.perf_counter()
                     fn()
                     if r >= warmup:
-                        times[name].append(time.perf_counter() - t)
+                        wall[name].append(time.perf_counter() - t)
+                        cpu[name].append(time.thread_time() - c)
     finally:
         torch.set_num_threads(threads)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: {"cpu": statistics.median(cpu[name]), "wall": statistics.median(wall[name])} for name in fns}
 
 
 def greedy_policy(q_net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -279,13 +286,14 @@ class Row:
     network: str  #: player | generator
     variant: str  #: fp32 (the run's network) or the spec's label
     bytes: int  #: its safetensors file (the original: dense fp32)
-    batch_ms: float  #: median CPU time of one batch, one thread
+    batch_ms: float  #: median CPU time of one batch, one thread (the thread's CPU time: see paired_batch_seconds)
+    batch_wall_ms: float  #: the same batches' median wall time (noisy on a shared machine)
     batch: int  #: inputs per batch
     zero_fraction: float  #: zeros among its Linear/Conv weights
     heldout_solve_rate: float | None = None  #: player: the run's held-out solve rate
     tile_kl: float | None = None  #: G: tile-pattern KL of its decoded levels to the corpus
     solvable_fraction: float | None = None  #: G: share of decoded levels the solver solves (>= 1 push)
-    speedup: float | None = None  #: the fp32 network's batch time / this one's
+    speedup: float | None = None  #: the fp32 network's batch CPU time / this one's
     size_ratio: float | None = None  #: this file's bytes / the fp32 file's
 
 
@@ -364,18 +372,19 @@ def compare(m: Measured, spec: CompressionSpec, repeats: int = 30,
         if network not in cache:
             cache[network] = quality(m, network, net)
         batch = len(m.player_inputs if network == "player" else m.latents)
-        base = Row(network, "fp32", file_bytes(to_tensors(net, CompressionSpec())), 1e3 * seconds["fp32"], batch,
-                   zero_fraction(net), **cache[network])
-        row = Row(network, spec.label, file_bytes(tensors[network]), 1e3 * seconds["compressed"], batch,
-                  zero_fraction(small), **quality(m, network, small),
-                  speedup=seconds["fp32"] / seconds["compressed"])
+        fp, cp = seconds["fp32"], seconds["compressed"]
+        base = Row(network, "fp32", file_bytes(to_tensors(net, CompressionSpec())), 1e3 * fp["cpu"], 1e3 * fp["wall"],
+                   batch, zero_fraction(net), **cache[network])
+        row = Row(network, spec.label, file_bytes(tensors[network]), 1e3 * cp["cpu"], 1e3 * cp["wall"], batch,
+                  zero_fraction(small), **quality(m, network, small), speedup=fp["cpu"] / cp["cpu"])
         row.size_ratio = row.bytes / base.bytes
         rows += [base, row]
     return rows, tensors
 
 
 TABLE_COLUMNS = [("network", "network"), ("variant", "variant"), ("bytes", "bytes"), ("size_ratio", "size x"),
-                 ("batch_ms", "batch ms"), ("speedup", "speed x"), ("zero_fraction", "zeros"),
+                 ("batch_ms", "batch CPU ms"), ("speedup", "speed x"), ("batch_wall_ms", "wall ms"),
+                 ("zero_fraction", "zeros"),
                  ("heldout_solve_rate", "held-out solve rate"), ("tile_kl", "tile_kl"),
                  ("solvable_fraction", "solvable")]
 
