@@ -597,8 +597,8 @@ class RunReport:
             t = s.get("thresholds") or {}
             rows.append([who, s.get("control_spearman_ig"), s.get("random_spearman_ig"),
                          s.get("random_spearman_saliency"),
-                         f"< {fmt_value(t.get('random_below'))} and > {fmt_value(t.get('control_above'))}",
-                         "passed" if s.get("passed") else "FAILED"])
+                         f"< {fmt_value(t.get('random_below'))} and > {fmt_value(t.get('control_above'))}" if t else "",
+                         "not judged" if "passed" not in s else "passed" if s["passed"] else "FAILED"])
         out.append('<p class="note">Mean Spearman rank correlation of the per-cell |attribution| with the trained '
                    "network's: recomputed with another integration rule (control: the numerics alone), and with "
                    "every layer re-initialised at random. Attributions that explain the network must change with "
