@@ -36,3 +36,22 @@ def ray_instance():
     yield ray
     if started:
         ray.shutdown()
+
+
+#: a CLM run of seconds (test_hybrid.py's TINY settings): tiny networks, two rounds
+TINY_CLM = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
+            "designer_steps=16", "samples_per_round=16", "eval_every=1", "eval_levels=10",
+            "player.learning_starts=64", "player.conv_channels=[8]", "player.hidden=[32]",
+            "designer.learning_starts=8", "gan.g_width=8", "gan.d_width=8", "player.pretrain_steps=200"]
+
+
+@pytest.fixture(scope="session")
+def tiny_clm_run(tmp_path_factory):
+    """A finished tiny CLM run with its report (and so its attributions), made
+    once for the tests that read a trained run (explain, compress). Read it,
+    never write into it: copy it first."""
+    from clm.cli.main import main
+
+    out = tmp_path_factory.mktemp("tiny-clm") / "run"
+    assert main(["run", "--out", str(out), "report=true", *TINY_CLM]) == 0
+    return out

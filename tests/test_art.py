@@ -86,6 +86,12 @@ def test_a_short_art_run_paints_canvases_d_finds_more_real_than_random_ones(tmp_
         assert (run / "pictures" / name).stat().st_size > 100 or name == "gallery.png"
     html = (run / "report.html").read_text()
     assert "The painter at work" in html and "creative gallery" in html.lower()
+    # the report's attributions: the painter's last decisions and D's realism, per pixel, with the sanity check
+    why = json.loads((run / "attributions" / "attributions.json").read_text())
+    assert why["domain"] == "art" and len(why["items"]) == 4 and set(why["sanity"]) == {"player", "discriminator"}
+    assert all(abs(i["d_ig_delta"]) <= 0.02 * abs(i["realism_logit"] - i["realism_logit_baseline"]) + 1e-3
+               for i in why["items"])  # IG's completeness, within the stated tolerance
+    assert 'id="attributions"' in html and html.count('alt="attributions of ') == 4
 
     from clm.hybrid.art import load_art_run
 

@@ -88,6 +88,10 @@ def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
         assert (run / "words" / name).is_file()
     html = (run / "report.html").read_text()
     assert "Creative words" in html and "The writer at work" in html
+    # the report's attributions: the writer's decisions and D's realism, per letter cell, with the sanity check
+    why = json.loads((run / "attributions" / "attributions.json").read_text())
+    assert why["domain"] == "text" and len(why["items"]) == 4 and set(why["sanity"]) == {"player", "discriminator"}
+    assert 'id="attributions"' in html and html.count('alt="attributions of ') == 4
     # clm generate: one word per line with its metrics
     out = tmp_path / "words.txt"
     assert main(["generate", str(run), "-n", "10", "--out", str(out)]) == 0

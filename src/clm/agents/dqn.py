@@ -130,6 +130,20 @@ def linear_schedule(start: float, end: float, duration: float, t: float) -> floa
     return start + (end - start) * min(1.0, t / duration)
 
 
+def q_network_args(cfg: DQNConfig, obs_shape: tuple[int, ...], n_actions: int) -> dict[str, Any]:
+    """The :class:`QNetwork` keyword arguments of ``cfg`` for observations of
+    ``obs_shape``: what the agent builds, and what a reader of a saved agent
+    (``clm explain``, ``clm compress``) rebuilds its Q-network from."""
+    kind = cfg.network
+    if kind == "auto":
+        kind = "conv" if len(obs_shape) == 3 else "mlp"
+    channels_last = cfg.channels_last
+    if channels_last is None:
+        channels_last = len(obs_shape) == 3 and obs_shape[-1] < obs_shape[0]
+    return dict(obs_shape=tuple(obs_shape), n_actions=n_actions, kind=kind, hidden=tuple(cfg.hidden),
+                conv_channels=tuple(cfg.conv_channels), dueling=cfg.dueling, channels_last=channels_last)
+
+
 class DQN:
     """A DQN agent bound to a vector environment.
 
@@ -151,14 +165,7 @@ class DQN:
         obs_space = self.envs.single_observation_space
         self.n_actions = int(self.envs.single_action_space.n)
         obs_shape = tuple(obs_space.shape)
-        kind = cfg.network
-        if kind == "auto":
-            kind = "conv" if len(obs_shape) == 3 else "mlp"
-        channels_last = cfg.channels_last
-        if channels_last is None:
-            channels_last = len(obs_shape) == 3 and obs_shape[-1] < obs_shape[0]
-        net_args = dict(obs_shape=obs_shape, n_actions=self.n_actions, kind=kind, hidden=cfg.hidden,
-                        conv_channels=cfg.conv_channels, dueling=cfg.dueling, channels_last=channels_last)
+        net_args = q_network_args(cfg, obs_shape, self.n_actions)
         torch.manual_seed(cfg.seed)
         self.q = QNetwork(**net_args).to(self.device)
         self.q_target = QNetwork(**net_args).to(self.device)

@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from clm import __version__
+from clm.cli import compress
 from clm.cli import dqn
+from clm.cli import explain
 from clm.cli import gan
 from clm.cli import levels
 from clm.cli import report
@@ -15,7 +17,7 @@ from clm.cli import tune
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [run, dqn, levels, gan, report, tune]
+GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -124,6 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if cfg.report:
         from clm.report.html import write_report
 
+        if summary["status"] != "gan_diverged":  # a diverged run keeps no generated levels, and its D explains nothing
+            _write_attributions(run_dir)
         report = write_report(run_dir)
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir), "report": str(report) if report else None}))
@@ -157,6 +159,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: the run stopped early ({summary['status']}): {summary['message']}", file=sys.stderr)
         return 130 if summary["status"] == "interrupted" else 1
     return 0
+
+
+def _write_attributions(run_dir: Path) -> None:
+    """The report's attribution section (``clm explain RUN_DIR``). The run is
+    finished and saved by now, so a failure here (Captum missing, a network
+    that gives no gradient) must not cost the report: it is said on stderr,
+    and the report's section says how to compute the attributions later."""
+    from clm.hybrid.explain import explain_run
+
+    try:
+        explain_run(run_dir)
+    except Exception as e:  # noqa: BLE001 - any failure: the report is still written
+        print(f"warning: no attributions in the report ({type(e).__name__}: {e}); run clm explain {run_dir} "
+              f"to retry", file=sys.stderr)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

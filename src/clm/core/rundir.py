@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,47 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def check_output_folder(path: Path, marker: str, option: str = "--out") -> Path:
+    """Refuse an output folder that :func:`folder_written_whole` must not
+    replace: a file, or a non-empty folder without ``marker`` (the file that
+    the same command writes into every folder it makes). A mistyped ``--out``
+    then never deletes a folder of other things."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path} exists and is not a folder; give a folder", exit_code=2)
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise UserError(f"{option} {path} is a folder that holds other things (no {marker}); give a new or empty "
+                        f"folder, or one this command wrote", exit_code=2)
+    return path
+
+
+@contextmanager
+def folder_written_whole(path: Path, marker: str, option: str = "--out") -> Iterator[Path]:
+    """Yield a fresh hidden sibling of ``path`` to write into. When the block
+    ends normally it replaces ``path`` by renames (the old folder, checked by
+    :func:`check_output_folder`, is moved aside first and then deleted); when
+    it raises, the sibling is removed and ``path`` is left as it was. A reader
+    never sees half a folder."""
+    path = check_output_folder(path, marker, option)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror} ({e.filename}); choose another {option}", exit_code=2)
+    try:
+        yield tmp
+        if not (tmp / marker).is_file():
+            raise RuntimeError(f"{tmp} was written without its {marker}")
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _json_safe(v: Any) -> Any:

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clm.agents.dqn import DQN
+from clm.agents.dqn import DQN, q_network_args
+from clm.agents.networks import QNetwork
 from clm.core.checkpoint import load_checkpoint, strip_prefix
 from clm.core.config import load_config, read_yaml
 from clm.core.errors import UserError
 from clm.core.rundir import require_run_dir
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, read_levels
+from clm.domains.levels.sim import N_ACTIONS
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus
@@ -114,6 +116,9 @@ class LoadedRun:
     judge: LevelJudge
     archive_levels: list
     designer: DQN | None
+    player: QNetwork | None = None  #: the player's online Q-network (eval mode), None when the checkpoint has none
+    corpus: list = field(default_factory=list)  #: the run's training levels
+    heldout: list = field(default_factory=list)  #: the run's held-out real levels (its solve rate's)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
@@ -127,7 +132,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     weights, _, meta = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
     if meta.get("kind") != "clm":
         raise UserError(f"{run_dir} is not a CLM run (its checkpoint is a '{meta.get('kind')}')", exit_code=2)
-    corpus, _ = load_corpus(cfg)
+    corpus, heldout = load_corpus(cfg)
     shape = levels_to_onehot(corpus[:1]).shape[1:]
     G, D = build_gan(cfg, shape, device)
     try:
@@ -150,4 +155,14 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
                                 horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
         designer.load_training_state(strip_prefix(weights, "designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))
-    return LoadedRun(cfg, G, D, judge, archive_levels, designer)
+    player = None
+    if any(k.startswith("player.q.") for k in weights):
+        # the player's online network alone: no env, replay or optimiser is needed to use it
+        player = QNetwork(**q_network_args(cfg.player, tuple(shape), N_ACTIONS)).to(device)
+        try:
+            player.load_state_dict(strip_prefix(weights, "player.q."))
+        except RuntimeError as e:
+            raise UserError(f"the player in {run_dir} does not match its config.yaml "
+                            f"(incompatible version?): {str(e).splitlines()[0]}", exit_code=2)
+        player.eval()
+    return LoadedRun(cfg, G, D, judge, archive_levels, designer, player, corpus, heldout)

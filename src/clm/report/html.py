@@ -152,6 +152,7 @@ td.num { text-align:right; font-variant-numeric:tabular-nums; }
 .scroll { overflow-x:auto; max-height:520px; overflow-y:auto; }
 img { max-width:100%; height:auto; display:block; margin:6px 0; }
 img.levels { image-rendering:pixelated; border:1px solid var(--line); }
+img.attribution { border:1px solid var(--line); }
 .note { color:var(--muted); font-size:13px; margin:4px 0; }
 .missing { color:var(--muted); font-style:italic; }
 .error { color:var(--bad); }
@@ -547,6 +548,65 @@ class RunReport:
             return missing(self.config.note or f"config.yaml: {NOT_RECORDED}")
         return f"<pre>{esc(self.config.value)}</pre>"
 
+    def section_attributions(self) -> str:
+        """Why the agent and D decide as they do (``attributions/``, written by
+        ``clm explain``, which ``clm run`` calls before its report): each
+        explained input's heat maps, its figures, and the sanity check."""
+        rec = read_json_object(self.run_dir / "attributions" / "attributions.json")
+        if rec.value is None:
+            return missing(f"attributions/{rec.note or 'attributions.json: ' + NOT_RECORDED}. Compute them with "
+                           f"clm explain {self.run_dir} (needs Captum, pinned in requirements.lock).")
+        r = rec.value
+        method = r.get("method") or {}
+        ig = method.get("integrated_gradients") or {}
+        agent = {"levels": "player", "art": "painter", "text": "writer"}.get(str(r.get("domain")), "agent")
+        out = [f'<p class="note">Inputs: {esc(r.get("source", "?"))}. Explained: {esc(method.get("agent_score", "?"))}'
+               f' and {esc(method.get("d_score", "?"))}. Integrated Gradients (Captum {esc(r.get("captum", "?"))}, '
+               f'{esc(ig.get("n_steps", "?"))} steps, {esc(ig.get("method", "?"))}; baseline: '
+               f'{esc(ig.get("baseline", "?"))}): red cells raised the score against the baseline, blue ones '
+               f'lowered it, and a cell\'s values sum over the input to the score minus the baseline\'s (up to the '
+               f'convergence delta). Saliency: {esc(method.get("saliency", "?"))}.</p>']
+        for item in r.get("items") or []:
+            if not isinstance(item, dict):
+                continue
+            path = self.run_dir / "attributions" / str(item.get("picture", ""))
+            bits = []
+            if "action" in item:
+                bits.append(f"{agent}'s action {fmt_value(item['action'])}: Q {fmt_value(item.get('q_chosen'))}, "
+                            f"baseline Q {fmt_value(item.get('q_baseline'))}, IG sum "
+                            f"{fmt_value(item.get('player_ig_sum'))}, delta {fmt_value(item.get('player_ig_delta'))}")
+            if "realism" in item:
+                bits.append(f"D's realism {fmt_value(item['realism'], 'fraction')} (logit "
+                            f"{fmt_value(item.get('realism_logit'))}, baseline {fmt_value(item.get('realism_logit_baseline'))}, "
+                            f"IG sum {fmt_value(item.get('d_ig_sum'))}, delta {fmt_value(item.get('d_ig_delta'))})")
+            title = item.get("name") or item.get("word") or item.get("picture")
+            out.append(f"<h3>{esc(title)}</h3><p class=\"note\">{esc('; '.join(bits))}</p>")
+            if path.is_file():
+                out.append(img_tag(path.read_bytes(), f"attributions of {title}", "attribution"))
+            else:
+                out.append(missing(f"attributions/{item.get('picture')}: {NOT_RECORDED}"))
+        sanity = r.get("sanity")
+        out.append("<h3>Sanity check: model-parameter randomisation (Adebayo et al. 2018)</h3>")
+        if not isinstance(sanity, dict):
+            out.append(missing("not run (clm explain --no-sanity)"))
+            return "".join(out)
+        rows = []
+        for who, s in sanity.items():
+            if not isinstance(s, dict):
+                continue
+            t = s.get("thresholds") or {}
+            rows.append([who, s.get("control_spearman_ig"), s.get("random_spearman_ig"),
+                         s.get("random_spearman_saliency"),
+                         f"< {fmt_value(t.get('random_below'))} and > {fmt_value(t.get('control_above'))}" if t else "",
+                         "not judged" if "passed" not in s else "passed" if s["passed"] else "FAILED"])
+        out.append('<p class="note">Mean Spearman rank correlation of the per-cell |attribution| with the trained '
+                   "network's: recomputed with another integration rule (control: the numerics alone), and with "
+                   "every layer re-initialised at random. Attributions that explain the network must change with "
+                   "its weights.</p>")
+        out.append(table_html(["network", "control (IG)", "randomised (IG)", "randomised (saliency)", "bar", "verdict"],
+                              rows, ["text", "number", "number", "number", "text", "text"]))
+        return "".join(out)
+
     # ---------------------------------------------------------------- whole
     def section_art_pictures(self) -> str:
         """The art run's pictures (pictures/*.png), each with what it shows."""
@@ -613,6 +673,7 @@ class RunReport:
                 ("headline", "Headline figures", self.section_headline),
                 ("gallery", "Creative words", self.section_text_gallery),
                 ("edits", "The writer at work", self.section_text_edits),
+                ("attributions", "Why: attributions of the writer and D", self.section_attributions),
                 ("curves", "Curves", self.section_curves),
                 ("time", "Time share per part", self.section_time),
                 ("config", "Config", self.section_config),
@@ -621,6 +682,7 @@ class RunReport:
             return [
                 ("headline", "Headline figures", self.section_headline),
                 ("pictures", "Canvases", self.section_art_pictures),
+                ("attributions", "Why: attributions of the painter and D", self.section_attributions),
                 ("curves", "Curves", self.section_curves),
                 ("time", "Time share per part", self.section_time),
                 ("archive", "Archive table", self.section_art_archive),
@@ -629,6 +691,7 @@ class RunReport:
         return [
             ("headline", "Headline figures", self.section_headline),
             ("levels", "Levels", self.section_levels),
+            ("attributions", "Why: attributions of the player and D", self.section_attributions),
             ("curves", "Curves", self.section_curves),
             ("time", "Time share per part", self.section_time),
             ("archive", "Archive table", self.section_archive_table),

@@ -49,3 +49,17 @@ def write_art_pictures(folder: Path, strips: list[np.ndarray] | None, archive: n
     for name, grid in out.items():
         atomic_write_bytes(folder / name, png_bytes(grid))
     return [folder / name for name in out]
+
+
+def canvas_picture(canvas: np.ndarray, cell: int = 8) -> np.ndarray:
+    """One (S, S) canvas in [-1, 1] as a grey (S*cell, S*cell, 3) uint8 picture."""
+    grey = ((np.clip(np.asarray(canvas, np.float64), -1, 1) + 1) * 127.5).round().astype(np.uint8)
+    return np.repeat(np.repeat(grey, cell, 0), cell, 1)[..., None].repeat(3, 2)
+
+
+def canvas_heatmap(canvas: np.ndarray, pixel_scores: np.ndarray, signed: bool, scale: float | None = None,
+                   cell: int = 8) -> np.ndarray:
+    """The canvas with each pixel tinted by its score (an attribution per pixel, (S, S))."""
+    from clm.domains.heatmaps import blend_over
+
+    return blend_over(canvas_picture(canvas, cell), pixel_scores, signed, scale, cell=cell)

@@ -135,3 +135,15 @@ def levels_grid(levels: Sequence[Level], cell: int = 8, cols: int | None = None)
 
     cols = cols or int(math.ceil(math.sqrt(len(levels))))
     return np.asarray(render_grid(levels, cols=cols, cell=cell).convert("RGB"))
+
+
+def level_heatmap(level: Level, cell_scores: np.ndarray, signed: bool, scale: float | None = None,
+                  cell: int = 24) -> np.ndarray:
+    """The level's picture with each tile tinted by its score (an attribution
+    per cell, (H, W)): (H*cell, W*cell, 3) uint8. See :mod:`clm.domains.heatmaps`."""
+    from clm.domains.heatmaps import blend_over
+
+    scores = np.asarray(cell_scores)
+    if scores.shape != level.shape:
+        raise ValueError(f"{scores.shape} scores for a level of {level.shape[0]}x{level.shape[1]} tiles")
+    return blend_over(level_to_rgb(level, cell=cell), scores, signed, scale, cell=cell)
