@@ -136,3 +136,28 @@ def test_a_run_reports_robustness_with_every_option_on(tmp_path, capsys):
     assert main(["run", "--resume", str(out), "--json", "rounds=3"]) == 0  # the pool's generator resumes too
     assert json.loads((out / "summary.json").read_text())["exact_resume"] is True
     assert main(["run", "--out", str(tmp_path / "bad"), "d_adversarial_fraction=0"]) == 2
+
+
+def test_pool_wall_moves_put_solvable_edited_levels_in_the_players_pool(tmp_path):
+    from test_hybrid import TINY
+
+    from clm.core.config import load_config
+    from clm.hybrid.config import CLMConfig
+    from clm.hybrid.sokoban import SokobanCLM
+
+    cfg = load_config(CLMConfig, None, [*TINY, "pool_wall_moves=true"])
+    from types import SimpleNamespace
+
+    from clm.agents.dqn import DQN
+
+    domain = SokobanCLM(cfg, torch.device("cpu"))
+    G, D = domain.build_gan(tuple(domain.real_data().shape[1:]), torch.device("cpu"))
+    gan = SimpleNamespace(sampler=G, D=D)
+    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan))
+    domain.attach(gan, agent, torch.device("cpu"))
+    assert len(domain.wall_moved) >= len(domain.corpus) // 2
+    assert all(r.solved for r in solve_levels(domain.wall_moved[:20]))
+    corpus_keys = {lv.key() for lv in domain.corpus}
+    assert not any(lv.key() in corpus_keys for lv in domain.wall_moved)
+    pool = domain._pool([])
+    assert len(pool) == len(domain.corpus) + len(domain.wall_moved)

@@ -69,6 +69,7 @@ class CLMConfig:
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)
     demo_symmetries: bool = True  #: demonstrations under the 8 symmetries of the square too (square levels)
     pool_symmetries: bool = False  #: augmentation: every level of the player's pool also under a random one of the 8 symmetries of the square (square levels; they keep solvability and optimal pushes)
+    pool_wall_moves: bool = False  #: augmentation: the player's pool (and its demonstrations) also holds each training level with one wall moved, kept only where the solver still solves it (domains/levels/perturb.moved_wall)
     d_adversarial_flips: int = 0  #: adversarial training of D: this many gradient-guided wall/floor flips (each lowering D's score most) on a share of D's real batches, still labelled real (0: off)
     d_adversarial_fraction: float = 0.5  #: the share of D's real batches so flipped (with d_adversarial_flips)
     robustness_eval: bool = False  #: at the end, the player's held-out solve rate under perturbations and D's realism under adversarial flips, into the summary (hybrid/robustness.py)

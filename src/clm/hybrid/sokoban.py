@@ -26,7 +26,7 @@ from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
-from clm.domains.levels.perturb import random_symmetries
+from clm.domains.levels.perturb import moved_wall, random_symmetries
 from clm.hybrid.config import CLMConfig
 from clm.hybrid.corpus import load_corpus, player_pool
 from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
@@ -90,12 +90,18 @@ class SokobanCLM:
         self.classic_rng = np.random.default_rng(cfg.seed + 7_919)
         if agent.cfg.uses_demonstrations:
             self.demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit)
+        # the corpus with one wall moved (solver-checked), drawn once from the seed: the same on resume
+        self.wall_moved = (moved_wall(self.corpus, np.random.default_rng(cfg.seed + 15_485_863),
+                                      time_limit=cfg.solve_time_limit, n_jobs=cfg.solver_jobs)[0]
+                           if cfg.pool_wall_moves else [])
 
     def start(self, agent, timer) -> dict[str, float]:
         if self.demos is None:
+            if self.cfg.pool_wall_moves or self.cfg.pool_symmetries:  # the augmented pool from the first round
+                agent.envs.set_source(self._pool(self._feedback()))
             return {}
         with timer.part("player"):
-            self.demos.feed(agent, self.corpus)
+            self.demos.feed(agent, self.corpus + self.wall_moved)
             if agent.cfg.pretrain_steps:
                 agent.pretrain()
         agent.envs.set_source(self._pool(self._feedback()))
@@ -254,8 +260,9 @@ class SokobanCLM:
 
     # -- small pieces --------------------------------------------------------------------------------
     def _pool(self, extra: list):
-        """The player's pool; with ``pool_symmetries`` every level twice: as it is and under a random symmetry."""
-        tiles = player_pool(self.corpus, extra, self.cfg.generated_fraction)
+        """The player's pool (with ``pool_wall_moves``, the corpus's wall-moved copies among the real
+        levels); with ``pool_symmetries`` every level twice: as it is and under a random symmetry."""
+        tiles = player_pool(self.corpus + self.wall_moved, extra, self.cfg.generated_fraction)
         if not self.cfg.pool_symmetries:
             return tiles
         return np.concatenate([tiles, random_symmetries(tiles, self.pool_rng)])
