@@ -314,3 +314,72 @@ def test_gan_training_on_two_ranks_matches_one_process_and_only_rank_0_writes(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run1", "run2"]
     meta = json.loads((tmp_path / "run2" / "checkpoints" / "last" / "meta.json").read_text())
     assert meta["step"] == 6
+
+
+# -- the DQN learner (clm dqn train; the player of clm run) ------------------------------------------
+DQN_BASE = dict(total_steps=600, learning_starts=200, train_freq=50, gradient_steps=8, batch_size=32,
+                eval_interval=0, eval_episodes=2, log_interval=300, checkpoint_interval=0, hidden=(32, 32),
+                target_update_interval=100)
+DQN_VARIANTS = {
+    "fast-uniform": {},  # the NumPy fast path: one flat gradient, one collective per update
+    "autograd-per-dueling-double": dict(prioritized=True, dueling=True, double_dqn=True, n_step=3),
+    "demonstrations": dict(demo_fraction=0.25, n_step=2),  # 8 of 32 rows per batch, 4 per rank
+}
+
+
+def _demonstrations():
+    """Two CartPole episodes of fixed actions, as DQfD takes them (plain arrays)."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    rows = []
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        for t in range(500):
+            action = t % 2
+            nxt, r, term, trunc, _ = env.step(action)
+            rows.append((obs, action, r, nxt, term, term or trunc))
+            obs = nxt
+            if term or trunc:
+                break
+    obs, actions, rewards, next_obs, terminated, ends = (np.array(x) for x in zip(*rows))
+    return obs.astype(np.float32), actions, rewards, next_obs.astype(np.float32), terminated, ends
+
+
+def _dqn_worker(rank: int, world: int, out: str, ddp_data: str) -> None:
+    from clm.agents.dqn import DQN, DQNConfig
+
+    for name, extra in DQN_VARIANTS.items():
+        agent = DQN(DQNConfig(**DQN_BASE, **extra, ddp_data=ddp_data), data_parallel=world > 1)
+        if agent.cfg.uses_demonstrations:
+            agent.add_demonstrations(*_demonstrations())
+        agent.learn()
+        n = len(agent.replay)
+        save_file({**{k: v.contiguous() for k, v in agent.q.state_dict().items()},
+                   "replay_obs": torch.from_numpy(agent.replay.obs[:n].copy())},
+                  f"{out}/{name}-{ddp_data}-world{world}-rank{rank}.safetensors")
+
+
+def test_dqn_learner_replicated_on_two_ranks_is_one_process(tmp_path):
+    """ddp_data=replicated: the ranks act alike and split each global batch:
+    the Q-network after 8 bursts of 8 updates is one process's."""
+    spawn(_dqn_worker, str(tmp_path), "replicated")
+    _dqn_worker(0, 1, str(tmp_path), "replicated")
+    for name in DQN_VARIANTS:
+        one = load_file(tmp_path / f"{name}-replicated-world1-rank0.safetensors")
+        for rank in range(WORLD):
+            two = load_file(tmp_path / f"{name}-replicated-world2-rank{rank}.safetensors")
+            for k in one:
+                _close(two[k], one[k], 0, 1e-5, f"{name} rank {rank} {k}")
+
+
+def test_dqn_learner_with_its_own_data_per_rank_stays_in_step(tmp_path):
+    """ddp_data=rank: each rank plays its own episodes (seeds offset by rank),
+    and the averaged gradients keep every rank's Q-network the same."""
+    spawn(_dqn_worker, str(tmp_path), "rank")
+    for name in DQN_VARIANTS:
+        r0, r1 = (load_file(tmp_path / f"{name}-rank-world2-rank{r}.safetensors") for r in range(WORLD))
+        assert not torch.equal(r0["replay_obs"], r1["replay_obs"]), "the ranks played the same episodes"
+        for k in r0:
+            if k != "replay_obs":
+                assert torch.equal(r0[k], r1[k]), f"{name}: {k} differs between the ranks"
