@@ -346,40 +346,112 @@ def _demonstrations():
     return obs.astype(np.float32), actions, rewards, next_obs.astype(np.float32), terminated, ends
 
 
-def _dqn_worker(rank: int, world: int, out: str, ddp_data: str) -> None:
+def _dqn_worker(rank: int, world: int, out: str, modes: tuple) -> None:
     from clm.agents.dqn import DQN, DQNConfig
 
-    for name, extra in DQN_VARIANTS.items():
-        agent = DQN(DQNConfig(**DQN_BASE, **extra, ddp_data=ddp_data), data_parallel=world > 1)
-        if agent.cfg.uses_demonstrations:
-            agent.add_demonstrations(*_demonstrations())
-        agent.learn()
-        n = len(agent.replay)
-        save_file({**{k: v.contiguous() for k, v in agent.q.state_dict().items()},
-                   "replay_obs": torch.from_numpy(agent.replay.obs[:n].copy())},
-                  f"{out}/{name}-{ddp_data}-world{world}-rank{rank}.safetensors")
+    for ddp_data in modes:
+        for name, extra in DQN_VARIANTS.items():
+            agent = DQN(DQNConfig(**DQN_BASE, **extra, ddp_data=ddp_data), data_parallel=world > 1)
+            if agent.cfg.uses_demonstrations:
+                agent.add_demonstrations(*_demonstrations())
+            agent.learn()
+            n = len(agent.replay)
+            save_file({**{k: v.contiguous() for k, v in agent.q.state_dict().items()},
+                       "replay_obs": torch.from_numpy(agent.replay.obs[:n].copy())},
+                      f"{out}/{name}-{ddp_data}-world{world}-rank{rank}.safetensors")
 
 
-def test_dqn_learner_replicated_on_two_ranks_is_one_process(tmp_path):
+def test_dqn_learner_on_two_ranks(tmp_path):
     """ddp_data=replicated: the ranks act alike and split each global batch:
-    the Q-network after 8 bursts of 8 updates is one process's."""
-    spawn(_dqn_worker, str(tmp_path), "replicated")
-    _dqn_worker(0, 1, str(tmp_path), "replicated")
+    the Q-network after 8 bursts of 8 updates is one process's.
+    ddp_data=rank: each rank plays its own episodes (seeds offset by rank),
+    and the averaged gradients keep every rank's Q-network the same."""
+    spawn(_dqn_worker, str(tmp_path), ("replicated", "rank"))
+    _dqn_worker(0, 1, str(tmp_path), ("replicated",))
     for name in DQN_VARIANTS:
         one = load_file(tmp_path / f"{name}-replicated-world1-rank0.safetensors")
         for rank in range(WORLD):
             two = load_file(tmp_path / f"{name}-replicated-world2-rank{rank}.safetensors")
             for k in one:
                 _close(two[k], one[k], 0, 1e-5, f"{name} rank {rank} {k}")
-
-
-def test_dqn_learner_with_its_own_data_per_rank_stays_in_step(tmp_path):
-    """ddp_data=rank: each rank plays its own episodes (seeds offset by rank),
-    and the averaged gradients keep every rank's Q-network the same."""
-    spawn(_dqn_worker, str(tmp_path), "rank")
-    for name in DQN_VARIANTS:
         r0, r1 = (load_file(tmp_path / f"{name}-rank-world2-rank{r}.safetensors") for r in range(WORLD))
         assert not torch.equal(r0["replay_obs"], r1["replay_obs"]), "the ranks played the same episodes"
         for k in r0:
             if k != "replay_obs":
                 assert torch.equal(r0[k], r1[k]), f"{name}: {k} differs between the ranks"
+
+
+# -- the command line: torchrun itself, and misuse -------------------------------------------------
+def test_torchrun_gan_train_matches_one_process(tmp_path):
+    """The command of the issue, ``torchrun --nproc_per_node 2 -m clm gan
+    train``, against the same command in one process."""
+    args = ["gan", "train", "steps=3", "batch_size=16", "g_width=16", "d_width=8", "final_eval=false", "log_every=1",
+            "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "clm"]
+    two = subprocess.run(torchrun + args + ["--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    printed = [json.loads(line) for line in two.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1 and printed[0]["world_size"] == 2  # rank 0 alone prints
+    rows = {w: [json.loads(x) for x in (tmp_path / w / "metrics.jsonl").read_text().splitlines()] for w in ("one", "two")}
+    assert len(rows["two"]) == 3
+    for a, b in zip(rows["one"], rows["two"]):
+        assert b["loss_d"] == pytest.approx(a["loss_d"], rel=1e-4) and b["loss_g"] == pytest.approx(a["loss_g"], rel=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    assert len(list((tmp_path / "two" / "tb").iterdir())) == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["gan", "train", "batch_size=7"], "batch_size=7 does not divide over 2 processes"),
+    (["gan", "train", "pattern_matching=0.5"], "pattern_matching=0 under torchrun"),
+    (["gan", "train", "device=cuda"], "no CUDA GPU"),
+    (["dqn", "train", "batch_size=33"], "batch_size=33 does not divide over 2 processes"),
+    (["dqn", "train", "batch_size=64", "demo_fraction=0.2"], "13 demonstration rows"),
+    (["run", "player.batch_size=33"], "batch_size=33 does not divide over 2 processes"),
+])
+def test_torchrun_misuse_is_a_clear_error_before_any_folder(argv, words, tmp_path, monkeypatch, capsys):
+    for rank in (0, 1):  # every rank refuses the same config before joining the group
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        assert main(argv + ["--out", str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+        assert err.startswith("[rank 1] error:" if rank else "error:")
+        assert not (tmp_path / "run").exists()
+
+
+def test_torchrun_clm_run_player_learner(tmp_path):
+    """``clm run`` under torchrun: the player's learner data-parallel. With
+    player.ddp_data=replicated its Q-network after 2 rounds is one process's;
+    with the default (each rank its own episodes) the run completes with one
+    writer. G, D and the designer run alike on every rank."""
+    from clm.core.checkpoint import strip_prefix
+
+    tiny = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4", "designer_steps=16",
+            "samples_per_round=16", "eval_every=1", "eval_levels=10", "player.learning_starts=64",
+            "player.conv_channels=[8]", "player.hidden=[32]", "designer.learning_starts=8", "gan.g_width=8",
+            "gan.d_width=8", "player.pretrain_steps=200", "report=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "clm"]
+    for name, extra in (("replicated", ["player.ddp_data=replicated"]), ("rank", ["rounds=1"])):
+        two = subprocess.run(torchrun + ["run", "--out", name, "--json"] + tiny + extra, cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert two.returncode == 0, two.stderr[-3000:]
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["status"] == "ok" and summary["world_size"] == 2 and summary["player_solve_rate"] is not None
+        assert len(list((tmp_path / name / "tb").iterdir())) == 1
+    assert main(["run", "--out", str(tmp_path / "one"), "--json", *tiny, "player.ddp_data=replicated"]) == 0
+    one, _, _ = load_checkpoint(tmp_path / "one" / "checkpoints" / "clm")
+    two, _, _ = load_checkpoint(tmp_path / "replicated" / "checkpoints" / "clm")
+    for prefix in ("player.q.", "gan.G.", "gan.D.", "designer.q."):
+        a, b = strip_prefix(one, prefix), strip_prefix(two, prefix)
+        for k in a:
+            _close(b[k], a[k], 0, 1e-5, prefix + k)
+    rows = {w: [json.loads(x) for x in (tmp_path / w / "metrics.jsonl").read_text().splitlines()]
+            for w in ("one", "replicated")}
+    losses = {w: [r["player_loss"] for r in rows[w] if "player_loss" in r] for w in rows}
+    assert len(losses["one"]) == 2 and losses["replicated"] == pytest.approx(losses["one"], rel=1e-5)  # the global batch's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "rank", "replicated"]

@@ -123,6 +123,23 @@ class DQNConfig:
         return self.demo_fraction > 0 or self.pretrain_steps > 0
 
 
+def check_data_parallel(cfg: DQNConfig, world: int) -> None:
+    """What a data-parallel learner over ``world`` processes needs of a config
+    (clear errors, exit code 2): each update's agent rows and demonstration
+    rows split into equal slices, so that the mean of the ranks' gradients is
+    the gradient of the global batch's loss."""
+    if world <= 1:
+        return
+    distributed.local_share(cfg.batch_size, "batch_size", world)
+    if cfg.demo_fraction > 0:
+        demo_rows = max(1, int(round(cfg.batch_size * cfg.demo_fraction)))
+        if demo_rows % world:
+            raise UserError(f"batch_size={cfg.batch_size} with demo_fraction={cfg.demo_fraction:g} makes {demo_rows} "
+                            f"demonstration rows per batch, which do not divide over {world} processes (each rank "
+                            f"takes an equal slice of them); choose demo_fraction so that round(batch_size * "
+                            f"demo_fraction) is a multiple of {world}", exit_code=2)
+
+
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
     if duration <= 0:
         return end
@@ -148,11 +165,7 @@ class DQN:
         self.world = distributed.world_size() if data_parallel else 1
         self.rank = distributed.rank() if data_parallel else 0
         self.replicated = self.world > 1 and cfg.ddp_data == "replicated"
-        if self.world > 1:
-            distributed.local_share(cfg.batch_size, "batch_size", self.world)
-            if cfg.demo_fraction > 0:
-                distributed.local_share(max(1, int(round(cfg.batch_size * cfg.demo_fraction))),
-                                        "demonstration rows (batch_size * demo_fraction)", self.world)
+        check_data_parallel(cfg, self.world)
         self.device = distributed.device_for(cfg.device) if data_parallel else resolve_device(cfg.device)
         self.envs = envs if envs is not None else make_vec_env(cfg.env_id, cfg.num_envs)
         check_spaces(self.envs, cfg.env_id)
@@ -516,9 +529,17 @@ class DQN:
             self.train_burst(c.gradient_steps)
 
     def pop_mean_loss(self) -> float | None:
-        if self._loss_count == 0:
+        """The mean loss of the updates since the last call (None: none).
+        Data-parallel, over every rank's rows (a collective: the ranks call it
+        at the same points, the log rows of ``learn`` and the CLM's rounds),
+        so that the figure is the global batch's, as one process logs it."""
+        loss_sum, count = float(self._loss_sum), self._loss_count
+        if self.world > 1:
+            both = distributed.mean_across_ranks({"sum": loss_sum, "count": float(count)})
+            loss_sum, count = both["sum"], both["count"]  # both scaled by 1 / N: their ratio is the global mean
+        if count == 0:
             return None
-        value = float(self._loss_sum) / self._loss_count
+        value = loss_sum / count
         self._loss_sum.zero_()
         self._loss_count = 0
         return value

@@ -56,12 +56,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     launch = distributed.launch_env()
     main = launch is None or launch.rank == 0
 
-    def check(cfg) -> None:  # before any folder is made: the errors DQN(...) would raise on every rank
-        if launch is not None:
-            distributed.local_share(cfg.batch_size, "batch_size", launch.world_size)
-        distributed.device_for(cfg.device)
+    from clm.agents.dqn import DQNConfig, check_data_parallel
 
-    from clm.agents.dqn import DQNConfig
+    def check(cfg) -> None:  # before any folder is made: the errors DQN(...) would raise on every rank
+        check_data_parallel(cfg, launch.world_size if launch else 1)
+        distributed.device_for(cfg.device)
 
     cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest", resumable=DQN_RESUMABLE,
                                       check=check, create=main)

@@ -100,8 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
     domain = _run_domain(args)
-    main = distributed.launched_as_main()
-    check = lambda cfg: distributed.device_for(cfg.device)  # noqa: E731  (before any folder is made)
+    launch = distributed.launch_env()
+    main = launch is None or launch.rank == 0
+
+    def check(cfg) -> None:  # before any folder is made: what the ranks would each refuse later
+        from dataclasses import replace
+
+        from clm.agents.dqn import check_data_parallel
+
+        player = cfg.player if getattr(cfg, "player_demos", True) else replace(cfg.player, demo_fraction=0.0)
+        check_data_parallel(player, launch.world_size if launch else 1)
+        distributed.device_for(cfg.device)
     if args.constraint is not None:
         if domain != "text":
             raise UsageError(f"--constraint is for the text domain (--domain text), not {domain}")
