@@ -117,6 +117,26 @@ def test_launch_env_and_plain_process():
     assert torch.equal(got[0], torch.randint(10, (8,))) and torch.equal(got[1], torch.randn(8, 2))
 
 
+def test_cross_rank_batchnorm_keeps_the_network_as_it_was():
+    """The swap touches no tensor and no name: optimisers, checkpoints and an
+    EMA copy see the same network; without a group it is plain BatchNorm."""
+    from clm.gan.models import ImageGenerator
+
+    torch.manual_seed(0)
+    G = ImageGenerator((1, 8, 8), z_dim=4, width=8, arch="dcgan")
+    before = {k: v for k, v in G.state_dict(keep_vars=True).items()}
+    plain = copy.deepcopy(G)
+    assert distributed.use_cross_rank_batchnorm(G) == 3
+    after = G.state_dict(keep_vars=True)
+    assert list(after) == list(before) and all(after[k] is before[k] for k in before)
+    z = torch.randn(5, 4)
+    for mode in ("train", "eval"):
+        getattr(G, mode)(), getattr(plain, mode)()
+        torch.testing.assert_close(G(z), plain(z), rtol=0, atol=0)
+    distributed.restore_batchnorm(G)
+    assert sum(isinstance(m, nn.BatchNorm2d) or isinstance(m, nn.BatchNorm1d) for m in G.modules()) == 3
+
+
 def test_local_share_is_a_clear_error():
     assert distributed.local_share(128, "batch_size", 4) == 32
     with pytest.raises(UserError, match=r"batch_size=7 does not divide over 2 processes") as e:
@@ -401,6 +421,15 @@ def test_torchrun_gan_train_matches_one_process(tmp_path):
         assert b["loss_d"] == pytest.approx(a["loss_d"], rel=1e-4) and b["loss_g"] == pytest.approx(a["loss_g"], rel=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
     assert len(list((tmp_path / "two" / "tb").iterdir())) == 1
+    # resumed under torchrun (each rank's stream from the checkpoint) it goes on as one process's 5 steps
+    resumed = subprocess.run(torchrun + ["gan", "train", "--resume", "two", "steps=5", "--json"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert main(args + ["--out", str(tmp_path / "one5"), "steps=5"]) == 0
+    rows = {w: [json.loads(x) for x in (tmp_path / w / "metrics.jsonl").read_text().splitlines()] for w in ("one5", "two")}
+    assert [r["step"] for r in rows["two"]] == [1, 2, 3, 4, 5]
+    for a, b in zip(rows["one5"], rows["two"]):
+        assert b["loss_d"] == pytest.approx(a["loss_d"], rel=1e-4) and b["loss_g"] == pytest.approx(a["loss_g"], rel=1e-4)
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -166,7 +166,10 @@ class DQN:
         self.rank = distributed.rank() if data_parallel else 0
         self.replicated = self.world > 1 and cfg.ddp_data == "replicated"
         check_data_parallel(cfg, self.world)
-        self.device = distributed.device_for(cfg.device) if data_parallel else resolve_device(cfg.device)
+        # cpu/cuda/auto: the rank's device (cuda:LOCAL_RANK); a device the caller already chose for this
+        # rank (the CLM passes its own, e.g. cuda:1) is taken as it is
+        chosen = cfg.device.startswith("cuda:")
+        self.device = distributed.device_for(cfg.device) if data_parallel and not chosen else resolve_device(cfg.device)
         self.envs = envs if envs is not None else make_vec_env(cfg.env_id, cfg.num_envs)
         check_spaces(self.envs, cfg.env_id)
         if self.envs.num_envs != cfg.num_envs:

@@ -274,9 +274,11 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     draws = distributed.BatchDraws.for_training(cfg.seed, device)
     if draws.distributed:
         pair.data_parallel(device)
-        if resume:
+        if resume:  # from a plain run's checkpoint the shared stream continues its default generator's
             draws.set_state(state.get("draws_rng"))
             distributed.set_rank_rng_state(state.get("rank_rng"), cfg.seed + step)
+    elif resume and state.get("draws_rng") is not None:  # a data-parallel run's global stream, continued by one process
+        distributed.default_generator(device).set_state(state["draws_rng"].cpu())
     batch = cfg.batch_size  # the global batch; each rank's draws keep batch / world rows of it
     gp_alpha_shape = [1] * (train_x.dim() - 1)
 
