@@ -38,6 +38,7 @@ from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_obse
                              make_vec_env, restore_env_state)
 from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
+from clm.core import distributed
 from clm.core.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
 from clm.core.errors import UserError
@@ -94,6 +95,7 @@ class DQNConfig:
     stop_at_target: bool = False  #: stop training once target_return is reached
     log_interval: int = 1_000  #: env steps between metric rows
     checkpoint_interval: int = 25_000  #: env steps between checkpoints (0: only at the end)
+    ddp_data: Literal["rank", "replicated"] = "rank"  #: under torchrun: rank = each rank acts in its own envs (seeds offset by rank * num_envs) into its own replay and computes batch_size / N rows of every update; replicated = every rank acts the same and computes its slice of one global batch (one process's numbers, N times the acting)
 
     def validate(self) -> None:
         if not self.lr > 0:
@@ -118,10 +120,29 @@ class DQNConfig:
             raise UserError("config keys 'demo_margin', 'demo_loss_weight' and 'pretrain_steps' must be >= 0")
         if self.demo_buffer_size < 1:
             raise UserError(f"config key 'demo_buffer_size' must be >= 1, got {self.demo_buffer_size}")
+        if self.ddp_data not in ("rank", "replicated"):
+            raise UserError(f"config key 'ddp_data' must be rank or replicated, got {self.ddp_data!r}")
 
     @property
     def uses_demonstrations(self) -> bool:
         return self.demo_fraction > 0 or self.pretrain_steps > 0
+
+
+def check_data_parallel(cfg: DQNConfig, world: int) -> None:
+    """What a data-parallel learner over ``world`` processes needs of a config
+    (clear errors, exit code 2): each update's agent rows and demonstration
+    rows split into equal slices, so that the mean of the ranks' gradients is
+    the gradient of the global batch's loss."""
+    if world <= 1:
+        return
+    distributed.local_share(cfg.batch_size, "batch_size", world)
+    if cfg.demo_fraction > 0:
+        demo_rows = max(1, int(round(cfg.batch_size * cfg.demo_fraction)))
+        if demo_rows % world:
+            raise UserError(f"batch_size={cfg.batch_size} with demo_fraction={cfg.demo_fraction:g} makes {demo_rows} "
+                            f"demonstration rows per batch, which do not divide over {world} processes (each rank "
+                            f"takes an equal slice of them); choose demo_fraction so that round(batch_size * "
+                            f"demo_fraction) is a multiple of {world}", exit_code=2)
 
 
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
@@ -153,9 +174,21 @@ class DQN:
     """
 
     def __init__(self, cfg: DQNConfig, envs: gym.vector.VectorEnv | None = None,
-                 eval_envs: gym.vector.VectorEnv | None = None):
+                 eval_envs: gym.vector.VectorEnv | None = None, data_parallel: bool = False):
+        """``data_parallel``: learn together with the other ranks of the running
+        process group (torchrun), as ``cfg.ddp_data`` says: every gradient is
+        averaged over the ranks, each of which computes ``batch_size / N`` rows
+        of every update. The agent's own learner only: the CLM's designer
+        stays a plain agent on every rank."""
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.world = distributed.world_size() if data_parallel else 1
+        self.rank = distributed.rank() if data_parallel else 0
+        self.replicated = self.world > 1 and cfg.ddp_data == "replicated"
+        check_data_parallel(cfg, self.world)
+        # cpu/cuda/auto: the rank's device (cuda:LOCAL_RANK); a device the caller already chose for this
+        # rank (the CLM passes its own, e.g. cuda:1) is taken as it is
+        chosen = cfg.device.startswith("cuda:")
+        self.device = distributed.device_for(cfg.device) if data_parallel and not chosen else resolve_device(cfg.device)
         self.envs = envs if envs is not None else make_vec_env(cfg.env_id, cfg.num_envs)
         check_spaces(self.envs, cfg.env_id)
         if self.envs.num_envs != cfg.num_envs:
@@ -168,6 +201,8 @@ class DQN:
         net_args = q_network_args(cfg, obs_shape, self.n_actions)
         torch.manual_seed(cfg.seed)
         self.q = QNetwork(**net_args).to(self.device)
+        if self.world > 1:  # the same seed made the same weights; rank 0's make sure of it, as DDP does
+            distributed.broadcast_from_main(list(self.q.state_dict().values()))
         self.q_target = QNetwork(**net_args).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
@@ -197,7 +232,12 @@ class DQN:
                                  n_step=cfg.n_step, gamma=cfg.gamma, device=self.device, **extra)
         self.demos: UniformReplay | None = None  # made by add_demonstrations
         self._obs_shape, self._obs_dtype = obs_shape, obs_space.dtype
-        self.rng = np.random.default_rng(cfg.seed)
+        # One seed per rank for what a rank draws for itself (data-parallel, ddp_data=rank: its actions,
+        # its replay rows, its envs, seeded as a single process's envs num_envs * rank onwards); the
+        # replicated mode and a plain agent draw one process's stream.
+        own = self.world > 1 and not self.replicated
+        self.rng = np.random.default_rng(distributed.rank_seed(cfg.seed) if own else cfg.seed)
+        self._env_seed = distributed.rank_seed(cfg.seed, cfg.num_envs) if own else cfg.seed
         # Counters and episode bookkeeping: all of it goes into checkpoints.
         self.env_steps = 0
         self.gradient_steps = 0
@@ -288,7 +328,12 @@ class DQN:
         ``clip_grad_norm_`` and ``Adam.step()``. Gradients come in as a list
         (on the fast path one flat tensor, from the NumPy pass) and go to the
         optimizer's fused kernel; clipping scales them in place, which on a
-        CPU reads the norm without a device sync."""
+        CPU reads the norm without a device sync. Data-parallel, they are
+        first averaged over the ranks (DistributedDataParallel's reduction,
+        done by hand: these gradients never pass through ``backward()``), so
+        the clipping sees the global batch's gradient norm."""
+        if self.world > 1:
+            distributed.average_gradients(grads)
         max_norm = self.cfg.max_grad_norm
         if max_norm > 0:
             norm = grads[0].norm() if len(grads) == 1 else torch.linalg.vector_norm(
@@ -366,12 +411,21 @@ class DQN:
             return 0
         return max(1, int(round(self.cfg.batch_size * self.cfg.demo_fraction)))
 
+    def _mine(self, n_updates: int, n: int) -> np.ndarray | slice:
+        """Which of ``n_updates * n`` drawn rows this rank computes: all of
+        them, or (replicated data-parallel) its slice of each update's ``n``."""
+        if not self.replicated:
+            return slice(None)
+        k = n // self.world
+        return (np.arange(n_updates)[:, None] * n + self.rank * k + np.arange(k)).reshape(-1)
+
     def _sample_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
         """``n_updates`` batches laid end to end, each ``n_agent`` rows of the
         agent's replay followed by ``n_demo`` rows of demonstrations; with
         ``obs_noise``, their observations (and next observations) carry
         Gaussian noise drawn from the agent's own generator (so a resumed run
-        draws the same noise)."""
+        draws the same noise; under data-parallel training each rank draws it
+        for its own rows)."""
         b = self._draw_burst(n_updates, n_agent, n_demo, beta)
         if self.cfg.obs_noise <= 0:
             return b
@@ -380,16 +434,23 @@ class DQN:
         return replace(b, obs=noisy(b.obs), next_obs=noisy(b.next_obs))
 
     def _draw_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
+        """The rows of :meth:`_sample_burst`, as drawn. Replicated
+        data-parallel: the rows are drawn for the global batch (the
+        importance weights normalised over it) and this rank keeps its
+        ``1 / N`` of each part of each batch."""
         parts = []
         if n_agent:
-            if beta is not None:
-                parts.append(self.replay.sample(n_updates * n_agent, self.rng, beta=beta))
-            else:
-                parts.append(self.replay.gather(self.replay.sample_indices(n_updates * n_agent, self.rng)))
+            idx = self.replay.sample_indices(n_updates * n_agent, self.rng)
+            weights = self.replay.importance_weights(idx, beta) if beta is not None else None
+            keep = self._mine(n_updates, n_agent)
+            parts.append(self.replay.gather(idx[keep], None if weights is None else weights[keep]))
         if n_demo:
-            parts.append(self.demos.gather(self.demos.sample_indices(n_updates * n_demo, self.rng)))
+            idx = self.demos.sample_indices(n_updates * n_demo, self.rng)
+            parts.append(self.demos.gather(idx[self._mine(n_updates, n_demo)]))
         if len(parts) == 1:
             return parts[0]
+        if self.replicated:
+            n_agent, n_demo = n_agent // self.world, n_demo // self.world
         a, d = parts
         per = lambda x, k: x.reshape(n_updates, k, *x.shape[1:])  # noqa: E731
         cat = lambda x, y: torch.cat([per(x, n_agent), per(y, n_demo)], 1).reshape(-1, *x.shape[1:])  # noqa: E731
@@ -406,19 +467,24 @@ class DQN:
         B = c.batch_size
         n_demo = B if demo_only else self._demo_rows()
         n_agent = B - n_demo
+        # Data-parallel: this rank computes n_agent / N agent rows and n_demo / N demonstration rows of
+        # every update (drawn from its own replay, or sliced from the global draw when replicated).
+        a_rows, d_rows = n_agent // self.world, n_demo // self.world
+        draw_agent, draw_demo = (n_agent, n_demo) if self.world == 1 or self.replicated else (a_rows, d_rows)
+        B = a_rows + d_rows
         if c.prioritized and n_agent:
             beta = linear_schedule(c.per_beta, 1.0, c.total_steps, self.env_steps)
             for _ in range(n_updates):  # priorities change after each step: sample one by one
-                b = self._sample_burst(1, n_agent, n_demo, beta)
+                b = self._sample_burst(1, draw_agent, draw_demo, beta)
                 target = self.td_targets(b, self.target_q_values(b.next_obs))
-                grads, td = self._td_gradients(b.obs, b.actions, target, b.weights, n_demo)
+                grads, td = self._td_gradients(b.obs, b.actions, target, b.weights, d_rows)
                 self._update(grads)
                 self._record_losses(td, b.weights)
-                self.replay.update_priorities(b.indices[:n_agent], td[:n_agent].cpu().numpy())
+                self._update_priorities(b.indices[:a_rows], td[:a_rows])
             return
         # Uniform replay: every batch of the burst in one draw, the fixed target
         # net on all their next states in one forward pass.
-        burst = self._sample_burst(n_updates, n_agent, n_demo, None)
+        burst = self._sample_burst(n_updates, draw_agent, draw_demo, None)
         target_next = self.target_q_values(burst.next_obs)
         targets = None if c.double_dqn else self.td_targets(burst, target_next)
         tds = torch.empty(n_updates, B, device=self.device)
@@ -427,9 +493,18 @@ class DQN:
             b = burst.slice(s)
             # Double DQN's argmax needs the online net as it is at this step.
             target = targets[s] if targets is not None else self.td_targets(b, target_next[s])
-            grads, tds[i] = self._td_gradients(b.obs, b.actions, target, b.weights, n_demo)
+            grads, tds[i] = self._td_gradients(b.obs, b.actions, target, b.weights, d_rows)
             self._update(grads)
         self._record_losses(tds, burst.weights.view(n_updates, B))
+
+    def _update_priorities(self, idx: np.ndarray, td: torch.Tensor) -> None:
+        """New priorities from the TD errors of the rows this rank computed;
+        replicated data-parallel, the whole global batch's (gathered), so that
+        every rank's replay stays the same."""
+        if self.replicated:
+            idx = np.concatenate([t.numpy() for t in distributed.gather_tensors(torch.from_numpy(idx))])
+            td = torch.cat(distributed.gather_tensors(td.detach()))
+        self.replay.update_priorities(idx, td.cpu().numpy())
 
     @torch.no_grad()
     def target_q_values(self, obs: torch.Tensor) -> torch.Tensor:
@@ -464,7 +539,7 @@ class DQN:
         the target net when its interval ticks."""
         c = self.cfg
         if self._obs is None:
-            self._obs, _ = self.envs.reset(seed=c.seed)
+            self._obs, _ = self.envs.reset(seed=self._env_seed)
         obs = self._obs
         actions = self.act(obs, self.epsilon())
         next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
@@ -493,9 +568,17 @@ class DQN:
             self.train_burst(c.gradient_steps)
 
     def pop_mean_loss(self) -> float | None:
-        if self._loss_count == 0:
+        """The mean loss of the updates since the last call (None: none).
+        Data-parallel, over every rank's rows (a collective: the ranks call it
+        at the same points, the log rows of ``learn`` and the CLM's rounds),
+        so that the figure is the global batch's, as one process logs it."""
+        loss_sum, count = float(self._loss_sum), self._loss_count
+        if self.world > 1:
+            both = distributed.mean_across_ranks({"sum": loss_sum, "count": float(count)})
+            loss_sum, count = both["sum"], both["count"]  # both scaled by 1 / N: their ratio is the global mean
+        if count == 0:
             return None
-        value = float(self._loss_sum) / self._loss_count
+        value = loss_sum / count
         self._loss_sum.zero_()
         self._loss_count = 0
         return value
@@ -520,6 +603,7 @@ class DQN:
         with DeferredInterrupt() as stop:
             while self.env_steps < c.total_steps:
                 self.collect_step()
+                logged_now = False
                 if self.env_steps >= next_eval:
                     next_eval = _next_multiple(self.env_steps, c.eval_interval)
                     self._evaluate_and_keep_best(logger, checkpoint_dir, wall())
@@ -529,12 +613,14 @@ class DQN:
                         break
                 if self.env_steps >= next_log:
                     next_log = _next_multiple(self.env_steps, c.log_interval)
+                    logged_now = True
                     elapsed = time.perf_counter() - t0
                     row = {"loss": self.pop_mean_loss(), "epsilon": self.epsilon(),
                            "episodes": self.episodes, "gradient_steps": self.gradient_steps,
                            "env_steps_per_second": (self.env_steps - steps_at_start) / max(elapsed, 1e-9)}
                     if row["loss"] is not None and not math.isfinite(row["loss"]):
-                        self._check_finite(checkpoint_dir, force=True)
+                        # data-parallel: decide on the weights, the same on every rank (a rank's loss is its own)
+                        self._check_finite(checkpoint_dir, force=self.world == 1)
                     if self.recent_returns:
                         row["episode_return"] = float(np.mean(self.recent_returns))
                     if logger is not None:
@@ -545,7 +631,10 @@ class DQN:
                     next_ckpt = _next_multiple(self.env_steps, c.checkpoint_interval)
                     self._check_finite(checkpoint_dir)
                     self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
-                if stop.requested:  # Ctrl-C: this step, its burst and its rows are whole, so resume is exact
+                stop_now = stop.requested
+                if self.world > 1:  # every rank stops at the same step: they agree at each log row
+                    stop_now = logged_now and distributed.sum_counts(int(stop.requested))[0] > 0
+                if stop_now:  # Ctrl-C: this step, its burst and its rows are whole, so resume is exact
                     if checkpoint_dir is not None:
                         self._check_finite(checkpoint_dir)
                         self.save(Path(checkpoint_dir) / "latest", wall_seconds=wall())
@@ -694,6 +783,15 @@ class DQN:
         restored = restore_env_state(self.envs, state["env"])
         # Exact only when the env's whole state was saved and reads back the same.
         self.exact_resume = bool(meta.get("exact_resume", False)) and restored
+        if self.world > 1 and not self.replicated:
+            # The checkpoint holds rank 0's envs, replay and draws only. The other ranks start from its
+            # replay, with fresh streams of their own (not rank 0's again), and new episodes.
+            if self.rank:
+                self.rng = np.random.default_rng([distributed.rank_seed(self.cfg.seed), self.env_steps])
+                self._env_seed = distributed.rank_seed(self.cfg.seed, self.cfg.num_envs) + self.env_steps
+                self._obs, self._prev_done = None, np.zeros(self.cfg.num_envs, dtype=bool)
+                self._ep_return = np.zeros(self.cfg.num_envs, dtype=np.float64)
+            self.exact_resume = False
 
 
 def greedy_returns(envs: gym.vector.VectorEnv, policy, seed: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import argparse
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from clm.core.checkpoint import checkpoint_exists, read_meta
 from clm.core.config import load_config, read_yaml, to_dict
@@ -36,15 +36,21 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overrides: list[str],
                        checkpoint: str, base: dict[str, Any] | None = None,
-                       resumable: tuple[str, ...] = ()) -> tuple[Any, Path]:
+                       resumable: tuple[str, ...] = (), check: Callable[[Any], None] | None = None,
+                       create: bool = True) -> tuple[Any, Path | None]:
     """A new run: defaults < ``base`` < --config < overrides, in a new folder.
     --resume: the run's own config.yaml < overrides, and its folder, which must
     hold ``checkpoints/<checkpoint>``. Before anything is written, the
     resumed config is checked against the one the checkpoint was made with:
-    only the keys in ``resumable`` (budgets, intervals, threads) may change."""
+    only the keys in ``resumable`` (budgets, intervals, threads) may change,
+    and ``check(cfg)`` may refuse the config (e.g. for the torchrun world size).
+    ``create=False`` (a data-parallel rank other than 0, which writes nothing):
+    a new run's folder is not made, and its path is None."""
     if not args.resume:
         cfg = load_config(cls, args.config, overrides, base=base)
-        return cfg, new_run_dir(command, args.out)
+        if check is not None:
+            check(cfg)
+        return cfg, (new_run_dir(command, args.out) if create else None)
     if args.out:
         raise UsageError("--resume continues a run in its own folder; drop --out")
     if args.config:
@@ -66,6 +72,8 @@ def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overri
             raise UsageError(f"--resume {run_dir}: {what} cannot change on resume (the checkpoint was made with the "
                              f"old values); keys that may change: {', '.join(resumable) or 'none'}. Start a new run "
                              f"with --out to try other settings")
+    if check is not None:
+        check(cfg)
     return cfg, run_dir
 
 

@@ -45,21 +45,58 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from clm.agents.dqn import DQN, DQNConfig
-    from clm.core.logging import MetricLogger
-    from clm.core.runtime import seed_everything, set_threads
+    """Under torchrun every process runs this, with a data-parallel learner
+    (``ddp_data``): all read and check the config, rank 0 alone makes and
+    writes the run folder and prints."""
+    from clm.core import distributed
 
     overrides = list(args.overrides)
     if args.env:
         overrides.append(f"env_id={json.dumps(args.env)}")  # quoted: an id is never read as YAML
-    cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest", resumable=DQN_RESUMABLE)
+    launch = distributed.launch_env()
+    main = launch is None or launch.rank == 0
+
+    from clm.agents.dqn import DQNConfig, check_data_parallel
+
+    def check(cfg) -> None:  # before any folder is made: the errors DQN(...) would raise on every rank
+        check_data_parallel(cfg, launch.world_size if launch else 1)
+        distributed.device_for(cfg.device)
+
+    cfg, run_dir = config_and_run_dir(args, DQNConfig, "dqn", overrides, "latest", resumable=DQN_RESUMABLE,
+                                      check=check, create=main)
+    with distributed.process_group(cfg.device):
+        if main:
+            return _train(args, cfg, run_dir)
+        agent = _agent(args, cfg, run_dir)
+        agent.learn()
+    return 0
+
+
+def _agent(args: argparse.Namespace, cfg, run_dir: Path | None):
+    """The agent of ``clm dqn train`` (data-parallel under torchrun), resumed when asked."""
+    from clm.agents.dqn import DQN
+    from clm.core import distributed
+    from clm.core.runtime import seed_everything, set_threads
+
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    agent = DQN(cfg, data_parallel=distributed.active())
+    if args.resume:
+        agent.load(run_dir / "checkpoints" / "latest")
+    return agent
+
+
+def _train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
+    from clm.core.logging import MetricLogger
+
     with removed_on_failure(run_dir, bool(args.resume)):
-        set_threads(cfg.threads)
-        seed_everything(cfg.seed)
-        agent = DQN(cfg)
-        if args.resume:
-            agent.load(run_dir / "checkpoints" / "latest")
-            if agent.exact_resume is False:
+        agent = _agent(args, cfg, run_dir)
+        if args.resume and agent.exact_resume is False:
+            if agent.world > 1 and not agent.replicated:
+                print("warning: a data-parallel run with ddp_data=rank saves rank 0's environments and replay only; "
+                      "the other ranks continue from them with fresh streams of their own (not bit-exact)",
+                      file=sys.stderr)
+            else:
                 print("warning: the environment state could not be saved whole; the resumed run restarts "
                       "its episodes (not bit-exact)", file=sys.stderr)
         save_config(cfg, run_dir / "config.yaml")
@@ -77,6 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise
     logger.close()
     summary = {"env_id": cfg.env_id, **summary}
+    if agent.world > 1:
+        summary["world_size"] = agent.world
     write_summary(run_dir, summary)
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir)}))

@@ -61,17 +61,33 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, as_json: bool) -> Non
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from clm.gan.train import GanConfig, train
+    """Under torchrun every process runs this: all read the config and check
+    it (the same errors on every rank), rank 0 alone makes the run folder,
+    then all join the process group and train; rank 0 alone prints."""
+    from clm.core import distributed
+    from clm.gan.train import GanConfig, check_data_parallel, train
     from clm.hybrid.gan_domains import gan_domain
 
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
-    cfg, run_dir = config_and_run_dir(args, GanConfig, "gan", overrides, "last", resumable=GAN_RESUMABLE)
-    if args.resume:
+    launch = distributed.launch_env()
+    main = launch is None or launch.rank == 0
+
+    def check(cfg: GanConfig) -> None:  # before any folder is made
+        check_data_parallel(cfg, launch.world_size if launch else 1)
+        distributed.device_for(cfg.device)
+
+    cfg, run_dir = config_and_run_dir(args, GanConfig, "gan", overrides, "last", resumable=GAN_RESUMABLE,
+                                      check=check, create=main)
+    if args.resume and main:
         (run_dir / "summary.json").unlink(missing_ok=True)  # a longer run replaces the old summary at its end
-    with removed_on_failure(run_dir, bool(args.resume)):
-        summary = train(cfg, run_dir, gan_domain(cfg.data), resume=bool(args.resume), quiet=args.json)
+    with distributed.process_group(cfg.device):
+        if not main:
+            train(cfg, run_dir, gan_domain(cfg.data), resume=bool(args.resume), quiet=True)
+            return 0
+        with removed_on_failure(run_dir, bool(args.resume)):
+            summary = train(cfg, run_dir, gan_domain(cfg.data), resume=bool(args.resume), quiet=args.json)
     _print_summary(summary, run_dir, args.json)
     return 0
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -49,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the file system refused (disk full, permissions): say which file, no traceback
         print(f"error: {e.strerror or e} ({e.filename or 'a file'}); check the path and free space", file=sys.stderr)
         return 1
+
+
+def _rank_prefix() -> str:
+    """'' for a plain process and torchrun's rank 0; '[rank N] ' for the
+    other ranks of a torchrun launch, whose messages would read as rank 0's."""
+    from clm.core.distributed import launch_env
+
+    try:
+        env = launch_env()
+    except UserError:
+        return ""
+    return f"[rank {env.rank}] " if env is not None and env.rank else ""
 
 
 if __name__ == "__main__":

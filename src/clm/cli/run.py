@@ -86,7 +86,11 @@ def _preset_key(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Under torchrun every process runs this (the player's learner is
+    data-parallel, see :mod:`clm.hybrid.loop`): all read and check the
+    config, rank 0 alone makes and writes the run folder and prints."""
     from clm.cli.common import config_and_run_dir
+    from clm.core import distributed
     from clm.core.config import save_config
     from clm.core.rundir import dumps_line
     from clm.hybrid.config import PRESETS, CLMConfig
@@ -96,6 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
     domain = _run_domain(args)
+    launch = distributed.launch_env()
+    main = launch is None or launch.rank == 0
+
+    def check(cfg) -> None:  # before any folder is made: what the ranks would each refuse later
+        from dataclasses import replace
+
+        from clm.agents.dqn import check_data_parallel
+
+        player = cfg.player if getattr(cfg, "player_demos", True) else replace(cfg.player, demo_fraction=0.0)
+        check_data_parallel(player, launch.world_size if launch else 1)
+        distributed.device_for(cfg.device)
     if args.constraint is not None:
         if domain != "text":
             raise UsageError(f"--constraint is for the text domain (--domain text), not {domain}")
@@ -105,21 +120,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if args.preset:
             raise UsageError(f"--preset {args.preset} is a levels preset; the text domain has none (drop --preset)")
-        cfg, run_dir = config_and_run_dir(args, TextConfig, "run", overrides, "clm", resumable=TEXT_RESUMABLE)
+        cfg, run_dir = config_and_run_dir(args, TextConfig, "run", overrides, "clm", resumable=TEXT_RESUMABLE,
+                                          check=check, create=main)
     elif domain == "art":
         from clm.hybrid.art import ArtConfig
 
         if args.preset:
             raise UsageError(f"--preset {args.preset} is a levels preset; the art domain has none (drop --preset)")
-        cfg, run_dir = config_and_run_dir(args, ArtConfig, "run", overrides, "clm", resumable=ART_RESUMABLE)
+        cfg, run_dir = config_and_run_dir(args, ArtConfig, "run", overrides, "clm", resumable=ART_RESUMABLE,
+                                          check=check, create=main)
     else:
         preset = args.preset or _preset_key(args)
         base = {**PRESETS[preset], "preset": preset} if preset else None
         cfg, run_dir = config_and_run_dir(args, CLMConfig, "run", overrides, "clm", base=base,
-                                          resumable=CLM_RESUMABLE)
-    with removed_on_failure(run_dir, bool(args.resume)):
-        save_config(cfg, run_dir / "config.yaml")
-        summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+                                          resumable=CLM_RESUMABLE, check=check, create=main)
+    with distributed.process_group(cfg.device):
+        if not main:
+            run_clm(cfg, run_dir, resume=bool(args.resume), quiet=True)
+            return 0
+        with removed_on_failure(run_dir, bool(args.resume)):
+            save_config(cfg, run_dir / "config.yaml")
+            summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
     report = None
     if cfg.report:
         from clm.report.html import write_report

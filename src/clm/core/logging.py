@@ -113,3 +113,20 @@ def _drop_rows_after(path: Path, step: int) -> None:
         if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
             kept.append(line + "\n")
     atomic_write_text(path, "".join(kept))
+
+
+class NullLogger:
+    """The logger of a data-parallel rank other than 0: the same calls as
+    :class:`MetricLogger`, and nothing written (rank 0 writes the run folder)."""
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        pass
+
+    def image(self, tag: str, image_hwc, step: int) -> None:
+        pass
+
+    def progress(self, step: int, **postfix: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

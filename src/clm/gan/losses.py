@@ -45,20 +45,28 @@ def d_loss_wgan(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.T
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
-                     fake: torch.Tensor) -> torch.Tensor:
+                     fake: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad_x D(x_hat)||_2 - 1)^2] at
-    random interpolates x_hat between real and fake samples."""
-    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    random interpolates x_hat between real and fake samples (``alpha``: the
+    interpolation weights, shape (B, 1, ...); default: drawn here)."""
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    alpha = alpha.to(real.dtype)
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
 
 
-def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor,
+                          batch_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """||E[f(x)] - E[f(G(z))]||^2 on D's penultimate features (Salimans et
-    al. 2016), averaged over features so its scale does not grow with width."""
-    return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).mean()
+    al. 2016), averaged over features so its scale does not grow with width.
+    ``batch_mean``: the mean over the batch (default ``x.mean(0)``; data-parallel,
+    the global batch's, since the square of a slice's mean is not the square of the batch's)."""
+    if batch_mean is None:
+        return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).mean()
+    return (batch_mean(real_features.detach()) - batch_mean(fake_features)).pow(2).mean()
 
 
 LOSSES = ("ns", "hinge", "wgan-gp")

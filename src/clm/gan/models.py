@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from clm.core.distributed import batch_std
+
 
 def _sn(module: nn.Module, on: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if on else module
@@ -121,10 +123,16 @@ class MinibatchStd(nn.Module):
     """Appends one channel holding the mean over features of the per-feature
     standard deviation across the batch (Improved Techniques' minibatch
     discrimination, in the simple form of Karras et al. 2018): a collapsed G
-    gives a low value that D can spot."""
+    gives a low value that D can spot. ``cross_rank``: over the global batch
+    of a data-parallel run (every rank's slice), not this rank's slice."""
+
+    cross_rank = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std = x.float().std(0, unbiased=False) if len(x) > 1 else torch.zeros_like(x[0]).float()
+        if self.cross_rank:
+            std = batch_std(x.float())
+        else:
+            std = x.float().std(0, unbiased=False) if len(x) > 1 else torch.zeros_like(x[0]).float()
         stat = (std + 1e-8).mean().to(x.dtype)
         return torch.cat([x, stat.expand(x.shape[0], 1, *x.shape[2:])], 1)
 
@@ -134,8 +142,11 @@ class ImageDiscriminator(nn.Module):
 
     ``features`` is the penultimate layer, used by feature matching. A
     condition enters by projection (Miyato & Koyama 2018): logit +=
-    <embed(cond), features>.
+    <embed(cond), features>. ``cross_rank``: the minibatch-std feature over
+    the global batch of a data-parallel run (see :class:`MinibatchStd`).
     """
+
+    cross_rank = False
 
     def __init__(self, shape: tuple[int, int, int], width: int = 64, cond_dim: int = 0, arch: str = "dcgan",
                  spectral_norm: bool = False, minibatch_std: bool = False, res_blocks: int = 2):
@@ -187,7 +198,10 @@ class ImageDiscriminator(nn.Module):
             if self.arch in ("dcgan", "resconv"):
                 h = self.mbstd(h)
             else:
-                stat = h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+                if self.cross_rank:
+                    stat = batch_std(h.float()).mean()
+                else:
+                    stat = h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
                 h = torch.cat([h, stat.to(h.dtype).expand(len(h), 1)], 1)
         feats = self.conv2(h)
         logit = self.head(feats).squeeze(1)

@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from clm.core import distributed
 from clm.core.checkpoint import strip_prefix
 from clm.gan import losses
 from clm.gan.augment import diff_augment, parse_policy
@@ -44,6 +45,35 @@ class AdversarialPair:
         self.real_target = 1.0 - cfg.label_smoothing if cfg.loss == "ns" else 1.0
         self.amp = amp
         self.collapsed_for = 0  # G updates in a row with D's loss below cfg.divergence_loss
+        # The modules the updates run through: G and D themselves, or their DistributedDataParallel
+        # wrappers once :meth:`data_parallel` is called; ``G``, ``D`` and the EMA stay the plain modules.
+        self._G_run, self._D_run = G, D
+        self._batch_mean = None  # the global batch's mean (data-parallel), for feature matching
+
+    def data_parallel(self, device: torch.device) -> None:
+        """Train G and D data-parallel over the process group's ranks, each
+        rank on its slice of every global batch: their gradients averaged by
+        DistributedDataParallel, and every statistic over the batch (G's
+        BatchNorm, D's minibatch-std feature, feature matching's means) taken
+        over the global batch, so that an update is the one process's update
+        at the same global batch (up to the order of float additions).
+        The EMA copy keeps plain BatchNorm: it is sampled by one rank alone."""
+        distributed.use_cross_rank_batchnorm(self.G)
+        distributed.use_cross_rank_batchnorm(self.D)
+        for m in self.D.modules():
+            if hasattr(m, "cross_rank"):
+                m.cross_rank = True
+        self._G_run, self._D_run = distributed.wrap(self.G, device), distributed.wrap(self.D, device)
+        self._batch_mean = distributed.batch_mean
+
+    def end_data_parallel(self) -> None:
+        """Back to plain modules (after training: sampling and evaluation run on one rank)."""
+        distributed.restore_batchnorm(self.G)
+        distributed.restore_batchnorm(self.D)
+        for m in self.D.modules():
+            if hasattr(m, "cross_rank"):
+                m.cross_rank = False
+        self._G_run, self._D_run, self._batch_mean = self.G, self.D, None
 
     @property
     def sampler(self) -> torch.nn.Module:
@@ -65,27 +95,31 @@ class AdversarialPair:
         return x + sigma * torch.randn_like(x) if sigma > 0 else x
 
     def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None,
-               other_fakes: torch.Tensor | None = None) -> dict[str, float]:
+               other_fakes: torch.Tensor | None = None, z: torch.Tensor | None = None,
+               gp_alpha: torch.Tensor | None = None) -> dict[str, float]:
         """One D update on a real batch (with its conditions) against as many
         fresh G samples (with ``cond_fake``); ``other_fakes`` (at most a
         batch) take the place of the first G samples, so that D also learns
         that they are not real (the CLM's art domain: the painter's canvases,
-        which would otherwise exploit D's blind spots). Returns D's loss,
-        accuracy and mean D(x) on the real batch."""
+        which would otherwise exploit D's blind spots). ``z``: the fakes'
+        noise and ``gp_alpha``: WGAN-GP's interpolation weights (default:
+        drawn here; a data-parallel loop passes its slice of the global
+        draws). Returns D's loss, accuracy and mean D(x) on the real batch."""
         cfg = self.cfg
-        z = torch.randn(len(real), cfg.z_dim, device=real.device)
+        if z is None:
+            z = torch.randn(len(real), cfg.z_dim, device=real.device)
         with self._autocast():
             with torch.no_grad():
-                fake = self.G(z, cond_fake)
+                fake = self._G_run(z, cond_fake)
                 if other_fakes is not None and len(other_fakes):
                     k = min(len(other_fakes), len(fake))
                     fake = torch.cat([other_fakes[:k].to(fake.dtype), fake[k:]])
-            real_logits, _ = self.D(self._d_input(real), cond_real)
-            fake_logits, _ = self.D(self._d_input(fake), cond_fake)
+            real_logits, _ = self._D_run(self._d_input(real), cond_real)
+            fake_logits, _ = self._D_run(self._d_input(fake), cond_fake)
             loss = losses.d_loss(cfg.loss, real_logits.float(), fake_logits.float(), self.real_target)
         if cfg.loss == "wgan-gp":
-            critic = lambda x: self.D(self._d_input(x), cond_real)[0]  # noqa: E731
-            loss = loss + cfg.gp_weight * losses.gradient_penalty(critic, real, fake.float())
+            critic = lambda x: self._D_run(self._d_input(x), cond_real)[0]  # noqa: E731
+            loss = loss + cfg.gp_weight * losses.gradient_penalty(critic, real, fake.float(), alpha=gp_alpha)
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -110,7 +144,9 @@ class AdversarialPair:
         if z is None:
             z = torch.randn(batch_size, cfg.z_dim, device=device)
         with self._autocast():
-            fake = self.G(z, cond)
+            # D runs as a plain module here: its gradients of this pass are thrown away, so they
+            # need no averaging across ranks (G's, through its DDP wrapper, are averaged).
+            fake = self._G_run(z, cond)
             fake_logits, fake_feats = self.D(self._d_input(fake), cond)
             loss = losses.g_loss(cfg.loss, fake_logits.float())
             if cfg.feature_matching > 0 and real_for_features is not None:
@@ -118,7 +154,8 @@ class AdversarialPair:
                     c = cond if cond_for_features is None else cond_for_features
                     _, real_feats = self.D(self._d_input(real_for_features), c)
                 loss = loss + cfg.feature_matching * losses.feature_matching_loss(real_feats.float(),
-                                                                                  fake_feats.float())
+                                                                                  fake_feats.float(),
+                                                                                  self._batch_mean)
         out = {"g_loss": loss.item(), "d_fake": torch.sigmoid(fake_logits.detach().float()).mean().item()}
         if extra_loss is not None:
             extra = extra_loss(fake)

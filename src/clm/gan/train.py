@@ -24,12 +24,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from clm.core import distributed
 from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
 from clm.core.config import save_config, to_dict
 from clm.core.errors import UserError
-from clm.core.logging import MetricLogger
+from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
-from clm.core.runtime import DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state, set_threads
+from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
@@ -141,6 +142,19 @@ class GanDiverged(UserError):
     """Training stopped because the losses went NaN or D won outright."""
 
 
+def check_data_parallel(cfg: GanConfig, world: int) -> None:
+    """What data-parallel training over ``world`` processes needs of a config
+    (clear errors, exit code 2): a global batch that splits into equal
+    slices, and no loss term whose state lives in one process."""
+    if world <= 1:
+        return
+    distributed.local_share(cfg.batch_size, "batch_size", world)
+    if cfg.pattern_matching > 0:
+        raise UserError("pattern_matching keeps a running estimate of the corpus's tile patterns from each batch, "
+                        "which data-parallel ranks would each keep apart; use pattern_matching=0 under torchrun",
+                        exit_code=2)
+
+
 def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageDiscriminator]:
     """G and D for the data's kind and shape."""
     cond_dim = data.cond_dim if cfg.conditional else 0
@@ -208,13 +222,22 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     """Train G and D as ``cfg`` says on the data ``domain`` reads (see
     :func:`clm.hybrid.gan_domains.gan_domain`), writing the run directory;
     returns the summary. ``listener(step, metrics)`` sees each logged row
-    (see :class:`~clm.core.logging.MetricLogger`)."""
-    run_dir = Path(run_dir)
+    (see :class:`~clm.core.logging.MetricLogger`).
+
+    Under torchrun (a process group, see :mod:`clm.core.distributed`) every
+    rank calls this: each computes its slice of every global batch of
+    ``cfg.batch_size`` and G's and D's gradients are averaged; only rank 0
+    writes ``run_dir`` (config, logs, pictures, checkpoints, the final
+    evaluation and summary) and the other ranks return their counters only."""
+    run_dir = Path(run_dir) if run_dir is not None else None
     t_start = time.perf_counter()
     set_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
-    save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
+    seed_everything(cfg.seed)  # the same seed on every rank: the same initial G and D
+    device = distributed.device_for(cfg.device)  # a plain run: resolve_device; torchrun: cuda:LOCAL_RANK or cpu
+    world, main = distributed.world_size(), distributed.is_main()
+    check_data_parallel(cfg, world)
+    if main:
+        save_config(cfg, run_dir / "config.yaml")  # on resume too: overrides such as steps= are part of the run
 
     # ---- data, models, optimisers (the D and G updates, EMA and divergence check live in AdversarialPair)
     data = domain.load(cfg)
@@ -239,25 +262,45 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     if cfg.conditional and not data.categorical:  # one row per class
         fixed_c = torch.nn.functional.one_hot(torch.arange(64) % data.n_classes, data.n_classes).float().to(device)
     step = 0
-    ckpt_dir = run_dir / "checkpoints" / "last"
+    ckpt_dir = run_dir / "checkpoints" / "last" if run_dir is not None else None
+    state: dict[str, Any] = {}
     if resume:
         weights, state, _ = load_checkpoint(ckpt_dir, map_location=device)
         pair.load_weights(weights)
         pair.load_state_dict({"ema_updates": state["step"], **state})  # older checkpoints: one EMA update a step
         step = state["step"]
         set_rng_state(state["rng"])
+    # The loop's draws (batch indices, conditions, noise). Data-parallel: drawn whole from one stream on
+    # every rank and sliced, so N ranks see the rows one process sees; each rank's own seed (seed + rank)
+    # then drives only the noise drawn inside the networks (Gumbel, DiffAugment).
+    draws = distributed.BatchDraws.for_training(cfg.seed, device)
+    if draws.distributed:
+        pair.data_parallel(device)
+        if resume:  # from a plain run's checkpoint the shared stream continues its default generator's
+            draws.set_state(state.get("draws_rng"))
+            distributed.set_rank_rng_state(state.get("rank_rng"), cfg.seed + step)
+    elif resume and state.get("draws_rng") is not None:  # a data-parallel run's global stream, continued by one process
+        distributed.default_generator(device).set_state(state["draws_rng"].cpu())
+    batch = cfg.batch_size  # the global batch; each rank's draws keep batch / world rows of it
+    gp_alpha_shape = [1] * (train_x.dim() - 1)
 
     def refresh_sampler() -> None:  # before G_ema is sampled or saved
         if pair.ema is not None:
             pair.ema.standing_stats(cfg.z_dim, train_c if cfg.conditional else None)
 
     def save(at_step: int) -> None:
+        extra = {}
+        if draws.distributed:  # a collective: every rank takes part, rank 0 writes
+            extra = {"draws_rng": draws.state(), "rank_rng": distributed.rank_rng_states(), "world_size": world}
+        if not main:
+            return
         refresh_sampler()
-        save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state()},
+        save_checkpoint(ckpt_dir, pair.weights(), {**pair.state_dict(), "step": at_step, "rng": rng_state(), **extra},
                         {"step": at_step, "data": cfg.data, "kind": data.kind, "config": to_dict(cfg)})
 
-    logger = MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step, resume=resume,
-                          listener=listener)
+    logger = (MetricLogger(run_dir, total_steps=cfg.steps, quiet=quiet, initial_step=step, resume=resume,
+                            listener=listener) if main else NullLogger())
+    saved = False
     stop = DeferredInterrupt()  # Ctrl-C finishes the step and saves it, so that resume is exact
     try:
         stop.__enter__()
@@ -265,39 +308,53 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
         while step < cfg.steps:
             # (1) D: a real batch with its conditions against G's samples for drawn conditions, d_steps times
             for _ in range(cfg.d_steps):
-                idx = torch.randint(n_train, (cfg.batch_size,), device=device)
-                fidx = torch.randint(n_train, (cfg.batch_size,), device=device)  # conditions of the fakes
+                idx = draws.randint(n_train, batch)
+                fidx = draws.randint(n_train, batch)  # conditions of the fakes
                 real, c_real = train_x[idx], train_c[idx]
-                d = pair.d_step(real, cond(c_real), cond(train_c[fidx]))
+                z_fake = draws.randn(batch, cfg.z_dim)
+                gp_alpha = (draws.rand(batch, *gp_alpha_shape)
+                            if draws.distributed and cfg.loss == "wgan-gp" else None)
+                d = pair.d_step(real, cond(c_real), cond(train_c[fidx]), z=z_fake, gp_alpha=gp_alpha)
 
             # (2) G: fool D (plus feature matching against the last real batch when on), then the EMA update
-            z = torch.randn(cfg.batch_size, cfg.z_dim, device=device)  # noise before conditions, as ever
-            c_fake = train_c[torch.randint(n_train, (cfg.batch_size,), device=device)]
-            g = pair.g_step(cfg.batch_size, device, cond(c_fake), real_for_features=real,
+            z = draws.randn(batch, cfg.z_dim)  # noise before conditions, as ever
+            c_fake = train_c[draws.randint(n_train, batch)]
+            g = pair.g_step(len(z), device, cond(c_fake), real_for_features=real,
                             cond_for_features=cond(c_real), z=z, extra_loss=extra_loss)
             step += 1
+            stop_now = stop.requested
+            if draws.distributed:  # the global batch's figures on every rank, and one decision to stop
+                figures = distributed.mean_across_ranks({**d, **g, "stop": float(stop.requested)})
+                stop_now = figures.pop("stop") > 0
+                d, g = {k: figures[k] for k in d}, {k: figures[k] for k in g}
 
             # (3) divergence: NaN/inf now, or D's loss near 0 for divergence_patience steps
             if (why := pair.diverged({**d, **g}, checkpoint=ckpt_dir)) is not None:
                 raise GanDiverged(f"training diverged at step {step}: {why}")
 
-            # (4) logging, images, checkpoints
+            # (4) logging, images, checkpoints (rank 0 writes; every rank takes part in a save)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
                                   "d_fake": g["d_fake"], **extra_log()})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
-            if step % cfg.image_every == 0 or step == cfg.steps:
+            if main and (step % cfg.image_every == 0 or step == cfg.steps):
                 refresh_sampler()
                 logger.image("samples", domain.picture(pair.sampler, fixed_z, fixed_c, cfg, data, device), step)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop.requested:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop_now:
                 save(step)
-            if stop.requested:
+                saved = True
+            if stop_now:
                 raise KeyboardInterrupt
     finally:
         stop.__exit__()
         logger.close()
-    if cfg.steps == 0 or not ckpt_dir.exists():
+    if cfg.steps == 0 or not (resume or saved):
         save(step)
+    if draws.distributed:
+        pair.end_data_parallel()  # sampling and evaluation below run on rank 0 alone
+    if not main:
+        return {"steps": step, "train_seconds": time.perf_counter() - t_start, "rank": distributed.rank(),
+                "world_size": world, "device": str(device)}
     # ---- the cell refiner (a post-step: fitted to the training grids, G untouched); on resume, the saved one
     refiner_seconds, refiner_ce = 0.0, None
     if uses_refiner(cfg):
@@ -319,6 +376,8 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
         summary.update({"refiner_seconds": refiner_seconds, "refiner_ce": refiner_ce})  # ce: nats per cell, None when loaded
     summary.update({"steps": step, "train_seconds": train_seconds,
                     "wall_seconds": time.perf_counter() - t_start, "device": str(device)})
+    if world > 1:
+        summary["world_size"] = world
     write_summary(run_dir, summary)
     return summary
 

@@ -166,11 +166,17 @@ DQN_KEYS_SET_BY_CLM = {
 }
 
 
+#: the designer's keys clm run does not use: the player's, and its data-parallel mode (only the player's learner is
+#: data-parallel under torchrun; the designer runs alike on every rank)
+DESIGNER_KEYS_NOT_IN_CLM = {**DQN_KEYS_SET_BY_CLM,
+                            "ddp_data": "only the player's learner is data-parallel; the designer runs alike on every rank"}
+
+
 def _unused_keys_set(cfg: CLMConfig) -> list[str]:
     """``section.key (why)`` for each key set to other than its default that clm run does not use."""
     out = []
     for section, keys, default in (("gan", GAN_KEYS_NOT_IN_CLM, _gan()), ("player", DQN_KEYS_SET_BY_CLM, _player()),
-                                   ("designer", DQN_KEYS_SET_BY_CLM, _designer())):
+                                   ("designer", DESIGNER_KEYS_NOT_IN_CLM, _designer())):
         mine = getattr(cfg, section)
         out += [f"{section}.{k} ({why})" for k, why in keys.items() if getattr(mine, k) != getattr(default, k)]
     return out

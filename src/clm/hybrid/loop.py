@@ -12,6 +12,12 @@
    data joins the agent's training data (:meth:`CLMDomain.feed_agent`).
 6. Repeat for ``rounds`` rounds; a scheduler sets each network's share.
 
+Under torchrun the player's learner is data-parallel (``player.ddp_data``,
+see :class:`clm.agents.dqn.DQNConfig`): every gradient of the player is
+averaged over the ranks. Everything else (G and D, the designer, the judge,
+the archive, the evaluation) runs the same on every rank from the same
+seeds, so the ranks hold the same networks; only rank 0 writes ``run_dir``.
+
 What is Sokoban or art lives in the domain (:mod:`clm.hybrid.domain`);
 this file knows neither.
 """
@@ -27,13 +33,13 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
+from clm.core import distributed
 from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
 from clm.core.errors import UserError
-from clm.core.logging import MetricLogger
+from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
-from clm.core.runtime import (DeferredInterrupt, resolve_device, rng_state, seed_everything, set_rng_state,
-                              set_threads)
+from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.steps import AdversarialPair
 from clm.hybrid.couplings import PartTimer, Scheduler
 from clm.hybrid.domain import CLMDomain
@@ -64,27 +70,28 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     (default: the one ``cfg``'s type is for, see :func:`make_domain`).
     ``listener(round, metrics)`` sees each logged row (see
     :class:`~clm.core.logging.MetricLogger`)."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) if run_dir is not None else None
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.device_for(cfg.device)  # a plain run: resolve_device; torchrun: cuda:LOCAL_RANK or cpu
+    main = distributed.is_main()  # under torchrun only rank 0 writes run_dir (the others may get None)
     rng = np.random.default_rng(cfg.seed)
     timer = PartTimer()
     t_start = time.perf_counter()
 
     # -- step 1: data, G and D, the agent and the domain's own parts ----------------------------
-    domain = domain if domain is not None else make_domain(cfg, device, run_dir)
+    domain = domain if domain is not None else make_domain(cfg, device, run_dir if main else None)
     real_x = domain.real_data()
     gcfg = cfg.gan
     G, D = domain.build_gan(tuple(real_x.shape[1:]), device)
     gan = AdversarialPair(G, D, gcfg, amp=gcfg.amp)
-    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan))
+    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan), data_parallel=distributed.active())
     domain.attach(gan, agent, device)
     scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
     # the headline figure stays None until the agent is first evaluated: a run stopped
     # before that says "not evaluated", not 0.
     state: dict[str, Any] = {"round": 0, "evaluation": {}, "train_solve_rate": 0.0}
-    ckpt = run_dir / "checkpoints"
+    ckpt = run_dir / "checkpoints" if run_dir is not None else None
 
     def gan_updates(n: int, rnd: int) -> dict[str, float]:
         """``n`` rounds of D steps and one G step; the figures of the last."""
@@ -117,12 +124,14 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
             first_row.update({f"warmup_{k}": v for k, v in warm.items() if k in ("d_loss", "g_loss")})
         first_row.update(domain.start(agent, timer))
         state["evaluation"] = {k: v for k, v in first_row.items() if k in domain.evaluation_keys}
-    logger = MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
-                          wandb=cfg.wandb, config=to_dict(cfg), resume=resume, listener=listener)
+    logger = (MetricLogger(run_dir, total_steps=cfg.rounds, quiet=quiet, initial_step=state["round"], unit="round",
+                           wandb=cfg.wandb, config=to_dict(cfg), resume=resume, listener=listener)
+              if main else NullLogger())
     if first_row:
         logger.log(0, first_row)
     status, message = "ok", ""
     stop = DeferredInterrupt()  # Ctrl-C ends the round first, so that its checkpoint is whole
+    stop_now = False  # whether the ranks agreed to stop at a round's end
     try:
         stop.__enter__()
         for rnd in range(state["round"], cfg.rounds):
@@ -133,7 +142,10 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
                 episodes_before, solved_before = agent.episodes, agent.successes
                 for _ in range(max(1, plan["player"] // agent.cfg.num_envs)):
                     agent.collect_step()
-                state["train_solve_rate"] = (agent.successes - solved_before) / max(agent.episodes - episodes_before, 1)
+                # over every rank's episodes (data-parallel ranks play their own): the scheduler and the
+                # stuck check must take the same decision on every rank
+                solved, played = distributed.sum_counts(agent.successes - solved_before, agent.episodes - episodes_before)
+                state["train_solve_rate"] = solved / max(played, 1)
                 if getattr(domain, "success_flag", True):
                     row["player_train_solve_rate"] = state["train_solve_rate"]
                 if agent.recent_returns:
@@ -150,6 +162,8 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
             row.update(domain.search(gan, plan, rnd, timer))
             row.update(domain.feed_agent(agent, timer))
             out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t_start >= cfg.max_seconds
+            if distributed.active():  # one decision for every rank (their clocks differ a little)
+                out_of_time = distributed.sum_counts(int(out_of_time))[0] > 0
             if (rnd + 1) % cfg.eval_every == 0 or rnd + 1 == cfg.rounds or out_of_time:
                 with timer.part("evaluation"):
                     state["evaluation"] = domain.evaluate(agent)
@@ -163,8 +177,12 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
             if cfg.stuck_rounds and rnd + 1 >= cfg.stuck_rounds and state["train_solve_rate"] == 0.0 and not headline:
                 raise CLMStopped(f"the agent is stuck: it succeeded in no episode in round {rnd + 1} (training and "
                                  "held-out); make the task easier (smaller levels, fewer boxes) or give it more steps")
-            _save(ckpt, cfg, gan, agent, domain, scheduler, timer, rng, state)
-            if stop.requested:
+            if main:
+                _save(ckpt, cfg, gan, agent, domain, scheduler, timer, rng, state)
+            stop_now = stop.requested
+            if distributed.active():  # Ctrl-C reaches the ranks at different moments: stop together
+                stop_now = distributed.sum_counts(int(stop.requested))[0] > 0
+            if stop_now:
                 raise KeyboardInterrupt
             if out_of_time and rnd + 1 < cfg.rounds:
                 message = (f"stopped at the time budget (max_seconds={cfg.max_seconds:g}) after round {rnd + 1} "
@@ -176,14 +194,14 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     except KeyboardInterrupt:
         status = "interrupted"
         message = (f"interrupted after round {state['round']} (its checkpoint is whole); continue with --resume {run_dir}"
-                   if stop.requested else f"interrupted in round {state['round'] + 1}; the last checkpoint is of round "
+                   if stop_now else f"interrupted in round {state['round'] + 1}; the last checkpoint is of round "
                    f"{state['round']}; continue with --resume {run_dir}")
     finally:
         stop.__exit__()
         logger.close()
 
     # -- outputs: the domain's artefacts and figures, the summary (the report is the caller's) ---
-    figures = domain.finish(run_dir, gan, status)
+    figures = domain.finish(run_dir, gan, status) if main else {}
     evaluation = state["evaluation"] or {k: None for k in domain.evaluation_keys}
     summary = {
         "status": status, "message": message, "domain": domain.name, "rounds": state["round"],
@@ -194,7 +212,10 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
         "wall_seconds": time.perf_counter() - t_start,
         **timer.shares(),
     }
-    write_summary(run_dir, summary)
+    if agent.world > 1:
+        summary["world_size"] = agent.world
+    if main:
+        write_summary(run_dir, summary)
     return summary
 
 
