@@ -404,15 +404,14 @@ def test_dqn_learner_on_two_ranks(tmp_path):
 # -- the command line: torchrun itself, and misuse -------------------------------------------------
 def test_torchrun_gan_train_matches_one_process(tmp_path):
     """The command of the issue, ``torchrun --nproc_per_node 2 -m clm gan
-    train``, against the same command in one process."""
-    args = ["gan", "train", "steps=3", "batch_size=16", "g_width=16", "d_width=8", "final_eval=false", "log_every=1",
-            "--json"]
+    train``, against the same command in one process; then resumed."""
+    settings = ["batch_size=16", "g_width=16", "d_width=8", "final_eval=false", "log_every=1"]
+    argv = lambda out, steps: ["gan", "train", "--json", "--out", out, *settings, f"steps={steps}"]  # noqa: E731
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "clm"]
-    two = subprocess.run(torchrun + args + ["--out", "two"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=240)
+    two = subprocess.run(torchrun + argv("two", 3), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert two.returncode == 0, two.stderr[-3000:]
-    assert main(args + ["--out", str(tmp_path / "one")]) == 0
+    assert main(argv(str(tmp_path / "one"), 3)) == 0
     printed = [json.loads(line) for line in two.stdout.splitlines() if line.startswith("{")]
     assert len(printed) == 1 and printed[0]["world_size"] == 2  # rank 0 alone prints
     rows = {w: [json.loads(x) for x in (tmp_path / w / "metrics.jsonl").read_text().splitlines()] for w in ("one", "two")}
@@ -422,10 +421,10 @@ def test_torchrun_gan_train_matches_one_process(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
     assert len(list((tmp_path / "two" / "tb").iterdir())) == 1
     # resumed under torchrun (each rank's stream from the checkpoint) it goes on as one process's 5 steps
-    resumed = subprocess.run(torchrun + ["gan", "train", "--resume", "two", "steps=5", "--json"], cwd=tmp_path, env=env,
+    resumed = subprocess.run(torchrun + ["gan", "train", "--json", "--resume", "two", "steps=5"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert main([("steps=5" if a == "steps=3" else a) for a in args] + ["--out", str(tmp_path / "one5")]) == 0
+    assert main(argv(str(tmp_path / "one5"), 5)) == 0
     rows = {w: [json.loads(x) for x in (tmp_path / w / "metrics.jsonl").read_text().splitlines()] for w in ("one5", "two")}
     assert [r["step"] for r in rows["two"]] == [1, 2, 3, 4, 5]
     for a, b in zip(rows["one5"], rows["two"]):
