@@ -60,9 +60,8 @@ def moved_wall(levels: Sequence[Level], rng: np.random.Generator, tries: int = 8
     player) turned to wall; of ``tries`` such edits, the first the solver
     solves is kept. Returns the edited levels and the indices of the levels
     they come from (a level none of whose tries is solvable is left out)."""
-    out, where = [], []
+    tried = []  # (level index, its edits in draw order)
     for i, lv in enumerate(levels):
-        h, w = lv.walls.shape
         inner = np.zeros_like(lv.walls)
         inner[1:-1, 1:-1] = True
         floor = ~lv.walls
@@ -83,10 +82,16 @@ def moved_wall(levels: Sequence[Level], rng: np.random.Generator, tries: int = 8
             new_walls[tuple(walls[rng.integers(len(walls))])] = False
             new_walls[tuple(frees[rng.integers(len(frees))])] = True
             candidates.append(Level(new_walls, lv.goals.copy(), lv.boxes.copy(), lv.player, name=lv.name))
-        results = solve_levels(candidates, time_limit=time_limit, n_jobs=n_jobs)
-        for cand, res in zip(candidates, results):
+        tried.append((i, candidates))
+    # solve the k-th edit of every level still without a solvable one, k = 0, 1, ...: the first solvable
+    # edit of each level is kept, as if its edits were solved one by one, and no later edit is solved
+    chosen: dict[int, Level] = {}
+    for k in range(tries):
+        batch = [(i, c[k]) for i, c in tried if i not in chosen]
+        if not batch:
+            break
+        for (i, cand), res in zip(batch, solve_levels([c for _, c in batch], time_limit=time_limit, n_jobs=n_jobs)):
             if res.solved:
-                out.append(cand)
-                where.append(i)
-                break
-    return out, np.asarray(where, dtype=np.int64)
+                chosen[i] = cand
+    where = sorted(chosen)
+    return [chosen[i] for i in where], np.asarray(where, dtype=np.int64)
