@@ -32,7 +32,7 @@ import numpy as np
 from benchstats import ci95, clm_run
 
 SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
-REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
+REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", 
              "designer_search=false"]
 
 

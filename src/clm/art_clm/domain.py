@@ -62,6 +62,14 @@ class ArtConfig:
     """Settings of ``clm run --domain art`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=128``)."""
 
     domain: ClassVar[str] = "art"
+    #: options removed in issue 24
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "painter_fake_fraction": "D then chased the painter and its canvases ended less real (docs/results.md, "
+                                 "'The CLM on art (issue 14)')",
+        "schedule": "the adaptive schedule gave nothing (docs/results.md, 'Problem 3: complexity against efficiency')",
+        "designer_steps": "the art domain has no designer (the painter is the agent)",
+        "stuck_rounds": "a painter has no success flag to be stuck on",
+    }
 
     data: str = "digits"  #: digits (scikit-learn's, embedded) | mnist:PATH_TO_IMAGES_IDX (labels beside)
     seed: int = 0  #: seed of everything
@@ -92,7 +100,6 @@ class ArtConfig:
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
     unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's unfinished canvases (the first half of each episode, less those equal to the finished work): D learns that junk and half-works are not real, without chasing the painter's finished works
-    painter_fake_fraction: float = 0.0  #: share of D's fake batches that are the painter's recent canvases (0.25 in a 12-round probe: D then chased the painter, whose greedy canvases ended less real to D than a random painter's)
     eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
     eval_every: int = 5  #: rounds between evaluations
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
@@ -110,9 +117,7 @@ class ArtConfig:
                   (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
                   (0 < self.min_confidence < 1, "min_confidence must lie in (0, 1)"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
-                  (0 <= self.painter_fake_fraction < 1, "painter_fake_fraction must lie in [0, 1)"),
-                  (0 <= self.unfinished_fake_fraction < 1 and self.painter_fake_fraction + self.unfinished_fake_fraction < 1,
-                   "unfinished_fake_fraction must lie in [0, 1), and with painter_fake_fraction below 1"),
+                  (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_canvases, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_canvases and eval_every must be >= 1"),
@@ -128,7 +133,7 @@ class ArtConfig:
 
 
 #: GanConfig keys the art CLM does not read (the levels', the command's own, and the architecture it fixes)
-ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
+ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "level_decode",
                        "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
                        "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
@@ -193,7 +198,6 @@ class ArtCLM(ProposalDomain):
         self.g_evaluations = 0
         self.kept: list[tuple[np.ndarray, np.ndarray]] = []  # (a canvas on the way, the creative canvas it became)
         self.states = np.full((1, 1, cfg.canvas_size, cfg.canvas_size), -1.0, np.float32)  # the painter's canvases
-        self.recent = np.zeros((0, 1, cfg.canvas_size, cfg.canvas_size), np.float32)  # its latest finished works
         self.feedback_x: torch.Tensor | None = None
         self.last_strips: list[np.ndarray] = []
 
@@ -293,7 +297,6 @@ class ArtCLM(ProposalDomain):
             row.update(painter_creative_fraction=float(ja["creative"].mean()),
                        painter_realism_mean=float(ja["realism"].mean()),
                        painter_confidence_mean=float(ja["confidence"].mean()))
-            self.recent = np.concatenate([self.recent, finals])[-512:]
             # unfinished canvases for D's fakes and G's conditions: the first half of each episode, less any
             # canvas already equal to the finished work (a painter that takes a proposal and keeps it would
             # otherwise have its finished works judged as unfinished, and D would chase its style again)
@@ -319,16 +322,11 @@ class ArtCLM(ProposalDomain):
         return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
 
     def other_fakes(self, n: int) -> torch.Tensor | None:
-        """The painter's unfinished canvases (``unfinished_fake_fraction`` of
-        D's fakes) and its latest finished works (``painter_fake_fraction``)."""
-        parts = []
+        """The painter's unfinished canvases (``unfinished_fake_fraction`` of D's fakes)."""
         k = int(round(n * self.cfg.unfinished_fake_fraction))
-        if k:
-            parts.append(self.states[torch.randint(len(self.states), (k,)).numpy()])
-        k = int(round(n * self.cfg.painter_fake_fraction))
-        if k and len(self.recent):
-            parts.append(self.recent[torch.randint(len(self.recent), (k,)).numpy()])
-        return torch.from_numpy(np.concatenate(parts)).to(self.device) if parts else None
+        if not k:
+            return None
+        return torch.from_numpy(self.states[torch.randint(len(self.states), (k,)).numpy()]).to(self.device)
 
     def g_condition(self, n: int, device) -> torch.Tensor:
         """Canvases G learns to continue: a third blank, a third real digits
@@ -401,7 +399,6 @@ class ArtCLM(ProposalDomain):
     def checkpoint(self) -> tuple[dict, dict]:
         st = {"archive_canvases": self.archive.canvases, "archive_records": self.archive.records,
               "g_evaluations": self.g_evaluations, "states": self.states, "realism_bar": self.realism_bar,
-              "recent": self.recent,
               "kept_from": np.concatenate([k[0] for k in self.kept]) if self.kept else None,
               "kept_to": np.concatenate([k[1] for k in self.kept]) if self.kept else None,
               "exact": True}
@@ -410,7 +407,7 @@ class ArtCLM(ProposalDomain):
     def restore(self, weights, st, where: str) -> bool:
         self.archive.canvases, self.archive.records = np.asarray(st["archive_canvases"], np.float32), list(st["archive_records"])
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
-        self.states, self.recent = np.asarray(st["states"], np.float32), np.asarray(st["recent"], np.float32)
+        self.states = np.asarray(st["states"], np.float32)
         self.kept = [] if st["kept_from"] is None else [(a[None], b[None]) for a, b in zip(st["kept_from"], st["kept_to"])]
         return True
 

@@ -83,9 +83,6 @@ class GanDomain(Protocol):
     def load(self, cfg) -> GanData:
         """The data ``cfg.data`` names, split as the config says."""
 
-    def extra_g_loss(self, cfg, train_x) -> tuple[Callable | None, Callable[[], dict]]:
-        """A loss term of the domain's own for G's fakes (or None), and the log values it adds."""
-
     def picture(self, G, z, cond, cfg, data: GanData, device) -> np.ndarray:
         """An RGB uint8 grid (H, W, 3) of G's samples for ``z`` (and ``cond``)."""
 

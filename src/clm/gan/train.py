@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -39,6 +39,13 @@ from clm.gan.steps import AdversarialPair
 @dataclass
 class GanConfig:
     """Hyperparameters of ``clm gan train`` (``key=value`` on the command line)."""
+
+    #: options removed in issue 24 after docs/results.md and docs/benchmarks.md measured them as giving nothing
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "pattern_matching": "it did not lower the decoded tile-pattern KL (docs/benchmarks.md, the GAN on levels)",
+        "instance_noise": "it did not change D's robustness (docs/results.md, 'Robustness: the player and D under "
+                          "perturbations')",
+    }
 
     data: str = "digits"  # digits | mnist:PATH (IDX images, labels beside) | levels:PATH (Boxoban file/folder)
     seed: int = 0  # seed of weights, noise and batch order
@@ -72,11 +79,9 @@ class GanConfig:
     spectral_norm: bool = False  # spectral normalisation on D's layers
     ema: bool = True  # sample from an exponential moving average of G
     ema_decay: float = 0.999  # EMA decay per G step
-    pattern_matching: float = 0.0  # levels: weight of the 2x2 tile-pattern matching term in G's loss (0: off)
     feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
     label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
     minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
-    instance_noise: float = 0.0  # std of Gaussian noise added to everything D reads, real and fake (instance noise; 0: off)
     diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
     amp: bool = False  # bfloat16 autocast of G's and D's forward passes, on CPU and CUDA (losses and Adam stay float32)
     gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
@@ -114,7 +119,7 @@ class GanConfig:
                   (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
                   (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
                   (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
-                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"), (self.instance_noise >= 0, "instance_noise must be >= 0"),
+                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"),
                   (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
         for ok, msg in checks:
             if not ok:
@@ -142,15 +147,10 @@ class GanDiverged(UserError):
 
 def check_data_parallel(cfg: GanConfig, world: int) -> None:
     """What data-parallel training over ``world`` processes needs of a config
-    (clear errors, exit code 2): a global batch that splits into equal
-    slices, and no loss term whose state lives in one process."""
+    (clear errors, exit code 2): a global batch that splits into equal slices."""
     if world <= 1:
         return
     distributed.local_share(cfg.batch_size, "batch_size", world)
-    if cfg.pattern_matching > 0:
-        raise UserError("pattern_matching keeps a running estimate of the corpus's tile patterns from each batch, "
-                        "which data-parallel ranks would each keep apart; use pattern_matching=0 under torchrun",
-                        exit_code=2)
 
 
 def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageDiscriminator]:
@@ -253,7 +253,6 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=cfg.amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
-    extra_loss, extra_log = domain.extra_g_loss(cfg, train_x)  # e.g. the levels' tile-pattern matching
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream
     fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
@@ -318,7 +317,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
             z = draws.randn(batch, cfg.z_dim)  # noise before conditions, as ever
             c_fake = train_c[draws.randint(n_train, batch)]
             g = pair.g_step(len(z), device, cond(c_fake), real_for_features=real,
-                            cond_for_features=cond(c_real), z=z, extra_loss=extra_loss)
+                            cond_for_features=cond(c_real), z=z)
             step += 1
             stop_now = stop.requested
             if draws.distributed:  # the global batch's figures on every rank, and one decision to stop
@@ -333,7 +332,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
             # (4) logging, images, checkpoints (rank 0 writes; every rank takes part in a save)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
-                                  "d_fake": g["d_fake"], **extra_log()})
+                                  "d_fake": g["d_fake"]})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if main and (step % cfg.image_every == 0 or step == cfg.steps):
                 refresh_sampler()

@@ -5,9 +5,6 @@
   to the corpus and the archive).
 - ``CreativeArchive``: the best creative levels; fed back to D as real data
   and to the player's pool (creative data -> data generation).
-- ``difficulty_steering_loss``: the player's Q-network scores G's levels and
-  pushes them toward a target difficulty for the current player (agent ->
-  generator).
 - ``player_solve_rate``: the player's greedy solve rate on given levels.
 - ``DemonstrationFeed``: the exact solver's solutions of levels new to the
   player's pool (real or generated) as DQfD demonstrations.
@@ -146,23 +143,6 @@ class CreativeArchive:
 
     def __len__(self) -> int:
         return len(self.levels)
-
-
-def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
-    """The player's value of each level's start state, max_a Q(s0, a)."""
-    return q_net(onehot).max(dim=1).values
-
-
-def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float,
-                             scale: float = 1.0) -> torch.Tensor:
-    """((V(G(z)) - target) / scale)^2: gradients reach G through its
-    straight-through one-hot samples; the player's weights are left
-    untouched. ``scale`` (the spread of V over real levels) keeps the term's
-    size independent of the player's value scale: a player pre-trained on
-    demonstrations has values ten times a fresh one's, and the raw square
-    then outweighed D's feedback (raw G samples playable fell from 0.95 to
-    0.56 in ``make run``)."""
-    return ((start_state_values(q_net, fake) - target_value) / scale).pow(2).mean()
 
 
 def player_solves(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> np.ndarray:

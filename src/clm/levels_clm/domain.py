@@ -26,13 +26,10 @@ from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
-from clm.domains.levels.perturb import moved_wall, random_symmetries
 from clm.engine.parts import mixed_real_batch
 from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus, player_pool
-from clm.levels_clm.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
-                                  levels_from_state, levels_state, player_solve_rate,
-                                  player_solves, start_state_values)
+from clm.levels_clm.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, levels_from_state, levels_state, player_solve_rate)
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.robustness import d_robustness, flip_attack, inner_cells, player_robustness
@@ -87,23 +84,16 @@ class SokobanCLM:
         self.designer_cfg = dcfg
         self.designer = DQN(dcfg, envs=self.designer_env) if cfg.designer_search else None
         self.gan, self.agent = gan, agent  # D for the adversarial flips, the player for the robustness figures
-        self.pool_rng = np.random.default_rng(cfg.seed + 104_729)  # the pool's random symmetries
         self.classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
         self.classic_rng = np.random.default_rng(cfg.seed + 7_919)
         if agent.cfg.uses_demonstrations:
             self.demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit)
-        # the corpus with one wall moved (solver-checked), drawn once from the seed: the same on resume
-        self.wall_moved = (moved_wall(self.corpus, np.random.default_rng(cfg.seed + 15_485_863),
-                                      time_limit=cfg.solve_time_limit, n_jobs=cfg.solver_jobs)[0]
-                           if cfg.pool_wall_moves else [])
 
     def start(self, agent, timer) -> dict[str, float]:
         if self.demos is None:
-            if self.cfg.pool_wall_moves or self.cfg.pool_symmetries:  # the augmented pool from the first round
-                agent.envs.set_source(self._pool(self._feedback()))
             return {}
         with timer.part("player"):
-            self.demos.feed(agent, self.corpus + self.wall_moved)
+            self.demos.feed(agent, self.corpus)
             if agent.cfg.pretrain_steps:
                 agent.pretrain()
         agent.envs.set_source(self._pool(self._feedback()))
@@ -123,29 +113,20 @@ class SokobanCLM:
         j = judge.judge(gan.D, samples)
         self.archive.add(samples, j, "generator", rnd)
         self.grid.offer(samples, j)
-        keep = j.playable & (j.novelty >= cfg.min_novelty) if cfg.generated_filter == "novel" else j.playable
-        new_levels = [s for s, ok in zip(samples, keep) if ok]
+        new_levels = [s for s, ok in zip(samples, j.playable) if ok]
         if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
             new_levels = self.classic(self.classic_rng, len(new_levels)) if new_levels else []
-        if cfg.generated_filter == "unsolved" and new_levels:  # only the player's frontier
-            new_levels = [lv for lv, ok in zip(new_levels, player_solves(agent.greedy_actions, new_levels)) if not ok]
         self.generated = (self.generated + new_levels)[-2000:]
         self.playable_fraction = float(j.playable.mean())
         return {"generated_playable_fraction": self.playable_fraction,
                 "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
 
-    # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer -----
+    # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback --------------------------
     def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Any, dict[str, float]]:
-        cfg = self.cfg
-        target_value, value_scale = _target_value(agent, real_x, cfg.steer_quantile)
-        steer = None
-        if cfg.player_steers_generator:
-            def steer(fake):
-                return cfg.steer_weight * difficulty_steering_loss(agent.q, fake, target_value, value_scale)
-        fed = self.archive.levels if cfg.feedback_levels == "archive" else self.grid.elites()
+        fed = self.archive.levels
         self.feedback_x = (torch.from_numpy(levels_to_onehot(fed)).float().to(self.device)
-                           if cfg.archive_feedback and len(fed) else None)
-        return steer, {"steer_target_value": target_value}
+                           if self.cfg.archive_feedback and len(fed) else None)
+        return None, {}  # no agent term in G's loss (the player's difficulty steer was removed in issue 24)
 
     def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
         """D's real data: the corpus, with a share from the archive when it feeds
@@ -215,7 +196,7 @@ class SokobanCLM:
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
         st = {"g_evaluations": self.judge.evaluations, "archive": self.archive.state_dict(),
               "generated": levels_state(self.generated), "classic_rng": self.classic_rng.bit_generator.state,
-              "qd_grid": self.grid.state_dict(), "pool_rng": self.pool_rng.bit_generator.state, "exact": True}
+              "qd_grid": self.grid.state_dict(), "exact": True}
         if self.demos is not None:
             st.update(demo_keys=sorted(self.demos.seen), demo_transitions=self.demos.transitions)
         if self.designer is None:
@@ -230,8 +211,6 @@ class SokobanCLM:
         self.generated = levels_from_state(st["generated"])
         self.classic_rng.bit_generator.state = st["classic_rng"]
         self.grid.load_state_dict(st["qd_grid"])
-        if "pool_rng" in st:  # checkpoints before pool_symmetries have none (and drew nothing from it)
-            self.pool_rng.bit_generator.state = st["pool_rng"]
         if self.demos is not None:
             self.demos.seen, self.demos.transitions = set(st["demo_keys"]), st["demo_transitions"]
         if self.designer is None:
@@ -271,12 +250,8 @@ class SokobanCLM:
 
     # -- small pieces --------------------------------------------------------------------------------
     def _pool(self, extra: list):
-        """The player's pool (with ``pool_wall_moves``, the corpus's wall-moved copies among the real
-        levels); with ``pool_symmetries`` every level twice: as it is and under a random symmetry."""
-        tiles = player_pool(self.corpus + self.wall_moved, extra, self.cfg.generated_fraction)
-        if not self.cfg.pool_symmetries:
-            return tiles
-        return np.concatenate([tiles, random_symmetries(tiles, self.pool_rng)])
+        """The player's pool: the corpus, with ``extra`` as ``generated_fraction`` of it."""
+        return player_pool(self.corpus, extra, self.cfg.generated_fraction)
 
     def _feedback(self) -> list:
         cfg = self.cfg
@@ -298,13 +273,3 @@ def write_qd_grid(path: Path, grid: QDGrid) -> None:
         "descriptors": list(grid.names), "bins": list(grid.bins), "ranges": [list(r) for r in grid.ranges],
         "quality": quality, "coverage": grid.coverage, "qd_score": grid.qd_score,
         "levels_offered": grid.offered, "filled": grid.filled}))
-
-
-@torch.no_grad()
-def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> tuple[float, float]:
-    """The steer's target, a low quantile of the player's start-state values
-    on real levels (levels somewhat harder than the typical real one), and
-    the spread of those values (their standard deviation, at least 0.1)."""
-    idx = torch.randint(len(real_x), (256,))
-    v = start_state_values(player.q, real_x[idx])
-    return float(torch.quantile(v, quantile)), max(float(v.std()), 0.1)

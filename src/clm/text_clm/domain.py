@@ -64,6 +64,12 @@ class TextConfig:
     """Settings of ``clm run --domain text`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=256``)."""
 
     domain: ClassVar[str] = "text"
+    #: options removed in issue 24
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "schedule": "the adaptive schedule gave nothing (docs/results.md, 'Problem 3: complexity against efficiency')",
+        "designer_steps": "the text domain has no designer (the writer is the agent)",
+        "stuck_rounds": "a writer has no success flag to be stuck on",
+    }
 
     data: str = "cmudict"  #: cmudict (the CMU Pronouncing Dictionary's words, shipped in the package) | a text file of words, one per line (path:FILE or FILE)
     alphabet: str = DEFAULT_ALPHABET  #: the letters words are made of (a corpus word with another character is an error)
@@ -132,7 +138,7 @@ class TextConfig:
 
 
 #: GanConfig keys the text CLM does not read (the levels' and images', the command's own, the architecture it fixes)
-TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
+TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "level_decode",
                         "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
                         "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
                         "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
