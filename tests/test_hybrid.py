@@ -11,7 +11,8 @@ from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
 from clm.domains.levels.generator import generate_levels
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.levels_clm.corpus import player_pool
-from clm.levels_clm.couplings import (CreativeArchive, LevelJudge,
+from clm.engine.archive import ScoredArchive
+from clm.levels_clm.couplings import (LevelJudge, archive_creative,
                                   player_solve_rate)
 
 TINY = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
@@ -54,13 +55,13 @@ def test_trivial_levels_are_not_playable(levels):
 
 
 def test_archive_dedups_and_keeps_the_best(levels):
-    archive = CreativeArchive(capacity=3)
+    archive = ScoredArchive(capacity=3)
     D = ImageDiscriminator((7, 7, 7), 8, 0, "dcgan", False, True)
     judge = LevelJudge(np.zeros((1, 7, 7), np.int8), min_novelty=1)
     judge.realism_bar = 0.0
     j = judge.judge(D, levels[:6])
-    assert archive.add(levels[:6], j, "test", 0) == 6 - 0 and len(archive) == 3
-    assert archive.add(levels[:6], j, "test", 1) == 0  # the same layouts again: nothing new
+    assert archive_creative(archive, levels[:6], j, "test", 0) == 6 and len(archive) == 3
+    assert archive_creative(archive, levels[:6], j, "test", 1) == 0  # the same layouts again: nothing new
     kept = sorted(r["score"] for r in archive.records)
     assert kept == sorted(j.score)[-3:]
 

@@ -36,6 +36,7 @@ from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
 from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
@@ -141,33 +142,10 @@ ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditiona
                        *REFINER_KEYS)
 
 
-@dataclass
-class CanvasArchive:
-    """The best creative canvases so far (at most ``capacity``, the lowest-scored leave first)."""
-
-    capacity: int = 256
-    canvases: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 1), np.float32))
-    records: list = field(default_factory=list)
-
-    def add(self, canvases: np.ndarray, judged: dict[str, np.ndarray], source: str, round_: int) -> int:
-        """Add the creative ones of a judged batch that differ from every archived canvas; returns how many."""
-        added = 0
-        for i in np.flatnonzero(judged["creative"]):
-            c = canvases[i: i + 1]
-            if len(self.records) and metrics.nearest_distances(c.reshape(1, -1),
-                                                               self.canvases.reshape(len(self.canvases), -1))[0] < 1e-3:
-                continue
-            self.canvases = c.copy() if not len(self.records) else np.concatenate([self.canvases, c])
-            self.records.append({k: float(judged[k][i]) for k in ("realism", "confidence", "novelty", "score")}
-                                | {"label": int(judged["label"][i]), "source": source, "round": round_})
-            added += 1
-        if len(self.records) > self.capacity:
-            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
-            self.canvases, self.records = self.canvases[keep], [self.records[i] for i in keep]
-        return added
-
-    def __len__(self) -> int:
-        return len(self.records)
+def canvas_key(canvas: np.ndarray) -> bytes:
+    """A canvas's identity in the archive: its pixels to 3 decimals (-0.0 made 0.0), so a canvas
+    within rounding of an archived one is not news."""
+    return (np.round(np.asarray(canvas, np.float32), 3) + 0.0).tobytes()
 
 
 class ArtCLM(ProposalDomain):
@@ -193,7 +171,7 @@ class ArtCLM(ProposalDomain):
         # novelty's unit: the median held-out image's distance to its nearest training image
         self.novelty_scale = float(np.median(metrics.nearest_distances(split.test_x.reshape(len(split.test_x), -1).numpy(),
                                                                        self.flat_train)))
-        self.archive = CanvasArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.realism_bar = 0.5
         self.g_evaluations = 0
         self.kept: list[tuple[np.ndarray, np.ndarray]] = []  # (a canvas on the way, the creative canvas it became)
@@ -226,7 +204,7 @@ class ArtCLM(ProposalDomain):
         memorised = dist < self.ref.memorised_threshold
         if len(self.archive):  # novel also to the archive: the same canvas again is not news (as for levels)
             dist = np.minimum(dist, metrics.nearest_distances(x.reshape(len(x), -1),
-                                                              self.archive.canvases.reshape(len(self.archive), -1)))
+                                                              self.archive_canvases().reshape(len(self.archive), -1)))
         nov = dist / self.novelty_scale
         # recognisability and novelty count only for a canvas D finds real enough: the creative criteria
         # in the order a viewer applies them (a recognisable but unreal canvas is not a work)
@@ -286,14 +264,14 @@ class ArtCLM(ProposalDomain):
         blank = np.full((cfg.samples_per_round, 1, s, s), -1.0, np.float32)
         plain = self.propose(blank, rng)[:, 0]
         jp = self.judge(plain)
-        self.archive.add(plain, jp, "generator", rnd)
+        self._archive(plain, jp, "generator", rnd)
         row = {"generated_realism_mean": float(jp["realism"].mean()),
                "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
         episodes = self.env.pop_finished()
         if episodes:
             finals = np.stack([e["canvases"][-1] for e in episodes])[:, None]
             ja = self.judge(finals)
-            self.archive.add(finals, ja, "painter", rnd)
+            self._archive(finals, ja, "painter", rnd)
             row.update(painter_creative_fraction=float(ja["creative"].mean()),
                        painter_realism_mean=float(ja["realism"].mean()),
                        painter_confidence_mean=float(ja["confidence"].mean()))
@@ -314,7 +292,7 @@ class ArtCLM(ProposalDomain):
     # -- steps 3 and 5 ------------------------------------------------------------------------------
     def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
         cfg = self.cfg
-        self.feedback_x = (torch.from_numpy(self.archive.canvases).to(self.device)
+        self.feedback_x = (torch.from_numpy(self.archive_canvases()).to(self.device)
                            if cfg.archive_feedback and len(self.archive) else None)
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
@@ -395,9 +373,22 @@ class ArtCLM(ProposalDomain):
                 f"{prefix}_novelty_mean": float(j["novelty"].mean()),
                 f"{prefix}_fd_clf_ratio": float(m["fd_clf_ratio"]), f"{prefix}_coverage": float(m["coverage"])}
 
+    # -- the archive ----------------------------------------------------------------------------------
+    def _archive(self, canvases: np.ndarray, judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Offer a judged batch's creative canvases to the archive; returns how many it took."""
+        idx = np.flatnonzero(judged["creative"])
+        records = [{k: float(judged[k][i]) for k in ("realism", "confidence", "novelty", "score")}
+                   | {"label": int(judged["label"][i]), "source": source, "round": round_} for i in idx]
+        return self.archive.add([canvases[i] for i in idx], [canvas_key(canvases[i]) for i in idx], records)
+
+    def archive_canvases(self) -> np.ndarray:
+        """(N, 1, H, W) the archived canvases."""
+        size = self.cfg.canvas_size
+        return np.stack(self.archive.items) if len(self.archive) else np.zeros((0, 1, size, size), np.float32)
+
     # -- checkpoint ---------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
-        st = {"archive_canvases": self.archive.canvases, "archive_records": self.archive.records,
+        st = {"archive": self.archive.state_dict(self.archive_canvases()),
               "g_evaluations": self.g_evaluations, "states": self.states, "realism_bar": self.realism_bar,
               "kept_from": np.concatenate([k[0] for k in self.kept]) if self.kept else None,
               "kept_to": np.concatenate([k[1] for k in self.kept]) if self.kept else None,
@@ -405,7 +396,7 @@ class ArtCLM(ProposalDomain):
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
-        self.archive.canvases, self.archive.records = np.asarray(st["archive_canvases"], np.float32), list(st["archive_records"])
+        self.archive.load_state_dict(st["archive"], list(np.asarray(st["archive"]["items"], np.float32)))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states = np.asarray(st["states"], np.float32)
         self.kept = [] if st["kept_from"] is None else [(a[None], b[None]) for a, b in zip(st["kept_from"], st["kept_to"])]
@@ -437,9 +428,9 @@ class ArtCLM(ProposalDomain):
         strips = getattr(self, "eval_strips", None) or self.last_strips
         nearest = None
         if len(self.archive):
-            d = np.stack([np.linalg.norm(self.flat_train - c.reshape(1, -1), axis=1) for c in self.archive.canvases])
+            d = np.stack([np.linalg.norm(self.flat_train - c.reshape(1, -1), axis=1) for c in self.archive.items])
             nearest = self.split.train_x.numpy()[d.argmin(1)]
-        write_art_pictures(run_dir / "pictures", strips, self.archive.canvases if len(self.archive) else None,
+        write_art_pictures(run_dir / "pictures", strips, self.archive_canvases() if len(self.archive) else None,
                            nearest, plain, self.split.train_x[:64].numpy())
         atomic_write_text(run_dir / "pictures" / "archive.jsonl",
                           "".join(json.dumps(r) + "\n" for r in self.archive.records))

@@ -26,13 +26,28 @@ from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
+from clm.engine.archive import ScoredArchive
 from clm.engine.parts import mixed_real_batch
 from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus, player_pool
-from clm.levels_clm.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, levels_from_state, levels_state, player_solve_rate)
+from clm.levels_clm.couplings import (
+    DemonstrationFeed,
+    LevelJudge,
+    archive_creative,
+    archive_state,
+    levels_from_state,
+    levels_state,
+    load_archive_state,
+    player_solve_rate,
+)
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 from clm.levels_clm.qd_grid import QDGrid
-from clm.levels_clm.robustness import d_robustness, flip_attack, inner_cells, player_robustness
+from clm.levels_clm.robustness import (
+    d_robustness,
+    flip_attack,
+    inner_cells,
+    player_robustness,
+)
 from clm.levels_clm.search import build_gan
 
 
@@ -63,7 +78,7 @@ class SokobanCLM:
         self.judge = LevelJudge(levels_to_tiles(self.corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit,
                                  solver_jobs=cfg.solver_jobs)
         self.judge.n_boxes = self.judge.usual_box_count(self.corpus)
-        self.archive = CreativeArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.grid = QDGrid(cfg.qd_descriptor, min_novelty=cfg.min_novelty)  # every judged level, G's and the designer's
         return SokobanVecEnv(player_pool(self.corpus, [], 0.0), num_envs=cfg.player.num_envs, seed=cfg.seed)
 
@@ -106,12 +121,13 @@ class SokobanCLM:
     # -- step 2: G generates; the solver verifies; the archive keeps the creative ones -------------
     def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
         cfg, judge, corpus = self.cfg, self.judge, self.corpus
-        judge.archive_tiles = self.archive.tiles() if cfg.archive_feedback else None
+        fed_back = cfg.archive_feedback and len(self.archive)
+        judge.archive_tiles = levels_to_tiles(self.archive.items) if fed_back else None
         judge.refresh_bar(gan.D, [corpus[i] for i in rng.choice(len(corpus), 128)])
         z = rng.standard_normal((cfg.samples_per_round, cfg.gan.z_dim)).astype(np.float32)
         samples = decode_latents(gan.sampler, z, judge.n_boxes)
         j = judge.judge(gan.D, samples)
-        self.archive.add(samples, j, "generator", rnd)
+        archive_creative(self.archive, samples, j, "generator", rnd)
         self.grid.offer(samples, j)
         new_levels = [s for s, ok in zip(samples, j.playable) if ok]
         if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
@@ -123,7 +139,7 @@ class SokobanCLM:
 
     # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback --------------------------
     def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Any, dict[str, float]]:
-        fed = self.archive.levels
+        fed = self.archive.items
         self.feedback_x = (torch.from_numpy(levels_to_onehot(fed)).float().to(self.device)
                            if self.cfg.archive_feedback and len(fed) else None)
         return None, {}  # no agent term in G's loss (the player's difficulty steer was removed in issue 24)
@@ -194,7 +210,7 @@ class SokobanCLM:
 
     # -- checkpoint -------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
-        st = {"g_evaluations": self.judge.evaluations, "archive": self.archive.state_dict(),
+        st = {"g_evaluations": self.judge.evaluations, "archive": archive_state(self.archive),
               "generated": levels_state(self.generated), "classic_rng": self.classic_rng.bit_generator.state,
               "qd_grid": self.grid.state_dict(), "exact": True}
         if self.demos is not None:
@@ -207,7 +223,7 @@ class SokobanCLM:
 
     def restore(self, weights, st, where: str) -> bool:
         self.judge.evaluations = int(st["g_evaluations"])
-        self.archive.load_state_dict(st["archive"])
+        load_archive_state(self.archive, st["archive"])
         self.generated = levels_from_state(st["generated"])
         self.classic_rng.bit_generator.state = st["classic_rng"]
         self.grid.load_state_dict(st["qd_grid"])
@@ -231,7 +247,7 @@ class SokobanCLM:
             z = np.random.default_rng(cfg.seed + 99).standard_normal((64, cfg.gan.z_dim)).astype(np.float32)
             write_levels(run_dir / "levels" / "samples.txt", decode_latents(gan.sampler, z, self.judge.n_boxes))
             if len(archive):
-                write_levels(run_dir / "levels" / "archive.txt", archive.levels)
+                write_levels(run_dir / "levels" / "archive.txt", archive.items)
                 atomic_write_text(run_dir / "levels" / "archive.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in archive.records))
         write_qd_grid(run_dir / "qd_grid.json", self.grid)
@@ -244,7 +260,7 @@ class SokobanCLM:
         return {**robust, "creative_levels": len(archive),
                 "generated_playable_fraction": getattr(self, "playable_fraction", None),
                 **self._archive_means(),
-                "tile_kl": tile_pattern_kl(archive.levels, self.corpus) if len(archive) else None,
+                "tile_kl": tile_pattern_kl(archive.items, self.corpus) if len(archive) else None,
                 "g_evaluations": self.judge.evaluations,
                 "qd_coverage": self.grid.coverage, "qd_score": self.grid.qd_score}
 
@@ -256,7 +272,7 @@ class SokobanCLM:
     def _feedback(self) -> list:
         cfg = self.cfg
         # The classic oracle's pool holds the classic generator's levels only, none of G's.
-        extra = list(self.archive.levels) if cfg.archive_feedback and cfg.pool_source == "generator" else []
+        extra = list(self.archive.items) if cfg.archive_feedback and cfg.pool_source == "generator" else []
         return extra + (self.generated if cfg.generated_to_player else [])
 
     def _archive_means(self) -> dict[str, float | None]:

@@ -33,7 +33,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 from ribs.archives import GridArchive
 from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
 from ribs.schedulers import Scheduler
@@ -42,8 +41,11 @@ from clm.agents.dqn import DQN
 from clm.core.errors import UserError
 from clm.domains.levels import Level
 from clm.levels_clm.couplings import Judgement, LevelJudge
-from clm.levels_clm.qd_grid import QDGrid, descriptor_values  # noqa: F401 - part of this module's API
 from clm.levels_clm.designer import decode_latents
+from clm.levels_clm.qd_grid import (  # noqa: F401 - part of this module's API
+    QDGrid,
+    descriptor_values,
+)
 from clm.levels_clm.search import cmaes_search, random_search
 
 
@@ -67,7 +69,6 @@ class LatentQDProblem:
     budget: int
     evaluations: int = 0
     curve: list = field(default_factory=list)
-    last_gains: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def remaining(self) -> int:
@@ -81,14 +82,14 @@ class LatentQDProblem:
     def n_boxes(self) -> int | None:
         return self.judge.n_boxes
 
-    def judge_levels(self, levels: list[Level], latents: np.ndarray | None = None) -> Judgement:
+    def judge_levels(self, levels: list[Level]) -> Judgement:
         """Judge the first ``remaining`` levels of a batch; returns their judgement (maybe shorter)."""
         levels = levels[: max(self.remaining, 0)]
         if not levels:
             return Judgement(**{f.name: np.zeros(0) for f in fields(Judgement)})
         j = self.judge.judge(self.D, levels)
         self.evaluations += len(levels)
-        self.last_gains = self.grid.offer(levels, j, None if latents is None else latents[: len(levels)])
+        self.grid.offer(levels, j)
         self.curve.append((self.evaluations, self.grid.coverage, self.grid.qd_score))
         return j
 
@@ -96,7 +97,7 @@ class LatentQDProblem:
         """Decode latent vectors with G and judge them (at most the remaining budget)."""
         z = np.asarray(z, dtype=np.float32)[: max(self.remaining, 0)]
         levels = decode_latents(self.G, z, self.n_boxes) if len(z) else []
-        return levels, self.judge_levels(levels, z)
+        return levels, self.judge_levels(levels)
 
     def as_judge(self, strict: bool = False) -> SimpleNamespace:
         """A stand-in for the ``LevelJudge`` (``.judge(D, levels)``, ``.n_boxes``) that goes

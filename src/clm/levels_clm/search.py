@@ -19,10 +19,11 @@ from clm.core.errors import UserError
 from clm.core.rundir import require_run_dir
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, read_levels
 from clm.domains.levels.sim import N_ACTIONS
+from clm.engine.archive import ScoredArchive
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus
-from clm.levels_clm.couplings import CreativeArchive, Judgement, LevelJudge
+from clm.levels_clm.couplings import Judgement, LevelJudge
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 
 
@@ -151,7 +152,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     judge.refresh_bar(D, corpus[:256])
     designer = None
     if any(k.startswith("designer.") for k in weights):
-        env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs,
+        env = LatentDesignerEnv(G, D, judge, ScoredArchive(0), num_envs=cfg.designer.num_envs,
                                 horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
         designer.load_training_state(strip_prefix(weights, "designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))

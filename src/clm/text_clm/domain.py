@@ -36,6 +36,7 @@ from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
 from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
@@ -145,35 +146,6 @@ TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "condition
                         "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", *REFINER_KEYS)
 
 
-@dataclass
-class WordArchive:
-    """The best creative words so far (at most ``capacity``, the lowest-scored leave first)."""
-
-    capacity: int = 512
-    words: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-
-    def add(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
-        """Add the creative words of a judged batch not archived yet; returns how many."""
-        have, added = set(self.words), 0
-        for i in np.flatnonzero(judged["creative"]):
-            w = words[i]
-            if w in have:
-                continue
-            have.add(w)
-            self.words.append(w)
-            self.records.append({"word": w, **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
-                                 "source": source, "round": round_})
-            added += 1
-        if len(self.words) > self.capacity:
-            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
-            self.words, self.records = [self.words[i] for i in keep], [self.records[i] for i in keep]
-        return added
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-
 class TextCLM(ProposalDomain):
     """The CLM's text domain (``clm run --domain text``)."""
 
@@ -191,7 +163,7 @@ class TextCLM(ProposalDomain):
         self.train_x = torch.from_numpy(self.alphabet.onehot(self.split.train, self.L)).to(device)
         self.bar_words = [self.split.train[i] for i in np.random.default_rng(0).choice(len(self.split.train), 256,
                                                                                         replace=len(self.split.train) < 256)]
-        self.archive = WordArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.realism_bar = 0.5
         self.g_evaluations = 0
         self.states: list[str] = [""]  # the writer's words on the way (G's conditions)
@@ -306,14 +278,14 @@ class TextCLM(ProposalDomain):
         self.realism_bar = self.median_real_realism()
         plain = self.sample_words(cfg.samples_per_round, rng)
         jp = self.judge(plain)
-        self.archive.add(plain, jp, "generator", rnd)
+        self._archive(plain, jp, "generator", rnd)
         row = {"generated_realism_mean": float(jp["realism"].mean()), "generated_fluency_mean": float(jp["fluency"].mean()),
                "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
         episodes = self.env.pop_finished()
         if episodes:
             finals = [self.words_of(e["words"][-1:])[0] for e in episodes]
             ja = self.judge(finals)
-            self.archive.add(finals, ja, "writer", rnd)
+            self._archive(finals, ja, "writer", rnd)
             row.update(writer_creative_fraction=float(ja["creative"].mean()),
                        writer_realism_mean=float(ja["realism"].mean()), writer_fluency_mean=float(ja["fluency"].mean()),
                        writer_novel_fraction=float(ja["novel"].mean()))
@@ -337,7 +309,7 @@ class TextCLM(ProposalDomain):
 
     # -- steps 3 and 5 -------------------------------------------------------------------------------
     def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
-        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.words)).to(self.device)
+        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.items)).to(self.device)
                            if self.cfg.archive_feedback and len(self.archive) else None)
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
@@ -425,14 +397,14 @@ class TextCLM(ProposalDomain):
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
-        st = {"archive_words": list(self.archive.words), "archive_records": self.archive.records,
+        st = {"archive": self.archive.state_dict(list(self.archive.items)),
               "g_evaluations": self.g_evaluations, "states": list(self.states), "realism_bar": self.realism_bar,
               "unfinished": list(self.unfinished),
               "kept": [list(k) for k in self.kept], "exact": True}
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
-        self.archive.words, self.archive.records = list(st["archive_words"]), list(st["archive_records"])
+        self.archive.load_state_dict(st["archive"], list(st["archive"]["items"]))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states, self.unfinished = list(st["states"]), list(st["unfinished"])
         self.kept = [(a, b) for a, b in st["kept"]]
@@ -476,11 +448,18 @@ class TextCLM(ProposalDomain):
         atomic_write_text(words_dir / "plain_gan.txt", "\n".join(plain) + "\n")
         return out
 
+    def _archive(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Offer a judged batch's creative words to the archive; returns how many it took."""
+        idx = np.flatnonzero(judged["creative"])
+        records = [{"word": words[i], **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
+                    "source": source, "round": round_} for i in idx]
+        return self.archive.add([words[i] for i in idx], [words[i] for i in idx], records)
+
     def records_of_archive(self) -> list[dict]:
         """The archive's records, each with its nearest training word and edit distance."""
         if not len(self.archive):
             return []
-        dist, near = nearest_words(self.archive.words, self.split.train)
+        dist, near = nearest_words(self.archive.items, self.split.train)
         return [{**r, "nearest": near[i], "edit_distance": int(dist[i])} for i, r in enumerate(self.archive.records)]
 
 
