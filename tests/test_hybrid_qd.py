@@ -169,7 +169,7 @@ def test_each_search_spends_exactly_its_budget(tiny, name):
     p = run_qd_search(name, G, D, judge, budget, seed=0, second="box_goal_distance", designer=designer)
     assert p.evaluations == budget and p.grid.offered == budget and judge.evaluations - before == budget
     assert p.curve[-1][0] == budget and 0.0 <= p.grid.coverage <= 1.0
-    assert designer.envs.judge is judge  # the designer's env is given back as it was
+    assert designer.envs.judge is judge  # the search used an env of its own
 
 
 def test_designer_observation_is_the_envs(tiny):
