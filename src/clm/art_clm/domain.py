@@ -35,19 +35,18 @@ from clm.domains.images.canvas import CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import AdversarialConfig
 from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
 
 
-def _gan() -> GanConfig:
+def _gan() -> AdversarialConfig:
     # The digits GAN's MLP pair; D without the minibatch-std feature, so that a canvas's realism (the
     # painter's reward) does not depend on the other canvases of its batch.
-    return GanConfig(data="digits", z_dim=32, g_width=64, d_width=64, arch="mlp", lr_g=2e-4, lr_d=2e-4,
-                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
-                     divergence_patience=300, final_eval=False, device="cpu")
+    return AdversarialConfig(z_dim=32, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4, spectral_norm=True,
+                             label_smoothing=0.1, ema=True, ema_decay=0.99, divergence_patience=300)
 
 
 def _painter() -> DQNConfig:
@@ -105,7 +104,7 @@ class ArtConfig:
     eval_every: int = 5  #: rounds between evaluations
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
+    gan: AdversarialConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
     player: DQNConfig = field(default_factory=_painter)  #: the painter DQN
 
     def validate(self) -> None:
@@ -128,18 +127,6 @@ class ArtConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad art config: {msg}", exit_code=2)
-        if unused := [f"gan.{k}" for k in ART_GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
-            raise UserError("clm run --domain art does not use " + ", ".join(unused) + " (its G is an MLP conditioned "
-                            "on the canvas, its D an MLP): drop these keys", exit_code=2)
-
-
-#: GanConfig keys the art CLM does not read (the levels', the command's own, and the architecture it fixes)
-ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "level_decode",
-                       "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
-                       "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                       "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
-                       "arch", "res_blocks", "refine_blocks", "gumbel_tau", "tile_sample", "minibatch_std",
-                       *REFINER_KEYS)
 
 
 def canvas_key(canvas: np.ndarray) -> bytes:

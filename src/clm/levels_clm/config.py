@@ -8,18 +8,18 @@ from typing import ClassVar, Literal
 
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import TileGanConfig
 from clm.levels_clm.qd_grid import SECOND_AXES
 
 
-def _gan() -> GanConfig:
+def _gan() -> TileGanConfig:
     # MLP G and D: on 7x7 grids they were 5x faster per step than the DCGAN pair (17 vs 100 ms for D).
     # Spectral norm on D: without it D's loss fell to ~0.1 within 1,200 steps on the 7x7 corpus (G's loss
     # climbing to 9); with it D's loss held at ~1.27 and the tile KL to the corpus fell to 0.34 (from 0.50).
-    return GanConfig(data="levels:", z_dim=16, g_width=32, d_width=32, arch="mlp", lr_g=5e-4, lr_d=5e-4,
-                     spectral_norm=True, label_smoothing=0.0,  # as in the CLM evidence runs
-                     diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
-                     divergence_patience=300, final_eval=False, device="cpu")
+    return TileGanConfig(z_dim=16, g_width=32, d_width=32, arch="mlp", lr_g=5e-4, lr_d=5e-4, spectral_norm=True,
+                         label_smoothing=0.0,  # as in the CLM evidence runs
+                         diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
+                         divergence_patience=300)
 
 
 def _player() -> DQNConfig:
@@ -85,7 +85,7 @@ class CLMConfig:
     stuck_rounds: int = 10  #: stop as player_stuck if the player solved nothing in this round and after (0: never)
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline" (no account), "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
+    gan: TileGanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
     player: DQNConfig = field(default_factory=_player)  #: the player DQN
     designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
 
@@ -141,23 +141,6 @@ class CLMConfig:
             raise UserError(f"unknown data '{self.data}': use generated, boxoban:DIR or a Boxoban file/folder")
 
 
-#: GanConfig keys that ``clm gan train`` reads and ``clm run`` does not, with where the CLM sets them
-GAN_KEYS_NOT_IN_CLM = {
-    "data": "the CLM's corpus is the top-level data key", "seed": "the top-level seed seeds everything",
-    "device": "the top-level device is used by every network", "threads": "use the top-level threads",
-    "steps": "use gan_steps (per round) and rounds", "conditional": "the CLM's G and D are unconditional",
-    "level_decode": "the CLM decodes G's most probable tiles", "room_calibration": "the CLM decodes G's most probable tiles",
-    "test_fraction": "use heldout_size", "split_seed": "the CLM's split follows seed",
-    "levels_reference": "the CLM's held-out levels come from its corpus", "max_levels": "use corpus_size",
-    "max_boxes": "the CLM's G is unconditional", "log_every": "the CLM logs every round",
-    "image_every": "the CLM's report draws its levels", "checkpoint_every": "the CLM saves every round",
-    "eval_samples": "use samples_per_round", "classifier_epochs": "a digits metric", "fid_weights": "an image metric",
-    "final_eval": "the CLM's summary has its own figures", "rejection": "the CLM's judge scores every level by D",
-    "live_boxes": "the CLM decodes G's most probable tiles", "solve_samples": "use samples_per_round",
-    "solve_time_limit": "use the top-level solve_time_limit", "solver_jobs": "use the top-level solver_jobs",
-    **{k: "the cell refiner is a post-step of clm gan train; the CLM decodes G's most probable tiles"
-       for k in REFINER_KEYS},
-}
 #: DQNConfig keys of the player and the designer that ``clm run`` sets itself
 DQN_KEYS_SET_BY_CLM = {
     "env_id": "the player plays the corpus, the designer G's latent space",
@@ -179,7 +162,7 @@ DESIGNER_KEYS_NOT_IN_CLM = {**DQN_KEYS_SET_BY_CLM,
 def _unused_keys_set(cfg: CLMConfig) -> list[str]:
     """``section.key (why)`` for each key set to other than its default that clm run does not use."""
     out = []
-    for section, keys, default in (("gan", GAN_KEYS_NOT_IN_CLM, _gan()), ("player", DQN_KEYS_SET_BY_CLM, _player()),
+    for section, keys, default in (("player", DQN_KEYS_SET_BY_CLM, _player()),
                                    ("designer", DESIGNER_KEYS_NOT_IN_CLM, _designer())):
         mine = getattr(cfg, section)
         out += [f"{section}.{k} ({why})" for k, why in keys.items() if getattr(mine, k) != getattr(default, k)]
