@@ -98,6 +98,7 @@ class GanConfig(TileGanConfig):
 
 REFINER_FILE = "refiner.safetensors"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
 
+
 def uses_refiner(cfg: GanConfig) -> bool:
     """Whether a run fits and uses the cell refiner (:mod:`clm.gan.refiner`)."""
     return cfg.refiner_sweeps > 0 or cfg.refiner_player_moves > 0
