@@ -38,6 +38,7 @@ from clm.agents.envs import (autoreset_mode, check_spaces, env_state, final_obse
                              make_vec_env, restore_env_state)
 from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import PrioritizedReplay, ReplayBatch, UniformReplay
+from clm.agents.state_check import check_training_state
 from clm.core import distributed
 from clm.core.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
@@ -749,7 +750,8 @@ class DQN:
                             where: str = "the checkpoint") -> None:
         """Restore :meth:`training_state` (weights only when ``state`` is None)."""
         if meta.get("kind") != "dqn":
-            raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})")
+            raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})", exit_code=2)
+        check_training_state(self, weights, state, meta, where)  # every field, shape and dtype, before any is loaded
         try:
             self.q.load_state_dict(strip_prefix(weights, "q."))
             self.q_target.load_state_dict(strip_prefix(weights, "q_target."))

@@ -113,8 +113,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_clm(cfg, run_dir, resume=bool(args.resume), quiet=True)
             return 0
         with removed_on_failure(run_dir, bool(args.resume)):
-            save_config(cfg, run_dir / "config.yaml")
-            summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+            write_config = lambda: save_config(cfg, run_dir / "config.yaml")  # noqa: E731
+            if not args.resume:
+                write_config()
+            # resumed: the checkpoint is checked first; a refused one leaves the folder as it was
+            summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json,
+                              after_load=write_config if args.resume else None)
     report = None
     if cfg.report:
         if summary["status"] != "gan_diverged":  # a diverged run keeps no generated levels, and its D explains nothing
