@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -406,3 +407,27 @@ def test_a_run_folder_of_another_command_is_named_as_such(tmp_path, capsys):
     assert "written by 'clm dqn train', not 'clm gan train'" in capsys.readouterr().err
     assert main(["generate", str(out), "-n", "1", "--out", str(tmp_path / "x.txt")]) == 2
     assert "not 'clm run'" in capsys.readouterr().err
+
+
+# -- issue 27: a run killed before its first checkpoint is not a dead end --------------------------------
+def test_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["env_id=CartPole-v1", "total_steps=300", "learning_starts=100", "hidden=16", "eval_interval=0",
+            "eval_episodes=2", "log_interval=100"]
+    assert main(["dqn", "train", "--out", str(out), "--json", *argv]) == 0
+    reference = json.loads((out / "summary.json").read_text())
+    ref_steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    shutil.rmtree(out / "checkpoints")  # what kill -9 before the first save leaves: config.yaml, some metrics
+    (out / "checkpoints").mkdir()
+    (out / "summary.json").unlink()
+    (out / "checkpoints" / "latest.new").mkdir()  # and a half-written checkpoint
+    capsys.readouterr()
+    assert main(["dqn", "train", "--out", str(out), *argv]) == 2
+    assert "holds no checkpoint: --resume" in capsys.readouterr().err
+    assert main(["dqn", "train", "--resume", str(out), "--json"]) == 0
+    assert "starting it again from the beginning" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval_return_mean"] == reference["eval_return_mean"] and summary["env_steps"] == 300
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == ref_steps  # the killed session's rows are gone: no step twice
+    assert not (out / "checkpoints" / "latest.new").exists()

@@ -11,8 +11,8 @@ from clm.agents.dqn import check_data_parallel
 from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
 from clm.core import distributed
 from clm.core.checkpoint import read_meta
-from clm.core.config import parse_overrides, read_yaml, save_config
-from clm.core.errors import UsageError
+from clm.core.config import load_config, parse_overrides, read_yaml, save_config
+from clm.core.errors import UsageError, UserError
 from clm.core.rundir import dumps_line, require_run_dir
 from clm.engine import registry
 from clm.engine.loop import run_clm
@@ -168,4 +168,15 @@ def _saved_domain(run_dir: str, default: str = registry.DEFAULT_DOMAIN) -> str:
     try:
         return str(read_meta(folder)[1].get("domain", registry.DEFAULT_DOMAIN))
     except Exception:
+        pass
+    try:  # no checkpoint yet (a run killed before its first save): the domain whose config its config.yaml is
+        saved = read_yaml(Path(run_dir) / "config.yaml")
+    except UserError:
         return default
+    for name in (default, *registry.names()):
+        try:
+            load_config(registry.get(name).config_cls, base=saved)
+            return name
+        except UserError:
+            continue
+    return default

@@ -116,7 +116,9 @@ def new_run_dir(command: str, out: str | Path | None = None, root: str | Path = 
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {path} exists and is not a directory", exit_code=2)
         if path.is_dir() and any(path.iterdir()):
-            hint = (f"; continue it with --resume {path}" if (path / "config.yaml").is_file() else "")
+            saved = any(checkpoint_exists(p) for p in (path / "checkpoints").glob("*"))
+            hint = ("" if not (path / "config.yaml").is_file() else f"; continue it with --resume {path}" if saved
+                    else f"; it holds no checkpoint: --resume {path} starts that run again from the beginning")
             raise UserError(f"--out {path} is not empty: choose a new folder{hint}", exit_code=2)
     try:
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
