@@ -53,7 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")
     gen.add_argument("--min-novelty", type=int, help="least Hamming distance to the corpus, archive and each other")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--max-evaluations", type=int, default=0, help="G evaluations before giving up (0: 500 n)")
+    gen.add_argument("--max-evaluations", type=int, default=0,
+                     help="levels: G evaluations, art and text: candidates judged, before giving up (0: 500 n); "
+                          "fewer than -n found: those are written and the count said")
+    gen.add_argument("--strict", action="store_true", help="exit 1 when fewer than -n were found")
     gen.set_defaults(func=cmd_generate)
 
 
@@ -155,6 +158,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``clm generate RUN_DIR``: the run's domain (from its checkpoint) writes the artefacts."""
     if args.n < 1:
         raise UsageError("-n must be >= 1")
+    if args.max_evaluations < 0:
+        raise UsageError(f"--max-evaluations must be >= 0 (0: 500 n), got {args.max_evaluations}")
+    if args.min_novelty is not None and args.min_novelty < 0:
+        raise UsageError(f"--min-novelty must be >= 0 (a Hamming distance), got {args.min_novelty}")
     spec = registry.get(_saved_domain(args.run_dir))
     if spec.generate is None:
         raise UsageError(f"the {spec.name} domain has no clm generate")
