@@ -60,7 +60,7 @@ def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overri
     folder = run_dir / "checkpoints" / checkpoint
     if not checkpoint_exists(folder):
         return _restart(args, cls, run_dir, overrides, check, create)
-    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml", overrides=overrides)
     _, meta = read_meta(folder)
     saved = meta.get("config")
     if isinstance(saved, dict):
@@ -86,7 +86,7 @@ def _restart(args: argparse.Namespace, cls: type, run_dir: Path, overrides: list
     overrides), and says so. What the killed session left (metrics, TensorBoard
     files, a half-written checkpoint) is removed first; config.yaml is kept.
     ``args.resume`` is cleared: the caller then runs it as a new run."""
-    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml", overrides=overrides)
     if check is not None:
         check(cfg)
     if create:  # rank 0 (or a plain run) alone touches the folder

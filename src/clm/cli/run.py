@@ -162,6 +162,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-evaluations must be >= 0 (0: 500 n), got {args.max_evaluations}")
     if args.min_novelty is not None and args.min_novelty < 0:
         raise UsageError(f"--min-novelty must be >= 0 (a Hamming distance), got {args.min_novelty}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir():  # clm generate makes no folders: a typo in a path must not grow a tree
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it first")
     spec = registry.get(_saved_domain(args.run_dir))
     if spec.generate is None:
         raise UsageError(f"the {spec.name} domain has no clm generate")

@@ -28,15 +28,18 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, valid: list[str], where: str) -> UserError:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+def _unknown_key(key: str, valid: list[str], where: str, root: tuple[str, ...] = ()) -> UserError:
+    """``key`` (dotted for a nested one) is not a field; the closest valid key, or for a nested key a
+    top-level one it may mean (``gan.steps`` -> ``gan_steps``)."""
+    flat = key.replace(".", "_")
+    close = [flat] if "." in key and flat in root else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return UserError(
         f"unknown config key '{key}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
     )
 
 
-def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+def _coerce(value: Any, tp: Any, key: str, where: str, root: tuple[str, ...] = ()) -> Any:
     """Check ``value`` against the annotation ``tp``; convert where lossless."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -48,7 +51,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key, where)
+                return _coerce(value, arg, key, where, root)
             except UserError as e:
                 errors.append(str(e))
         raise UserError(errors[0] if errors else f"bad value for '{key}' in {where}")
@@ -75,7 +78,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise UserError(f"config key '{key}' in {where} must be a mapping, got {value!r}")
-        return _from_dict(tp, value, where=f"{where}:{key}")
+        return _from_dict(tp, value, where=where, prefix=f"{key}.", root=root)
     if tp is Any:
         return value
     if tp is bool:
@@ -116,21 +119,23 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise
 
 
-def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix: str = "",
+               root: tuple[str, ...] = ()) -> T:
     types_ = _field_types(cls)
+    root = root or tuple(types_)
     kwargs = {}
     defaults = None
     removed = getattr(cls, "REMOVED_KEYS", {})
     for key, value in data.items():
         if key not in types_ and key in removed:
-            raise UserError(f"config key '{key}' in {where} was removed: {removed[key]}. Drop it")
+            raise UserError(f"config key '{prefix}{key}' in {where} was removed: {removed[key]}. Drop it")
         if key not in types_:
-            raise _unknown_key(key, list(types_), where)
+            raise _unknown_key(f"{prefix}{key}", [f"{prefix}{k}" for k in types_], where, root)
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
             # A nested section overrides its parent's defaults for it, key by key.
             defaults = defaults if defaults is not None else cls()
             value = _merge(to_dict(getattr(defaults, key)), value)
-        kwargs[key] = _coerce(value, types_[key], key, where)
+        kwargs[key] = _coerce(value, types_[key], f"{prefix}{key}", where, root)
     cfg = cls(**kwargs)
     check = getattr(cfg, "validate", None)
     if check is not None:
@@ -190,6 +195,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error for a missing or malformed file."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder, not a YAML file", exit_code=2)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist", exit_code=2)
     try:
@@ -197,9 +204,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"config file {path}{line}: not valid YAML ({e.__class__.__name__})")
+        raise UserError(f"config file {path}{line}: not valid YAML ({e.__class__.__name__})", exit_code=2)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"config file {path} cannot be read ({getattr(e, 'strerror', None) or e})", exit_code=2)
     if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of key: value")
+        raise UserError(f"config file {path} must hold a mapping of key: value", exit_code=2)
     return data
 
 
@@ -208,16 +217,18 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
+    base_file: str | Path | None = None,
 ) -> T:
-    """Defaults of ``cls`` < ``base`` < YAML file ``path`` < ``overrides``."""
+    """Defaults of ``cls`` < ``base`` (read from ``base_file``, named in errors) < YAML file ``path`` < ``overrides``."""
     data: dict[str, Any] = dict(base or {})
-    where = "config"
+    where = str(base_file) if base_file is not None else "config"
     if path is not None:
         data = _merge(data, read_yaml(path))
         where = str(path)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
-        where = "the command-line overrides" if path is None else f"{where} or the command-line overrides"
+        where = "the command-line overrides" if path is None and base_file is None else \
+            f"{where} or the command-line overrides"
     return from_dict(cls, data, where=where)
 
 
