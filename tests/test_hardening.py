@@ -264,7 +264,7 @@ def test_a_command_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     (["dqn", "train", "lr=.inf"], ["lr", "finite"]),
     (["dqn", "train", "lrr=1"], ["unknown config key 'lrr'", "Did you mean 'lr'"]),
     (["run", "eval_every=0"], ["eval_every", ">= 1"]),
-    (["run", "gan.steps=5"], ["gan.steps", "gan_steps"]),
+    (["run", "gan.steps=5"], ["'steps'", "gan_steps"]),
     (["run", "player.total_steps=5"], ["player.total_steps", "player_steps"]),
     (["run", "designer.seed=5"], ["designer.seed"]),
     (["run", "preset=huge"], ["unknown preset", "small"]),
