@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from clm.agents.dqn import DQN, DQNConfig
+from clm.agents.training import learn
 
 
 class CountEnv(gym.Env):
@@ -67,13 +68,13 @@ def test_double_dqn_target_matches_direct_computation():
         agent.q_target.head.weight.neg_()
         agent.q_target.head.bias.neg_()
     b = agent.replay.sample(32, np.random.default_rng(0))
-    got = agent.td_targets(b, agent.q_target(b.next_obs).detach())
+    got = agent.learner.td_targets(b, agent.q_target(b.next_obs).detach())
     q_online, q_target = agent.q(b.next_obs).detach().numpy(), agent.q_target(b.next_obs).detach().numpy()
     direct = np.array([b.returns[i].item() + b.discounts[i].item() * q_target[i, q_online[i].argmax()]
                        for i in range(32)])
     assert np.allclose(got.numpy(), direct, atol=1e-5)
     agent.cfg.double_dqn = False
-    vanilla = agent.td_targets(b, torch.as_tensor(q_target)).numpy()
+    vanilla = agent.learner.td_targets(b, torch.as_tensor(q_target)).numpy()
     assert np.allclose(vanilla, b.returns.numpy() + b.discounts.numpy() * q_target.max(1), atol=1e-5)
     assert not np.allclose(vanilla, got.numpy())
 
@@ -116,7 +117,7 @@ def test_cartpole_learns():
     """Greedy return >= 200 within a short budget (default config)."""
     cfg = DQNConfig(total_steps=40_000, eval_interval=2_500, eval_episodes=10,
                     target_return=200, stop_at_target=True)
-    summary = DQN(cfg).learn()
+    summary = learn(DQN(cfg))
     assert summary["best_eval_return"] >= 200, summary
 
 
@@ -127,7 +128,7 @@ def test_minatar_runs_with_a_conv_network():
                     eval_interval=0, eval_episodes=2)
     agent = DQN(cfg)
     assert agent.q.channels_last and isinstance(agent.q.features[0], torch.nn.Conv2d)
-    summary = agent.learn()
+    summary = learn(agent)
     assert summary["env_steps"] == 600 and agent.gradient_steps > 0
 
 
@@ -169,7 +170,7 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
     cfg = DQNConfig(total_steps=2000, learning_starts=300, train_freq=10**6, hidden=(32, 32), batch_size=16,
                     eval_interval=0, max_grad_norm=max_grad_norm)
     agent = DQN(cfg)
-    assert agent._fast is not None
+    assert agent.learner.fast is not None
     while agent.env_steps < 400:
         agent.collect_step()
     ref = copy.deepcopy(agent.q)
@@ -183,9 +184,10 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
         torch.nn.functional.smooth_l1_loss(q, target).backward()
         torch.nn.utils.clip_grad_norm_(ref.parameters(), max_grad_norm)
         opt.step()
-        grads, _ = agent._td_gradients(b.obs, b.actions, agent.td_targets(b, agent.target_q_values(b.next_obs)),
-                                       b.weights)
-        agent._update(grads)
+        learner = agent.learner
+        grads, _ = learner.td_gradients(b.obs, b.actions, learner.td_targets(b, learner.target_q_values(b.next_obs)),
+                                        b.weights)
+        learner.apply(grads)
     for p, r in zip(agent.q.parameters(), ref.parameters()):
         torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
 
@@ -195,11 +197,11 @@ def test_amp_runs_the_q_network_in_bfloat16_on_the_cpu():
     Q-values agree with float32's to bf16's precision, and the losses stay finite while it learns."""
     cfg = DQNConfig(total_steps=1500, learning_starts=200, eval_interval=0, eval_episodes=2, seed=3)
     fp32, bf16 = DQN(cfg), DQN(dataclasses.replace(cfg, amp=True))
-    assert fp32._fast is not None and bf16._fast is None
+    assert fp32.learner.fast is not None and bf16.learner.fast is None
     obs = torch.randn(256, 4)
-    q32, q16 = fp32.online_q_values(obs), bf16.online_q_values(obs)  # same seed, same weights
+    q32, q16 = fp32.learner.online_q_values(obs), bf16.learner.online_q_values(obs)  # same seed, same weights
     assert q16.dtype == torch.float32 and not torch.equal(q16, q32)
     assert torch.allclose(q16, q32, rtol=0.02, atol=0.02)
-    summary = bf16.learn()
+    summary = learn(bf16)
     assert math.isfinite(summary["eval_return_mean"]) and bf16.gradient_steps > 0
     assert all(torch.isfinite(p).all() for p in bf16.q.parameters())

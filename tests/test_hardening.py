@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clm.agents.dqn import DQN, DQNConfig
+from clm.agents.training import check_finite
 from clm.cli.main import main
 from clm.core.checkpoint import decode_state, encode_state, load_checkpoint, save_checkpoint
 from clm.core.errors import UserError
@@ -96,7 +97,7 @@ def test_dqn_stops_on_non_finite_weights_naming_the_last_good_checkpoint(tmp_pat
     with torch.no_grad():
         next(agent.q.parameters()).fill_(float("nan"))
     with pytest.raises(UserError, match=r"NaN or infinite.*last good checkpoint: .*latest \(env step 0\)"):
-        agent._check_finite(tmp_path)
+        check_finite(agent, tmp_path)
 
 
 # -- interrupted runs resume to the same numbers ------------------------------------------------------
