@@ -10,8 +10,8 @@ from clm.cli.main import main
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
 from clm.domains.levels.generator import generate_levels
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.hybrid.corpus import player_pool
-from clm.hybrid.couplings import (CreativeArchive, LevelJudge, Scheduler, difficulty_steering_loss,
+from clm.levels_clm.corpus import player_pool
+from clm.levels_clm.couplings import (CreativeArchive, LevelJudge, difficulty_steering_loss,
                                   player_solve_rate)
 
 TINY = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
@@ -110,15 +110,6 @@ def test_solve_rate_of_a_replayed_solution(levels):
     assert player_solve_rate(lambda obs: np.zeros(len(obs), int), levels[:4]) == 0.0
 
 
-def test_adaptive_scheduler_shifts_work():
-    s = Scheduler("adaptive", gan_steps=10, player_steps=100, designer_steps=8)
-    s.observe(d_accuracy=0.95, player_solve=0.0)
-    assert s.plan()["gan"] > 10 and s.plan()["player"] > 100
-    fixed = Scheduler("fixed", 10, 100, 8)
-    fixed.observe(0.95, 0.0)
-    assert fixed.plan() == {"gan": 10, "player": 100, "designer": 8}
-
-
 def test_clm_run_generate_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--json", "report=false", *TINY]) == 0
@@ -213,7 +204,7 @@ def test_player_solves_marks_each_level():
     that repeats one action solves exactly the levels the reference rules say."""
     from clm.domains.levels.demos import solver_demonstrations
     from clm.domains.levels.generator import generate_levels
-    from clm.hybrid.couplings import player_solve_rate, player_solves
+    from clm.levels_clm.couplings import player_solve_rate, player_solves
 
     levels = generate_levels(3, size=7, n_boxes=1, seed=3, min_pushes=3)
     d = solver_demonstrations(levels[:1])

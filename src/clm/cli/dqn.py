@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from clm.core.config import load_config, read_yaml, save_config
+from clm.core.config import load_config, read_yaml
 from clm.core.errors import UsageError
 from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
 from clm.core.checkpoint import checkpoint_exists, read_meta
