@@ -16,7 +16,10 @@ the wall-clock figures (and TensorBoard's time-stamped copy of the rows). Cases:
   on Sokoban with the solver's demonstrations, DQfD pre-training, then
   training that mixes both buffers; driven through the API both versions
   share (add_demonstrations, pretrain, collect_step, pop_mean_loss,
-  training_state) and saved as a checkpoint.
+  training_state) and saved as a checkpoint;
+* ``ddp_rank``, ``ddp_replicated``: ``torchrun --nproc_per_node 2 -m clm dqn
+  train`` on the CPU (gloo), with ``ddp_data=rank`` and with
+  ``ddp_data=replicated`` plus prioritized replay.
 
     PYTHONPATH=src .venv/bin/python scripts/dqn_equivalence.py --base main
 
@@ -44,6 +47,15 @@ CLI_CASES = {
                   "train_freq=64", "gradient_steps=32", "checkpoint_interval=2000"],
     "torch_path": ["--env", "CartPole-v1", "total_steps=3000", "seed=2", "amp=true", "tau=0.1", "loss=mse",
                    "obs_noise=0.05", "hidden=32,32", "eval_interval=1500", "eval_episodes=5", "learning_starts=500"],
+}
+
+#: data-parallel runs: torchrun with 2 gloo processes on the CPU (each rank its own streams; replicated
+#: ranks slicing one global batch, with prioritized replay's gathered priorities)
+DDP_CASES = {
+    "ddp_rank": ["--env", "CartPole-v1", "total_steps=2000", "seed=3", "ddp_data=rank", "eval_interval=1000",
+                 "eval_episodes=5", "log_interval=500"],
+    "ddp_replicated": ["--env", "CartPole-v1", "total_steps=2000", "seed=4", "ddp_data=replicated",
+                       "prioritized=true", "n_step=2", "eval_interval=1000", "eval_episodes=5", "log_interval=500"],
 }
 
 SOKOBAN_DRIVER = r"""
@@ -93,6 +105,9 @@ def run_cases(src: Path, out: Path, python: str, cases: list[str]) -> None:
         if case == "sokoban_dqfd":
             where.mkdir(parents=True)
             cmd = [python, "-c", SOKOBAN_DRIVER, str(where)]
+        elif case in DDP_CASES:
+            cmd = [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "clm",
+                   "dqn", "train", "--out", str(where), "--json", *DDP_CASES[case]]
         else:
             cmd = [python, "-m", "clm", "dqn", "train", "--out", str(where), "--json", *CLI_CASES[case]]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -155,7 +170,7 @@ def compare_trees(a: Path, b: Path) -> tuple[list[str], int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="main", help="the commit to compare against (default: main)")
-    ap.add_argument("--cases", default=",".join([*CLI_CASES, "sokoban_dqfd"]))
+    ap.add_argument("--cases", default=",".join([*CLI_CASES, "sokoban_dqfd", *DDP_CASES]))
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
     here = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from clm.agents.dqn import DQN, DQNConfig
-from clm.agents.training import learn
+from clm.agents.training import learn, train_round
 
 
 class CountEnv(gym.Env):
@@ -110,6 +110,50 @@ def test_same_seed_same_numbers():
     cfg = DQNConfig(total_steps=800, learning_starts=200, train_freq=50, gradient_steps=5,
                     hidden=(16,), eval_interval=0)
     assert _losses_after(DQN(cfg), 800) == _losses_after(DQN(cfg), 800)
+
+
+class _Rows:
+    """A logger that keeps the rows ``learn`` logs."""
+
+    def __init__(self):
+        self.rows = []
+
+    def log(self, step, metrics):
+        self.rows.append((step, set(metrics)))
+
+    def progress(self, step, **postfix):
+        pass
+
+
+def test_learn_evaluates_logs_and_checkpoints_at_the_first_step_past_each_interval(tmp_path):
+    """With 3 envs the counter moves in steps of 3: each event falls on the first multiple of 3 at or past
+    a multiple of its interval (computed here directly), and the final evaluation closes the run."""
+    cfg = DQNConfig(num_envs=3, total_steps=600, learning_starts=90, train_freq=30, gradient_steps=2,
+                    buffer_size=3_000, hidden=(8,), log_interval=100, eval_interval=250, eval_episodes=2, checkpoint_interval=280)
+    agent, rows = DQN(cfg), _Rows()
+    summary = learn(agent, logger=rows, checkpoint_dir=tmp_path)
+    first_past = lambda k: -(-k // 3) * 3  # noqa: E731
+    evals = [s for s, keys in rows.rows if "eval_return_mean" in keys]
+    logs = [s for s, keys in rows.rows if "epsilon" in keys]
+    assert logs == [first_past(k) for k in range(100, 601, 100)]
+    assert evals == [first_past(250), first_past(500), 600]  # the last: the final evaluation
+    assert summary["env_steps"] == 600 == agent.env_steps and summary["episodes"] == agent.episodes
+    assert (tmp_path / "latest" / "meta.json").is_file() and (tmp_path / "best" / "meta.json").is_file()
+
+
+def test_train_round_counts_the_rounds_episodes():
+    """train_round: at least one vector step, the round's own episodes and successes, the loss popped."""
+    cfg = DQNConfig(num_envs=2, learning_starts=50, train_freq=20, gradient_steps=2, hidden=(8,), eval_interval=0)
+    agent, twin = DQN(cfg), DQN(cfg)
+    first = train_round(agent, 1)  # fewer env steps than envs: one vector step still
+    assert agent.env_steps == 2 and first.loss is None and first.episodes == 0
+    figures = train_round(agent, 299)
+    while twin.env_steps < 300:  # the same seed, stepped by hand
+        twin.collect_step()
+    assert agent.env_steps == 300 and figures.episodes == twin.episodes > 0
+    assert figures.successes == 0  # CartPole sets no success flag
+    assert figures.mean_return == pytest.approx(float(np.mean(twin.recent_returns)))
+    assert figures.loss == pytest.approx(twin.pop_mean_loss()) and agent.pop_mean_loss() is None
 
 
 @pytest.mark.slow
