@@ -371,7 +371,7 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, capsys, tmp_path_
     line starting 'error:' on stderr), never exit 1 (a failure of the program)
     nor a traceback; the training itself is replaced by a stub (this tests the
     argument handling), and a command that would write runs in a fresh folder."""
-    import clm.agents.dqn
+    import clm.agents.training
     import clm.cli.run
     import clm.engine.loop
     import clm.gan.train
@@ -379,7 +379,7 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, capsys, tmp_path_
     def stub(*args, **kwargs):
         raise _WouldTrain
 
-    monkeypatch.setattr(clm.agents.dqn.DQN, "learn", stub)
+    monkeypatch.setattr(clm.agents.training, "learn", stub)
     monkeypatch.setattr(clm.engine.loop, "run_clm", stub)
     monkeypatch.setattr(clm.cli.run, "run_clm", stub)
     monkeypatch.setattr(clm.gan.train, "train", stub)
