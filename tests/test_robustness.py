@@ -97,11 +97,12 @@ def test_the_flip_attack_finds_the_best_flip_of_a_direct_search():
 
 def test_obs_noise_perturbs_the_training_batches_only():
     from clm.agents.dqn import DQN, DQNConfig
+    from clm.agents.training import learn
 
     agent = DQN(DQNConfig(total_steps=400, learning_starts=100, eval_interval=0, obs_noise=0.5, seed=0))
-    agent.learn()
-    b = agent._sample_burst(4, 64, 0, None)
-    clean = agent._draw_burst(4, 64, 0, None)
+    learn(agent)
+    b = agent.learner.sample_burst(4, 64, 0, None)
+    clean = agent.learner.draw_burst(4, 64, 0, None)
     assert b.obs.shape == clean.obs.shape and b.obs.dtype == torch.float32
     # the same rows are drawn again from the same replay slots: what differs is noise of the stated size
     noise = b.obs - agent.replay.gather(b.indices).obs.float()
