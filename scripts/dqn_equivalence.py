@@ -46,7 +46,7 @@ CLI_CASES = {
                   "double_dqn=true", "num_envs=2", "eval_interval=1000", "eval_episodes=5", "log_interval=500",
                   "train_freq=64", "gradient_steps=32", "checkpoint_interval=2000"],
     "torch_path": ["--env", "CartPole-v1", "total_steps=3000", "seed=2", "amp=true", "tau=0.1", "loss=mse",
-                   "obs_noise=0.05", "hidden=32,32", "eval_interval=1500", "eval_episodes=5", "learning_starts=500"],
+                   "hidden=32,32", "eval_interval=1500", "eval_episodes=5", "learning_starts=500"],
 }
 
 #: data-parallel runs: torchrun with 2 gloo processes on the CPU (each rank its own streams; replicated

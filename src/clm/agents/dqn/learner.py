@@ -20,7 +20,6 @@ every network's update is one step of ``torch.optim.Adam(fused=True)``.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -267,17 +266,8 @@ class Learner:
 
     def sample_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
         """``n_updates`` batches laid end to end, each ``n_agent`` rows of the
-        agent's replay followed by ``n_demo`` rows of demonstrations; with
-        ``obs_noise``, their observations (and next observations) carry
-        Gaussian noise drawn from the agent's own generator (so a resumed run
-        draws the same noise; under data-parallel training each rank draws it
-        for its own rows)."""
-        b = self.draw_burst(n_updates, n_agent, n_demo, beta)
-        if self.cfg.obs_noise <= 0:
-            return b
-        noisy = lambda x: x.float() + torch.from_numpy(  # noqa: E731
-            self.rng.standard_normal(tuple(x.shape), dtype=np.float32) * self.cfg.obs_noise).to(x.device)
-        return replace(b, obs=noisy(b.obs), next_obs=noisy(b.next_obs))
+        agent's replay followed by ``n_demo`` rows of demonstrations."""
+        return self.draw_burst(n_updates, n_agent, n_demo, beta)
 
     def draw_burst(self, n_updates: int, n_agent: int, n_demo: int, beta: float | None) -> ReplayBatch:
         """The rows of :meth:`sample_burst`, as drawn. Replicated
