@@ -30,6 +30,7 @@ from clm.agents.dqn.config import DQNConfig, linear_schedule
 from clm.agents.dqn.parallel import DataParallel
 from clm.agents.networks import NumpyMLP, QNetwork, flatten_parameters, plain_mlp_layers, split_like
 from clm.agents.replay import ReplayBatch, UniformReplay
+from clm.core.runtime import use_amp
 
 
 class Learner:
@@ -53,6 +54,7 @@ class Learner:
         # Adam's moments in flat buffers.
         # The large-margin loss of demonstrations goes through autograd.
         self.fast: NumpyMLP | None = None
+        self.amp = use_amp(cfg.amp, device)  # bf16 autocast where the device computes bf16 natively
         if plain_mlp_layers(self.q) is not None and device.type == "cpu" and not cfg.uses_demonstrations \
                 and not cfg.amp:
             params = list(self.q.parameters())
@@ -74,7 +76,7 @@ class Learner:
 
     def _autocast(self):
         """bfloat16 autocast of a forward pass when ``amp`` is on (CPU or CUDA), else nothing."""
-        if self.cfg.amp:
+        if self.amp:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
