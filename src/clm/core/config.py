@@ -28,14 +28,18 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, valid: list[str], where: str, root: tuple[str, ...] = ()) -> UserError:
-    """``key`` (dotted for a nested one) is not a field; the closest valid key, or for a nested key a
-    top-level one it may mean (``gan.steps`` -> ``gan_steps``)."""
-    flat = key.replace(".", "_")
-    close = [flat] if "." in key and flat in root else difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+def _unknown_key(key: str, valid: list[str], where: str, hints: dict[str, str] | None = None,
+                 name: str | None = None) -> UserError:
+    """``name`` (the key in full, dotted for a nested one; default ``key``) is not a field: the closest
+    valid key, or the class's hint for ``key``."""
+    name = name or key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    close = [f"{name[:-len(key)]}{close[0]}"] if close else []
     hint = f" Did you mean '{close[0]}'?" if close else ""
+    if hints and key in hints:  # a key of another command that users reach for here
+        hint = f" {hints[key]}."
     return UserError(
-        f"unknown config key '{key}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
+        f"unknown config key '{name}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
     )
 
 
@@ -130,7 +134,7 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix
         if key not in types_ and key in removed:
             raise UserError(f"config key '{prefix}{key}' in {where} was removed: {removed[key]}. Drop it")
         if key not in types_:
-            raise _unknown_key(f"{prefix}{key}", [f"{prefix}{k}" for k in types_], where, root)
+            raise _unknown_key(key, list(types_), where, getattr(cls, "KEY_HINTS", None), f"{prefix}{key}")
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
             # A nested section overrides its parent's defaults for it, key by key.
             defaults = defaults if defaults is not None else cls()

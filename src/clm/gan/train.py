@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -40,13 +40,6 @@ from clm.gan.steps import AdversarialPair
 class GanConfig(TileGanConfig):
     """Hyperparameters of ``clm gan train`` (``key=value`` on the command line): the tile GAN's
     (:mod:`clm.gan.config`) and the command's data, schedule, evaluation and levels-decoding keys."""
-
-    #: options removed in issue 24 after docs/results.md and docs/benchmarks.md measured them as giving nothing
-    REMOVED_KEYS: ClassVar[dict[str, str]] = {
-        "pattern_matching": "it did not lower the decoded tile-pattern KL (docs/benchmarks.md, the GAN on levels)",
-        "instance_noise": "it did not change D's robustness (docs/results.md, 'Robustness: the player and D under "
-                          "perturbations')",
-    }
 
     data: str = "digits"  # digits | mnist:PATH (IDX images, labels beside) | levels:PATH (Boxoban file/folder)
     seed: int = 0  # seed of weights, noise and batch order
