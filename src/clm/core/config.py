@@ -34,12 +34,12 @@ def _unknown_key(key: str, valid: list[str], where: str, hints: dict[str, str] |
     valid key, or the class's hint for ``key``."""
     name = name or key
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    close = [f"{name[:-len(key)]}{close[0]}"] if close else []
     hint = f" Did you mean '{close[0]}'?" if close else ""
     if hints and key in hints:  # a key of another command that users reach for here
         hint = f" {hints[key]}."
     return UserError(
-        f"unknown config key '{name}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
+        f"unknown config key '{key}' in {where}{f' (as {name})' if name != key else ''}.{hint} Valid keys: "
+        f"{', '.join(sorted(valid))}"
     )
 
 
@@ -132,7 +132,8 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix
     removed = getattr(cls, "REMOVED_KEYS", {})
     for key, value in data.items():
         if key not in types_ and key in removed:
-            raise UserError(f"config key '{prefix}{key}' in {where} was removed: {removed[key]}. Drop it")
+            raise UserError(f"config key '{key}' in {where}{f' (as {prefix}{key})' if prefix else ''} was removed: "
+                            f"{removed[key]}. Drop it")
         if key not in types_:
             raise _unknown_key(key, list(types_), where, getattr(cls, "KEY_HINTS", None), f"{prefix}{key}")
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
