@@ -19,7 +19,7 @@ SHORT_TEXT = ["rounds=6", "gan_warmup_steps=400", "gan_steps=30", "player_steps=
 def test_text_config_rejects_other_domains_keys_and_bad_values():
     from clm.text_clm.domain import TextConfig
 
-    with pytest.raises(UserError, match="does not use gan.live_boxes"):
+    with pytest.raises(UserError, match="unknown config key .live_boxes. in .*gan"):
         load_config(TextConfig, None, ["gan.live_boxes=true"])
     with pytest.raises(UserError, match="designer_steps.* was removed: the text domain has no designer"):
         load_config(TextConfig, None, ["designer_steps=5"])
