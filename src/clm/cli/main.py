@@ -7,6 +7,7 @@ import sys
 
 from clm import __version__
 from clm.cli import compress
+from clm.cli import design
 from clm.cli import dqn
 from clm.cli import explain
 from clm.cli import gan
@@ -17,7 +18,7 @@ from clm.cli import tune
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress]
+GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress, design]
 
 
 def build_parser() -> argparse.ArgumentParser:
