@@ -190,10 +190,11 @@ class DesignVecEnv(gym.vector.VectorEnv):
         return self._obs(), {}
 
     # -- acting ----------------------------------------------------------------------------------------
-    def edit(self, design: np.ndarray, energy: np.ndarray, action: int) -> np.ndarray:
-        """The design after ``action`` (a copy; the keep action returns it unchanged)."""
+    def edit(self, design: np.ndarray, energy: np.ndarray, action: int) -> np.ndarray | None:
+        """The design after ``action`` (a copy), or None when the action changes nothing (keep, or a block
+        that is already all material or all void)."""
         if action == 2 * self.n_blocks:
-            return design
+            return None
         out = design.copy()
         add = action < self.n_blocks
         by, bx = divmod(int(action) % self.n_blocks, self.nbx)
@@ -202,7 +203,7 @@ class DesignVecEnv(gym.vector.VectorEnv):
         changed = in_block & ((design < 0.5) if add else (design >= 0.5))
         k = int(changed.sum())
         if k == 0:
-            return design
+            return None
         out[changed] = 1.0 if add else 0.0
         # keep the volume: take as many elements of the other kind, outside the block, by the last solve's energy
         other = ~in_block & ((design >= 0.5) if add else (design < 0.5))
@@ -222,7 +223,7 @@ class DesignVecEnv(gym.vector.VectorEnv):
         reward = np.zeros(self.num_envs)
         for i in range(self.num_envs):
             new = self.edit(self._design[i], self._energy[i], int(a[i]))
-            if new is not self._design[i]:
+            if new is not None:
                 j = self.judge(new, int(self._case[i]))
                 reward[i] = j["score"] - self._score[i]
                 self._design[i] = new
@@ -265,7 +266,7 @@ class DesignVecEnv(gym.vector.VectorEnv):
     def state_dict(self) -> dict:
         """Plain data (arrays, numbers): the designs in play, their last solve, counters, the finished
         episodes not yet collected, the generator. ``propose`` and ``is_novel`` are the caller's."""
-        st = {"rng": self.rng.bit_generator.state, "started": self._started, "solves": self.solver.solves,
+        st = {"rng": self.rng.bit_generator.state, "started": self._started, "fe_solves": self.solver.solves,
               "finished": [dict(f, key=list(f["key"])) for f in self.finished]}
         if self._started:
             st.update({k.lstrip("_"): getattr(self, k).copy() for k in self._ARRAYS})
@@ -280,7 +281,7 @@ class DesignVecEnv(gym.vector.VectorEnv):
             for k, dtype in self._ARRAYS.items():
                 setattr(self, k, np.array(state[k.lstrip("_")], dtype))
         self.rng.bit_generator.state = state["rng"]
-        self.solver.solves = int(state["solves"])
+        self.solver.solves = int(state["fe_solves"])
         self.finished = deque([dict(f, key=tuple(f["key"])) for f in state["finished"]], maxlen=512)
         self._started = bool(state["started"])
 
