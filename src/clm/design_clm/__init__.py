@@ -1,9 +1,9 @@
 """The CLM on automated design: a conditional G proposes structures for a load case, an editor DQN edits them,
 the finite-element solver judges, SIMP's designs are the real data and the bar."""
 
-from clm.core.errors import UserError
 from clm.design_clm.config import DesignConfig
 from clm.design_clm.domain import DesignCLM
+from clm.design_clm.explain import explain_design_run
 from clm.design_clm.generate import generate
 from clm.design_clm.report import HEADLINE_FIGURES, section_design_archive, section_design_pictures
 from clm.engine.registry import DomainSpec, ReportSection, register
@@ -18,11 +18,6 @@ def _summary_line(summary: dict) -> str:
             f"{summary['wall_seconds']:.0f} s")
 
 
-def _explain(run_dir, out, n, sanity, levels_file=None):
-    raise UserError(f"{run_dir} is a design run: the design domain has no explainer yet (its report shows "
-                    "strain-energy maps instead)", exit_code=2)
-
-
 SPEC = register(DomainSpec(
     name="design", config_cls=DesignConfig, domain_cls=DesignCLM, headline="design_within10_fraction",
     figures=DesignCLM.evaluation_keys + ("creative_designs",),
@@ -34,7 +29,7 @@ SPEC = register(DomainSpec(
         "connect_penalty": {"type": "uniform", "low": 0.25, "high": 2.0},
         "supervised_weight": {"type": "uniform", "low": 0.0, "high": 2.0},
     },
-    agent_name="editor", summary_line=_summary_line, generate=generate, explain=_explain,
+    agent_name="editor", summary_line=_summary_line, generate=generate, explain=explain_design_run,
     headline_figures=HEADLINE_FIGURES, learner_config=lambda cfg: cfg.player,
     report_sections=(ReportSection("pictures", "Designs", section_design_pictures),
                      ReportSection("archive", "Creative designs", section_design_archive, "bottom")),

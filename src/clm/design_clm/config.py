@@ -13,7 +13,7 @@ from clm.gan.train import REFINER_KEYS, GanConfig
 
 def _gan() -> GanConfig:
     # z and the learning rates matter; the architecture is the design domain's own conditional U-Net G and conv D
-    return GanConfig(data="design", z_dim=16, g_width=8, d_width=8, lr_g=5e-4, lr_d=2e-4, batch_size=32,
+    return GanConfig(data="design", z_dim=16, g_width=8, d_width=8, lr_g=1e-3, lr_d=2e-4, batch_size=32,
                      spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
                      divergence_patience=300, final_eval=False, device="cpu")
 
@@ -55,7 +55,7 @@ class DesignConfig:
     within: float = 0.1  #: creative: compliance within this fraction of the load case's SIMP design
     novelty_weight: float = 0.5  #: reward of a creative design of a topology new for its load case, at the episode's end
     connect_penalty: float = 1.0  #: reward penalty of a design whose material does not join every load to the supports
-    supervised_weight: float = 1.0  #: weight of G's L1 toward the SIMP design of its load case (TopologyGAN's pixel loss)
+    supervised_weight: float = 5.0  #: weight of G's L1 toward the SIMP design of its load case (TopologyGAN's pixel loss)
     kept_weight: float = 0.5  #: weight of G's L1 toward creative archived designs of their load cases
     archive_size: int = 256  #: most creative designs kept
     archive_feedback: bool = True  #: the archive feeds D's real batches and G's kept term

@@ -14,9 +14,12 @@ without it), solved once. Each of ``steps`` actions then either
 
 Every changed design is solved (one FE solve, the budget the benchmarks
 count). The reward is the change of the score
-``-log(c / c_ref)`` (clipped to [-3, 0.5]) ``- connect_penalty`` when the
+``-log10(c / c_ref)`` (clipped to [-10, 0.5]) ``- connect_penalty`` when the
 material does not join every load to the supports as one piece, where
-``c_ref`` is the compliance of the load case's SIMP design; at the last step
+``c_ref`` is the compliance of the load case's SIMP design (a design whose
+load path is broken has a compliance many orders above SIMP's, as the void's
+stiffness is 1e-9: the wide clip keeps the steps toward joining it
+rewarded, an order of magnitude a point); at the last step
 ``novelty_weight`` is added when the design is creative: connected, within
 ``within`` (10 %) of SIMP's compliance, of another topology (holes,
 members) than SIMP's design and than the ones ``is_novel`` already knows.
@@ -123,7 +126,7 @@ class DesignVecEnv(gym.vector.VectorEnv):
         sol = self.solver.solve(design, lc)
         topo = describe(design, lc)
         ratio = sol.compliance / self.references[case]
-        score = float(np.clip(-np.log(ratio), -3.0, 0.5)) - self.connect_penalty * (not topo.connected)
+        score = float(np.clip(-np.log10(ratio), -10.0, 0.5)) - self.connect_penalty * (not topo.connected)
         creative = bool(topo.connected and ratio <= 1 + self.within and topo.key != self.simp_keys[case])
         return {"compliance": sol.compliance, "ratio": float(ratio), "energy": sol.element_energy, "topology": topo,
                 "score": score, "creative": creative}
@@ -251,6 +254,12 @@ class DesignVecEnv(gym.vector.VectorEnv):
             self._start(idx)
             obs = self._obs()
         return obs, reward.astype(np.float32), np.zeros(self.num_envs, bool), truncated, infos
+
+    def status(self) -> dict[str, np.ndarray]:
+        """Each env's current design as judged by its last solve: ratio to SIMP's compliance, connected,
+        topology key (holes, members), FE solves so far in the episode (copies)."""
+        return {"design": self._design.copy(), "ratio": self._ratio.copy(), "connected": self._connected.copy(),
+                "key": self._key.copy(), "solves": self._solves.copy()}
 
     def pop_finished(self) -> list[dict]:
         out = list(self.finished)
