@@ -19,9 +19,9 @@ def _gan() -> GanConfig:
 
 
 def _editor() -> DQNConfig:
-    return DQNConfig(env_id="design", num_envs=16, network="conv", conv_channels=(16, 32), hidden=(256,),
+    return DQNConfig(env_id="design", num_envs=16, network="conv", conv_channels=(8, 16), hidden=(128,),
                      dueling=True, double_dqn=True, n_step=2, gamma=0.9, lr=5e-4, batch_size=64,
-                     buffer_size=20_000, learning_starts=512, train_freq=16, gradient_steps=2,
+                     buffer_size=10_000, learning_starts=512, train_freq=16, gradient_steps=2,
                      target_update_interval=500, epsilon_start=1.0, exploration_fraction=0.4, epsilon_end=0.05,
                      max_grad_norm=10.0, eval_interval=0)
 
