@@ -13,7 +13,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clm.core.errors import UserError
-from clm.core.html import esc, fmt_value, img_tag, missing, note_list, records_table, table_html
+from clm.core.html import (
+    esc,
+    fmt_value,
+    img_tag,
+    missing,
+    note_list,
+    records_table,
+    table_html,
+)
 from clm.core.plots import figure_png
 from clm.core.rundata import NOT_RECORDED, Loaded, read_json_object, read_jsonl
 from clm.domains.levels import read_levels
