@@ -8,14 +8,13 @@ from typing import ClassVar, Literal
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
 from clm.domains.design.corpus import parse_grid
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import AdversarialConfig
 
 
-def _gan() -> GanConfig:
-    # z and the learning rates matter; the architecture is the design domain's own conditional U-Net G and conv D
-    return GanConfig(data="design", z_dim=16, g_width=8, d_width=8, lr_g=1e-3, lr_d=2e-4, batch_size=32,
-                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
-                     divergence_patience=300, final_eval=False, device="cpu")
+def _gan() -> AdversarialConfig:
+    # the design domain's own conditional U-Net G and conv D (clm.design_clm.models) at these widths
+    return AdversarialConfig(z_dim=16, g_width=8, d_width=8, lr_g=1e-3, lr_d=2e-4, batch_size=32, spectral_norm=True,
+                             label_smoothing=0.1, ema=True, ema_decay=0.99, divergence_patience=300)
 
 
 def _editor() -> DQNConfig:
@@ -65,7 +64,7 @@ class DesignConfig:
     stuck_rounds: int = 0  #: the design domain has no success flag to be stuck on: must stay 0
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the load case) and D (judging design and load case)
+    gan: AdversarialConfig = field(default_factory=_gan)  #: G (conditioned on the load case) and D (judging design and load case)
     player: DQNConfig = field(default_factory=_editor)  #: the editor DQN
 
     def validate(self) -> None:
@@ -93,15 +92,3 @@ class DesignConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad design config: {msg}", exit_code=2)
-        if unused := [f"gan.{k}" for k in GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
-            raise UserError("clm run --domain design does not use " + ", ".join(unused) + " (its G is a conditional "
-                            "U-Net, its D a conv net over the design and its load case): drop these keys", exit_code=2)
-
-
-#: GanConfig keys the design CLM does not read
-GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
-                   "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
-                   "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                   "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit",
-                   "solver_jobs", "arch", "res_blocks", "refine_blocks", "gumbel_tau", "tile_sample", "minibatch_std",
-                   *REFINER_KEYS)
