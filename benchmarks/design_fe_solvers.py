@@ -98,6 +98,9 @@ def main() -> int:
         torch.set_default_dtype(torch.float64)
         nodes = torch.tensor(mesh.p.T, dtype=torch.float64)
         elements = torch.tensor(mesh.t.T, dtype=torch.int64)
+        x0, y0 = nodes[elements[:, :3], 0], nodes[elements[:, :3], 1]
+        clockwise = (x0[:, 1] - x0[:, 0]) * (y0[:, 2] - y0[:, 0]) - (y0[:, 1] - y0[:, 0]) * (x0[:, 2] - x0[:, 0]) < 0
+        elements[clockwise] = elements[clockwise].flip(1)  # torch-fem wants counter-clockwise corners
         model = torchfem.Planar(nodes, elements, IsotropicElasticityPlaneStress(E=1.0, nu=0.3))
         model.constraints[nodes[:, 0] == 0.0, :] = True
         model.forces[tip, 1] = -1.0
