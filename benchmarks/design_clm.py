@@ -8,7 +8,9 @@ then on the corpus's held-out load cases:
    designs connected and within 10% of SIMP's compliance, and the median
    compliance ratio (design / SIMP's black-and-white design).
 2. **Equal FE solves**: the best connected design's compliance ratio after
-   k = 1, 5, 10, 20 solves: the CLM (G's proposal, then the greedy editor's
+   k = 1, 5, 10, 20 solves (median over load cases; a case with no connected
+   design yet counts as infinite, and a median that is infinite is printed
+   as null; the share of cases with a connected design is printed too): the CLM (G's proposal, then the greedy editor's
    edits; a keep costs none) against SIMP from its uniform start (each
    iteration one solve; its design after k iterations made black and white
    at the volume and solved, a measurement not counted).
@@ -148,7 +150,11 @@ def main() -> int:
                **{f"clm_median_ratio_k{k}": float(np.median(clm_k[k])) for k in KS},
                **{f"simp_median_ratio_k{k}": float(np.median(simp_k[k])) for k in KS},
                **{f"clm_within5_k{k}": float(np.mean(np.array(clm_k[k]) <= 1.05)) for k in KS},
+               **{f"simp_within5_k{k}": float(np.mean(np.array(simp_k[k]) <= 1.05)) for k in KS},
+               **{f"clm_connected_k{k}": float(np.mean(np.isfinite(clm_k[k]))) for k in KS},
+               **{f"simp_connected_k{k}": float(np.mean(np.isfinite(simp_k[k]))) for k in KS},
                **{f"distinct_{m}": float(np.mean([c[m] for c in creative])) for m in creative[0]}}
+        row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}  # inf: none
         per_seed.append(row)
         print(json.dumps(row), file=sys.stderr)
     keys = [k for k in per_seed[0] if k != "seed"]
