@@ -5,9 +5,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 from clm.cli.main import main
+from clm.core.config import load_config, read_yaml
+from clm.design_clm.config import DesignConfig
+from clm.design_clm.domain import DesignCLM
 from clm.domains.design.corpus import build_corpus, write_corpus
 from clm.domains.design.env import DesignEnv, DesignVecEnv
 from clm.domains.design.fe import FESolver
@@ -112,12 +116,6 @@ def test_the_design_clm_learns(tmp_path, monkeypatch, capsys):
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     l1 = [r["g_agent_loss"] for r in rows if "g_agent_loss" in r]
     # the first logged G term is after 150 warm-up steps; the untrained G's is measured here directly
-    import torch
-
-    from clm.design_clm.config import DesignConfig
-    from clm.design_clm.domain import DesignCLM
-    from clm.core.config import load_config, read_yaml
-
     cfg = load_config(DesignConfig, base=read_yaml(tmp_path / "r" / "config.yaml"))
     domain = DesignCLM(cfg, torch.device("cpu"))
     torch.manual_seed(0)

@@ -34,6 +34,7 @@ from clm.domains.design.env import DesignVecEnv, at_volume, condition_planes
 from clm.domains.design.topology import describe
 from clm.design_clm.config import DesignConfig
 from clm.design_clm.models import DesignDiscriminator, DesignGenerator
+from clm.design_clm.outputs import write_outputs
 from clm.engine.parts import mixed_real_batch
 
 
@@ -272,8 +273,6 @@ class DesignCLM:
 
     # -- outputs -------------------------------------------------------------------------------------------
     def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
-        from clm.design_clm.outputs import write_outputs
-
         out: dict[str, Any] = {"creative_designs": len(self.archive), "g_evaluations": self.g_evaluations,
                                "corpus": str(self.corpus_path)}
         if status == "gan_diverged" or run_dir is None:

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from clm.agents.dqn import q_network_args
+from clm.agents.networks import QNetwork
+from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_bytes, atomic_write_text
 from clm.design_clm.config import DesignConfig
 from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
@@ -30,8 +33,6 @@ def explain_design_run(run_dir, out: Path, n: int = 4, sanity: bool = True, leve
     """The editor's last decision of ``n`` greedy episodes on held-out load cases (over its design, the load
     planes and the energy plane) and D's realism of the finished designs with their load planes, per element.
     Baselines: the all-void design (the load planes and the time plane kept, the energy plane zero)."""
-    from clm.core.errors import UserError
-
     if levels_file is not None:
         raise UserError(f"--levels is for levels runs; {run_dir} is a design run", exit_code=2)
     captum_attr()
@@ -76,9 +77,6 @@ def explain_design_run(run_dir, out: Path, n: int = 4, sanity: bool = True, leve
                                 "finished designs", items, "the all-void design (load planes and time kept)",
                                 "the editor's Q-value of its greedy action", "D's realism logit")
     if sanity:
-        from clm.agents.dqn import q_network_args
-        from clm.agents.networks import QNetwork
-
         def per_element(a: Attribution) -> tuple[np.ndarray, np.ndarray]:
             return a.integrated_gradients[:, 0], a.saliency[:, 0]
 

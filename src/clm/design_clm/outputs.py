@@ -9,6 +9,7 @@ import numpy as np
 
 from clm.core.rundir import atomic_write_bytes, atomic_write_text
 from clm.domains.design.pictures import grid_figure, png_bytes
+from clm.domains.design.topology import describe
 
 
 def _label(name: str, ratio: float, key) -> str:
@@ -17,8 +18,6 @@ def _label(name: str, ratio: float, key) -> str:
 
 def comparison_panels(domain, episodes: list[dict], energy: bool = False) -> list[list[dict]]:
     """Rows of (G's proposal, the editor's design, SIMP's design) for evaluated held-out episodes."""
-    from clm.domains.design.topology import describe
-
     solver = domain.env.solver
     rows = []
     for e in episodes:

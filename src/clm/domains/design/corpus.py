@@ -20,19 +20,20 @@ them), so a second call reads the file.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_bytes
 from clm.domains.design.fe import FESolver
-from clm.domains.design.loadcase import LoadCase, sample_load_case
+from clm.domains.design.loadcase import MAX_GRID, MIN_GRID, LoadCase, sample_load_case
 from clm.domains.design.simp import binarize, simp
 
 FORMAT, VERSION = "clm-design-corpus", 1
@@ -110,8 +111,6 @@ def read_corpus(path: Path, nelx: int | None = None, nely: int | None = None) ->
         raise UserError(f"design corpus {path} does not exist: make one with `clm design corpus --out {path}`",
                         exit_code=2)
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
@@ -154,15 +153,11 @@ def cached_corpus(cache_dir: Path, n_train: int, n_heldout: int, nelx: int, nely
 
 def default_cache_dir() -> Path:
     """``$CLM_CACHE/design`` (default ``~/.cache/clm/design``): where generated corpora are kept."""
-    import os
-
     return Path(os.environ.get("CLM_CACHE", "~/.cache/clm")).expanduser() / "design"
 
 
 def parse_grid(text: str, where: str = "--grid") -> tuple[int, int]:
     """``"32x16"`` -> (nelx, nely), within the domain's sizes."""
-    from clm.domains.design.loadcase import MAX_GRID, MIN_GRID
-
     try:
         nelx, nely = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
