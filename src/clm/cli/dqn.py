@@ -7,12 +7,22 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
+
+from clm.agents.dqn import DQN, DQNConfig, check_data_parallel
+from clm.agents.training import train_dqn
+from clm.cli.common import (
+    add_training_arguments,
+    config_and_run_dir,
+    removed_on_failure,
+)
+from clm.core import distributed
+from clm.core.checkpoint import checkpoint_exists, read_meta
 from clm.core.config import load_config, read_yaml
 from clm.core.errors import UsageError
-from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
-from clm.core.checkpoint import checkpoint_exists, read_meta
 from clm.core.rundir import dumps_line, require_run_dir
-
+from clm.core.runtime import set_threads
 
 #: DQNConfig keys that may change when a run is resumed (budgets, intervals, threads, device)
 DQN_RESUMABLE = ("total_steps", "eval_interval", "eval_episodes", "log_interval", "checkpoint_interval",
@@ -48,16 +58,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Under torchrun every process runs this, with a data-parallel learner
     (``ddp_data``): all read and check the config, rank 0 alone makes and
     writes the run folder and prints."""
-    from clm.core import distributed
-
     overrides = list(args.overrides)
     if args.env:
         overrides.append(f"env_id={json.dumps(args.env)}")  # quoted: an id is never read as YAML
     launch = distributed.launch_env()
     main = launch is None or launch.rank == 0
 
-    from clm.agents.dqn import DQNConfig, check_data_parallel
-    from clm.agents.training import train_dqn
 
     def check(cfg) -> None:  # before any folder is made: the errors DQN(...) would raise on every rank
         check_data_parallel(cfg, launch.world_size if launch else 1)
@@ -73,8 +79,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
-    from clm.agents.training import train_dqn
-    from clm.core import distributed
 
     def warn(text: str) -> None:
         print(f"warning: {text}", file=sys.stderr)
@@ -101,11 +105,6 @@ def _train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from clm.agents.dqn import DQN, DQNConfig
-    from clm.core.runtime import set_threads
-
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
     run_dir = require_run_dir(args.run_dir, "dqn")
@@ -128,8 +127,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
     try:
         import minatar.gym
 

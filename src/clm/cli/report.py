@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from clm.core.errors import UserError
+from clm.report import RUN_FILES, write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from clm.report import RUN_FILES, write_report
-
     run_dir = Path(args.run_dir)
     if not run_dir.exists():
         raise UserError(f"{run_dir}: no such directory", exit_code=2)

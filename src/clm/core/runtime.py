@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -130,8 +132,6 @@ class DeferredInterrupt:
         self.requested = True
 
     def __enter__(self) -> DeferredInterrupt:
-        import signal
-        import threading
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,8 +139,6 @@ class DeferredInterrupt:
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()

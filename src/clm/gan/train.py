@@ -28,11 +28,24 @@ from clm.core.config import save_config, to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
-from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
+from clm.core.runtime import (
+    DeferredInterrupt,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    set_threads,
+)
+from clm.gan import metrics
+from clm.gan.config import TileGanConfig
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
-from clm.gan.refiner import Refinement, attach, load_refiner, save_refiner, train_refiner
-from clm.gan.config import TileGanConfig
+from clm.gan.refiner import (
+    Refinement,
+    attach,
+    load_refiner,
+    save_refiner,
+    train_refiner,
+)
 from clm.gan.steps import AdversarialPair
 
 
@@ -342,8 +355,6 @@ def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_di
     """Sample ``eval_samples`` from G (fixed seed) and compute every metric:
     the generic ones (FD-clf, precision/recall/density/coverage) and the
     domain's own, both in ``domain.evaluate``."""
-    from clm.gan import metrics
-
     cache = Path(run_dir) / "classifier" if run_dir is not None else None
     n = cfg.eval_samples or min(len(data.train_x), 2000)
     ref = metrics.build_reference(data.train_x, data.train_y, data.test_x, data.test_y, data.n_classes, cache,
