@@ -125,6 +125,19 @@ class MaskedEditDQN(DQN):
         q = self.q(torch.as_tensor(obs, device=self.device).float()).cpu().numpy()
         return np.where(self._mask(obs), q, -np.inf).argmax(1)
 
+    @torch.no_grad()
+    def td_targets(self, b, target_next: torch.Tensor) -> torch.Tensor:
+        """The TD target's max (or Double DQN's argmax) over the next state's allowed
+        edits only: the other actions are never taken, so their values are never
+        trained and would be noise in the target."""
+        allowed = torch.as_tensor(self._mask(b.next_obs.cpu().numpy()), device=target_next.device)
+        if self.cfg.double_dqn:
+            online = self.online_q_values(b.next_obs).masked_fill(~allowed, -torch.inf)
+            value = target_next.gather(1, online.argmax(dim=1, keepdim=True)).squeeze(1)
+        else:
+            value = target_next.masked_fill(~allowed, -torch.inf).max(dim=1).values
+        return b.returns + b.discounts * value
+
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
         mask = self._mask(obs)
         explore = self.rng.random(len(obs)) < epsilon

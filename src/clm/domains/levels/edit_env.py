@@ -35,7 +35,8 @@ and never a crash). Solvability is not structural: it is the judge's call.
 Reward: the env does no training and calls no solver itself. The caller
 passes ``score_fn(tiles, targets) -> (N,) float`` (the judge: solver,
 realism, novelty, distance to the target cell); the reward of the step that
-ends an episode (stop, or the ``horizon``-th edit) adds ``score(final level)
+ends an episode (stop, or the ``horizon``-th edit, both ``terminated``: the
+horizon is part of the task, never a truncation) adds ``score(final level)
 - score(start level)``, so an episode's return is how much its edits
 improved the level for its target, minus the refused edits' penalties.
 Without ``score_fn`` only the penalties remain. The score of each start is
@@ -335,9 +336,11 @@ class LevelEditVecEnv(gym.vector.VectorEnv):
         self._tiles = new
         self._t += 1
         reward = -self.invalid_penalty * refused
-        terminated = stop
-        truncated = ~stop & (self._t >= self.horizon)
-        done = terminated | truncated
+        # the horizon is part of the task (the score is paid there; the observation holds t / horizon),
+        # so reaching it terminates the episode, as stop does: nothing is bootstrapped beyond it
+        terminated = stop | (self._t >= self.horizon)
+        truncated = np.zeros(self.num_envs, bool)
+        done = terminated
         infos = {"changed": changed, "refused": refused}
         obs = self._obs()
         idx = np.flatnonzero(done)
