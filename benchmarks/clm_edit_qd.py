@@ -1,8 +1,9 @@
 """Issue 25, evidence (a) and (c): do agents that edit G's levels illuminate the
 QD grid beyond what searches of G's latent space reach?
 
-Per seed, one CLM run (the same scale as benchmarks/clm_qd.py; reused when
-present) gives G, D and the corpus. Every search then spends exactly
+Per seed, one CLM run (12 rounds as benchmarks/clm_qd.py, the player cut to
+a minimum since it never touches G; reused when present) gives G, D and the
+corpus. Every search then spends exactly
 --budget judge evaluations (an evaluation = one level judged, edits
 included; a layout judged twice counts twice) on that run's G and D,
 filing every judged level in the same QD grid (optimal pushes x wall
@@ -46,7 +47,10 @@ import numpy as np
 
 from benchstats import ci95, clm_run
 
-SCALE7 = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false", "stuck_rounds=0"]
+# G and D are what the searches use; the player never touches G (player_steers_generator is off by default),
+# so the player is cut to a minimum: 64 env steps a round, no demonstrations (a 7x7 run takes about a minute).
+SCALE7 = ["rounds=12", "player_steps=64", "player_demos=false", "generated_to_player=false", "eval_every=12",
+          "eval_levels=10", "report=false", "stuck_rounds=0"]
 SCALE10 = ["data=boxoban:{boxoban}", "corpus_size=800", "heldout_size=50", "rounds=12", "player_steps=64",
            "player_demos=false", "designer_search=false", "generated_to_player=false", "eval_every=12",
            "eval_levels=10", "report=false", "stuck_rounds=0"]
@@ -189,8 +193,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/edit-qd")
     ap.add_argument("--budget", type=int, default=1000, help="judge evaluations per search and seed")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--train-episodes", type=int, default=3000, help="edit agent's training episodes per seed")
-    ap.add_argument("--epsilon", type=float, default=0.05, help="the edit agent's exploration while searching")
+    ap.add_argument("--train-episodes", type=int, default=2000, help="edit agent's training episodes per seed")
+    ap.add_argument("--epsilon", type=float, default=0.2,
+                    help="the edit agent's exploration while searching (0.2: chosen on a development run, not these seeds)")
     ap.add_argument("--max-edits", type=int, default=4)
     ap.add_argument("--max-boxes", type=int, default=4)
     ap.add_argument("--payoff-x", type=int, default=4, help="random_edits also with this many budgets (payoff)")

@@ -272,7 +272,7 @@ def search_random_edits(p: LatentQDProblem, seed: int, batch: int = 32, max_edit
 
 
 def search_edit_agent(p: LatentQDProblem, seed: int, agent: DQN | None = None, batch: int = 32, max_edits: int = 4,
-                      max_boxes: int = 4, epsilon: float = 0.05, **_) -> None:
+                      max_boxes: int = 4, epsilon: float = 0.2, **_) -> None:
     """MAP-Elites whose mutation is the trained edit agent, asked for empty cells."""
     if agent is None:
         raise ValueError("search_edit_agent needs a trained edit agent (train_edit_agent)")
