@@ -7,18 +7,18 @@ corpus. Every search then spends exactly
 --budget judge evaluations (an evaluation = one level judged, edits
 included; a layout judged twice counts twice) on that run's G and D,
 filing every judged level in the same QD grid (optimal pushes x wall
-density; clm.hybrid.qd.QDGrid):
+density; clm.levels_clm.qd_grid.QDGrid):
 
-  random        z ~ N(0, I) (clm.hybrid.qd)
-  cma_me        CMA-ME on z, pyribs (clm.hybrid.qd, today's best)
+  random        z ~ N(0, I) (clm.levels_clm.qd)
+  cma_me        CMA-ME on z, pyribs (clm.levels_clm.qd, today's best)
   random_edits  MAP-Elites over levels, ACCEL's random edits as the mutation
-                (clm.hybrid.edit_qd.RandomEditEmitter; 64 G samples first)
+                (clm.levels_clm.edit_qd.RandomEditEmitter; 64 G samples first)
   edit_agent    the same MAP-Elites with the learned edit agent as the
                 mutation, asked for empty cells near each elite
-                (clm.hybrid.edit_qd.AgentEditEmitter)
+                (clm.levels_clm.edit_qd.AgentEditEmitter)
 
 The edit agent is trained per seed on the run's final G and D for
---train-episodes episodes (clm.hybrid.edit_qd.train_edit_agent; its
+--train-episodes episodes (clm.levels_clm.edit_qd.train_edit_agent; its
 evaluations are counted and reported). The payoff: random_edits is also run
 with --payoff-x times the budget; the evaluations it needs to reach the
 agent's QD-score at --budget give the saving per search, and the training
@@ -58,7 +58,7 @@ METHODS = ("random", "cma_me", "random_edits", "edit_agent")
 
 
 def grid_for(size: int, min_novelty: int):
-    from clm.hybrid.qd import QDGrid
+    from clm.levels_clm.qd_grid import QDGrid
 
     if size == 7:
         return QDGrid("wall_density", min_novelty=min_novelty)  # the grid of docs/results.md: 12 x 20 cells
@@ -68,7 +68,7 @@ def grid_for(size: int, min_novelty: int):
 
 def judged_levels(judge) -> tuple[np.ndarray, dict]:
     """Tiles and figures of every distinct layout a CachedJudge judged."""
-    from clm.hybrid.couplings import Judgement
+    from clm.levels_clm.couplings import Judgement
     from dataclasses import fields
 
     names = [f.name for f in fields(Judgement)]
@@ -121,9 +121,9 @@ def judge_seed(run_dir: Path, seed: int, args) -> dict:
     import torch
 
     from clm.domains.levels import levels_to_tiles
-    from clm.hybrid.edit_qd import CachedJudge, search_edit_agent, search_random_edits, train_edit_agent
-    from clm.hybrid.qd import LatentQDProblem, run_qd_search
-    from clm.hybrid.search import load_run
+    from clm.levels_clm.edit_qd import CachedJudge, search_edit_agent, search_random_edits, train_edit_agent
+    from clm.levels_clm.qd import LatentQDProblem, run_qd_search
+    from clm.levels_clm.search import load_run
 
     torch.set_num_threads(1)
     run = load_run(run_dir)

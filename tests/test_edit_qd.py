@@ -8,10 +8,11 @@ import torch
 from clm.domains.levels import levels_to_tiles, tiles_to_levels
 from clm.domains.levels.generator import generate_levels
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.hybrid.couplings import LevelJudge
-from clm.hybrid.edit_qd import (CachedJudge, goal_score, level_cells, near_empty_targets, rollout,
+from clm.levels_clm.couplings import LevelJudge
+from clm.levels_clm.edit_qd import (CachedJudge, goal_score, level_cells, near_empty_targets, rollout,
                                 search_edit_agent, search_random_edits, train_edit_agent)
-from clm.hybrid.qd import LatentQDProblem, QDGrid
+from clm.levels_clm.qd import LatentQDProblem
+from clm.levels_clm.qd_grid import QDGrid
 
 
 @pytest.fixture(scope="module")

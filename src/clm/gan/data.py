@@ -7,7 +7,7 @@ generator, the rest a pixel generator in [-1, 1].
 
 :class:`GanDomain`: gan/ knows no domain. Reading the data, drawing G's
 samples as pictures, the domain's own metrics and any loss term of its own
-come from an object of this shape; :mod:`clm.hybrid.gan_domains` has one
+come from an object of this shape; :mod:`clm.gan_adapters.domains` has one
 per domain (images; Sokoban levels).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -82,9 +82,6 @@ class GanDomain(Protocol):
 
     def load(self, cfg) -> GanData:
         """The data ``cfg.data`` names, split as the config says."""
-
-    def extra_g_loss(self, cfg, train_x) -> tuple[Callable | None, Callable[[], dict]]:
-        """A loss term of the domain's own for G's fakes (or None), and the log values it adds."""
 
     def picture(self, G, z, cond, cfg, data: GanData, device) -> np.ndarray:
         """An RGB uint8 grid (H, W, 3) of G's samples for ``z`` (and ``cond``)."""

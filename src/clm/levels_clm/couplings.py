@@ -1,15 +1,11 @@
-"""The CLM's couplings, each small and named after what it does.
+"""The levels CLM's couplings, each small and named after what it does.
 
 - ``LevelJudge``: scores generated levels on the four creative criteria:
   realism (D), playable and difficulty (the exact solver), novelty (distance
   to the corpus and the archive).
-- ``CreativeArchive``: the best creative levels; fed back to D as real data
+- ``archive_creative``: the best creative levels go into the run's archive
+  (:class:`clm.engine.archive.ScoredArchive`); fed back to D as real data
   and to the player's pool (creative data -> data generation).
-- ``difficulty_steering_loss``: the player's Q-network scores G's levels and
-  pushes them toward a target difficulty for the current player (agent ->
-  generator).
-- ``Scheduler``: updates per network per round, fixed or adaptive (problem 3).
-- ``PartTimer``: wall-clock share of each part.
 - ``player_solve_rate``: the player's greedy solve rate on given levels.
 - ``DemonstrationFeed``: the exact solver's solutions of levels new to the
   player's pool (real or generated) as DQfD demonstrations.
@@ -18,18 +14,17 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles, tiles_to_levels
+from clm.domains.levels.demos import solver_demonstrations
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import novelty
-from clm.domains.levels.demos import solver_demonstrations
 from clm.domains.levels.solver import solve_levels
+from clm.engine.archive import ScoredArchive
 
 
 @dataclass
@@ -107,130 +102,21 @@ def levels_from_state(state: dict) -> list[Level]:
     return [] if state["tiles"] is None else tiles_to_levels(state["tiles"], names=state["names"])
 
 
-@dataclass
-class CreativeArchive:
-    """The best creative levels found so far, one per layout, at most ``capacity``
-    (the lowest-scored leave first and are not taken back)."""
-
-    capacity: int = 500
-    levels: list[Level] = field(default_factory=list)
-    records: list[dict] = field(default_factory=list)
-    _keys: set = field(default_factory=set)
-
-    def add(self, levels: list[Level], j: Judgement, source: str, round_: int) -> int:
-        """Add the creative, not yet archived levels of a judged batch; returns how many."""
-        added = 0
-        for i in np.flatnonzero(j.creative):
-            key = levels[i].key()
-            if key in self._keys:
-                continue
-            self._keys.add(key)
-            self.levels.append(levels[i])
-            self.records.append({"novelty": float(j.novelty[i]), "pushes": int(j.pushes[i]),
-                                 "realism": float(j.realism[i]), "score": float(j.score[i]),
-                                 "source": source, "round": round_})
-            added += 1
-        if len(self.levels) > self.capacity:
-            keep = np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity]
-            keep = np.sort(keep)
-            self.levels = [self.levels[i] for i in keep]
-            self.records = [self.records[i] for i in keep]
-            # _keys keeps the evicted layouts too: a level once dropped is not news again.
-        return added
-
-    def tiles(self) -> np.ndarray | None:
-        return levels_to_tiles(self.levels) if self.levels else None
-
-    def state_dict(self) -> dict:
-        """Plain data for a checkpoint: the levels, their records, and every layout seen."""
-        return {**levels_state(self.levels), "records": self.records, "keys": sorted(self._keys)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.levels, self.records, self._keys = levels_from_state(state), list(state["records"]), set(state["keys"])
-
-    def __len__(self) -> int:
-        return len(self.levels)
+def archive_creative(archive: ScoredArchive, levels: list[Level], j: Judgement, source: str, round_: int) -> int:
+    """Offer a judged batch's creative levels to the run's archive (one per layout); returns how many it took."""
+    idx = np.flatnonzero(j.creative)
+    records = [{"novelty": float(j.novelty[i]), "pushes": int(j.pushes[i]), "realism": float(j.realism[i]),
+                "score": float(j.score[i]), "source": source, "round": round_} for i in idx]
+    return archive.add([levels[i] for i in idx], [levels[i].key() for i in idx], records)
 
 
-def mixed_real_batch(real_x: torch.Tensor, feedback_x: torch.Tensor | None, fraction: float, n: int) -> torch.Tensor:
-    """D's real batch of ``n``: drawn from ``real_x``, with a ``fraction`` of
-    it replaced by fed-back creative artefacts when there are any."""
-    batch = real_x[torch.randint(len(real_x), (n,))]
-    if feedback_x is not None and fraction > 0:
-        k = int(round(n * fraction))
-        batch[:k] = feedback_x[torch.randint(len(feedback_x), (k,))]
-    return batch
+def archive_state(archive: ScoredArchive) -> dict:
+    """The levels archive as plain data for a checkpoint."""
+    return archive.state_dict(levels_state(archive.items))
 
 
-def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
-    """The player's value of each level's start state, max_a Q(s0, a)."""
-    return q_net(onehot).max(dim=1).values
-
-
-def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float,
-                             scale: float = 1.0) -> torch.Tensor:
-    """((V(G(z)) - target) / scale)^2: gradients reach G through its
-    straight-through one-hot samples; the player's weights are left
-    untouched. ``scale`` (the spread of V over real levels) keeps the term's
-    size independent of the player's value scale: a player pre-trained on
-    demonstrations has values ten times a fresh one's, and the raw square
-    then outweighed D's feedback (raw G samples playable fell from 0.95 to
-    0.56 in ``make run``)."""
-    return ((start_state_values(q_net, fake) - target_value) / scale).pow(2).mean()
-
-
-@dataclass
-class Scheduler:
-    """How many updates each network gets in a round.
-
-    ``fixed`` keeps the configured counts. ``adaptive`` moves a share of the
-    round's budget between the GAN and the player by their progress: when D
-    separates real from fake too well (accuracy above 0.75) G gets more steps;
-    when the player's training solve rate stalls it gets more env steps; the
-    total work per round stays within [0.5, 2] of the fixed one.
-    """
-
-    mode: str
-    gan_steps: int
-    player_steps: int
-    designer_steps: int
-    _gan_scale: float = 1.0
-    _player_scale: float = 1.0
-    _last_solve: float = 0.0
-
-    def plan(self) -> dict[str, int]:
-        return {"gan": max(1, round(self.gan_steps * self._gan_scale)),
-                "player": max(1, round(self.player_steps * self._player_scale)),
-                "designer": self.designer_steps}
-
-    def observe(self, d_accuracy: float, player_solve: float) -> None:
-        if self.mode != "adaptive":
-            return
-        self._gan_scale *= 1.25 if d_accuracy > 0.75 else 0.9
-        gain = player_solve - self._last_solve
-        self._player_scale *= 1.25 if gain < 0.01 else 0.95
-        self._gan_scale = float(np.clip(self._gan_scale, 0.5, 2.0))
-        self._player_scale = float(np.clip(self._player_scale, 0.5, 2.0))
-        self._last_solve = player_solve
-
-
-class PartTimer:
-    """Wall-clock seconds per named part; ``shares()`` gives the fractions."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def part(self, name: str):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - t
-
-    def shares(self) -> dict[str, float]:
-        total = sum(self.seconds.values()) or 1.0
-        return {f"time_share_{k}": v / total for k, v in self.seconds.items()}
+def load_archive_state(archive: ScoredArchive, state: dict) -> None:
+    archive.load_state_dict(state, levels_from_state(state["items"]))
 
 
 def player_solves(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> np.ndarray:

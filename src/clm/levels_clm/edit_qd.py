@@ -2,7 +2,7 @@
 MAP-Elites (ACCEL's random mutations) and a learned, goal-conditioned edit
 agent (a DQN on :class:`clm.domains.levels.edit_env.LevelEditVecEnv`, as
 controllable PCGRL), both measured like the latent searches of
-``clm.hybrid.qd``: every level judged goes through one ``LatentQDProblem``
+``clm.levels_clm.qd``: every level judged goes through one ``LatentQDProblem``
 (its budget, its grid).
 
 - ``CachedJudge``: the run's ``LevelJudge`` with its figures cached by layout
@@ -36,9 +36,10 @@ from ribs.schedulers import Scheduler
 from clm.agents.dqn import DQN, DQNConfig
 from clm.domains.levels import Level, levels_to_tiles, tiles_to_levels
 from clm.domains.levels.edit_env import (N_KINDS, LevelEditVecEnv, edit_mask, edit_observation, random_edits)
-from clm.hybrid.couplings import Judgement, LevelJudge
-from clm.hybrid.designer import decode_latents
-from clm.hybrid.qd import INELIGIBLE_PENALTY, LatentQDProblem, QDGrid
+from clm.levels_clm.couplings import Judgement, LevelJudge
+from clm.levels_clm.designer import decode_latents
+from clm.levels_clm.qd import INELIGIBLE_PENALTY, LatentQDProblem
+from clm.levels_clm.qd_grid import QDGrid
 
 
 class CachedJudge:
@@ -286,38 +287,47 @@ def search_edit_agent(p: LatentQDProblem, seed: int, agent: DQN | None = None, b
 class EditTraining:
     """Where the edit agent's training episodes start and what they aim at: the
     elites of a training grid (G's samples while it is sparse), filed by every
-    level the training judges; targets are empty cells near each start."""
+    level the training judges; targets are empty cells near each start.
+    ``evaluations`` counts every level judged (the training's cost)."""
 
-    p: LatentQDProblem
-    rng: np.random.Generator
+    G: torch.nn.Module
+    D: torch.nn.Module
+    judge: LevelJudge | CachedJudge
+    grid: QDGrid
     fresh: float = 0.25  # share of starts that are new G samples
+    evaluations: int = 0
+    _last: tuple | None = None  # the starts whose cells targets() just judged: their score reuses it
+
+    def _judge(self, tiles: np.ndarray) -> tuple[list[Level], Judgement, np.ndarray]:
+        levels = tiles_to_levels(tiles)
+        j = self.judge.judge(self.D, levels)
+        self.evaluations += len(levels)
+        return levels, j, self.grid.offer(levels, j)
 
     def starts(self, rng: np.random.Generator, n: int) -> list[Level]:
-        elites = self.p.grid.elites()
-        out = tiles_to_levels(_g_samples(self.p, n, rng))
+        elites = self.grid.elites()
+        z = rng.standard_normal((n, int(self.G.z_dim))).astype(np.float32)
+        out = decode_latents(self.G, z, self.judge.n_boxes)
         if len(elites) >= 8:
-            pick = rng.random(n) >= self.fresh
-            for i in np.flatnonzero(pick):
+            for i in np.flatnonzero(rng.random(n) >= self.fresh):
                 out[i] = elites[int(rng.integers(len(elites)))]
         return out
 
-    _last: tuple | None = None  # the starts whose cells targets() just judged: their score reuses it
-
     def targets(self, rng: np.random.Generator, tiles: np.ndarray) -> np.ndarray:
-        levels = tiles_to_levels(tiles)
-        j = self.p.judge_levels(levels)
+        levels, j, _ = self._judge(tiles)
         self._last = (np.array(tiles), levels, j)
-        return near_empty_targets(rng, level_cells(self.p.grid, levels, j), np.isnan(self.p.grid.quality))
+        return near_empty_targets(rng, level_cells(self.grid, levels, j), np.isnan(self.grid.quality))
 
     def score(self, tiles: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The env asks for the starts' scores right after their targets (judged once
+        then, no QD gain counted for a start), and for the edited levels' at the end
+        of their episodes: goal score plus what they added to the grid."""
         if self._last is not None and np.array_equal(self._last[0], tiles):
-            # the env scores the starts it just asked targets for: judged once, and no QD gain for a start
             _, levels, j = self._last
             self._last = None
-            return goal_score(self.p.grid, levels, j, targets)
-        levels = tiles_to_levels(tiles)  # edited levels: their score adds what they added to the grid
-        j = self.p.judge_levels(levels)
-        return goal_score(self.p.grid, levels, j, targets) + self.p.last_gains
+            return goal_score(self.grid, levels, j, targets)
+        levels, j, gains = self._judge(tiles)
+        return goal_score(self.grid, levels, j, targets) + gains
 
 
 def train_edit_agent(G, D, judge, grid_fn, episodes: int, seed: int, max_edits: int = 4, max_boxes: int = 4,
@@ -325,17 +335,16 @@ def train_edit_agent(G, D, judge, grid_fn, episodes: int, seed: int, max_edits: 
     """Train the edit agent for about ``episodes`` episodes; a fresh grid
     (``grid_fn()``) every ``chunk`` judged levels, as one search's budget.
     Returns the agent and the evaluations its training spent (every level judged:
-    starts, targets' cells and the edited levels, cached layouts included)."""
+    starts and edited levels, cached layouts included)."""
     steps = episodes * (max_edits + 1)
-    p = LatentQDProblem(G, D, judge, grid_fn(), budget=10**12)
-    train = EditTraining(p, np.random.default_rng(seed))
-    env = LevelEditVecEnv(train.starts, num_envs, p.grid.bins, horizon=max_edits, max_boxes=max_boxes,
+    train = EditTraining(G, D, judge, grid_fn())
+    env = LevelEditVecEnv(train.starts, num_envs, train.grid.bins, horizon=max_edits, max_boxes=max_boxes,
                           score_fn=train.score, target_fn=train.targets, seed=seed)
     agent = MaskedEditDQN(edit_agent_config(seed, steps, num_envs), envs=env)
     agent.max_boxes = max_boxes
     renew_at = chunk
     while agent.env_steps < steps:
         agent.collect_step()
-        if p.evaluations >= renew_at:
-            p.grid, renew_at = grid_fn(), renew_at + chunk
-    return agent, p.evaluations
+        if train.evaluations >= renew_at:
+            train.grid, renew_at = grid_fn(), renew_at + chunk
+    return agent, train.evaluations

