@@ -203,9 +203,11 @@ class AgentEditEmitter(RandomEditEmitter):
     edits it up to ``max_edits`` times (or until it stops)."""
 
     def __init__(self, archive, shape, initial, agent: DQN, bins: tuple[int, int], batch: int = 32,
-                 max_edits: int = 4, max_boxes: int = 4, epsilon: float = 0.05, radius: int = 3, seed: int = 0):
+                 max_edits: int = 4, max_boxes: int = 4, epsilon: float = 0.05, radius: int = 3, seed: int = 0,
+                 temperature: float = 0.0):
         super().__init__(archive, shape, initial, batch, max_edits, max_boxes, seed)
         self.agent, self.bins, self.epsilon, self.radius = agent, bins, epsilon, radius
+        self.temperature = temperature
 
     def ask(self) -> np.ndarray:
         if self._initial is not None or self.archive.empty:
@@ -218,11 +220,29 @@ class AgentEditEmitter(RandomEditEmitter):
         empty[filled[:, 0], filled[:, 1]] = False
         targets = near_empty_targets(self.rng, cells, empty, self.radius)
         return _tiles_to_solutions(rollout(self.agent, tiles, targets, self.bins, self.max_edits, self.epsilon,
-                                           self.max_boxes))
+                                           self.max_boxes, self.temperature))
+
+
+def policy_actions(agent: DQN, obs: np.ndarray, epsilon: float, temperature: float = 0.0,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """The agent's edits: epsilon-greedy (``temperature`` 0), or drawn from the softmax
+    of its Q-values over the allowed edits at ``temperature`` (a stochastic policy that
+    keeps the edits varied and still prefers the ones it values)."""
+    if temperature <= 0:
+        return agent.act(obs, epsilon)
+    rng = rng if rng is not None else agent.rng
+    with torch.no_grad():
+        q = agent.q(torch.as_tensor(obs, device=agent.device).float()).cpu().numpy().astype(np.float64)
+    tiles = obs[:, :7].argmax(1).astype(np.int8)
+    allowed = edit_mask(tiles, getattr(agent, "max_boxes", 4))
+    logits = np.where(allowed, q / temperature, -np.inf)
+    logits -= logits.max(1, keepdims=True)
+    # Gumbel-max: one draw per row from softmax(logits)
+    return np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=1)
 
 
 def rollout(agent: DQN, tiles: np.ndarray, targets: np.ndarray, bins: tuple[int, int], horizon: int,
-            epsilon: float, max_boxes: int) -> np.ndarray:
+            epsilon: float, max_boxes: int, temperature: float = 0.0) -> np.ndarray:
     """The agent's edits of ``tiles`` toward ``targets`` until it stops or makes ``horizon`` edits."""
     from clm.domains.levels.edit_env import apply_edits
 
@@ -234,7 +254,7 @@ def rollout(agent: DQN, tiles: np.ndarray, targets: np.ndarray, bins: tuple[int,
         if not len(idx):
             break
         obs = edit_observation(tiles[idx], targets[idx], np.full(len(idx), t), horizon, bins)
-        actions = agent.act(obs, epsilon)
+        actions = policy_actions(agent, obs, epsilon, temperature)
         tiles[idx], _ = apply_edits(tiles[idx], actions, max_boxes)
         live[idx[actions == stop]] = False
     return tiles
@@ -273,13 +293,32 @@ def search_random_edits(p: LatentQDProblem, seed: int, batch: int = 32, max_edit
 
 
 def search_edit_agent(p: LatentQDProblem, seed: int, agent: DQN | None = None, batch: int = 32, max_edits: int = 4,
-                      max_boxes: int = 4, epsilon: float = 0.2, **_) -> None:
-    """MAP-Elites whose mutation is the trained edit agent, asked for empty cells."""
+                      max_boxes: int = 4, epsilon: float = 0.2, temperature: float = 0.0, **_) -> None:
+    """MAP-Elites whose mutation is the trained edit agent, asked for empty cells
+    (epsilon-greedy, or its softmax policy with ``temperature`` > 0)."""
     if agent is None:
         raise ValueError("search_edit_agent needs a trained edit agent (train_edit_agent)")
     agent.rng = np.random.default_rng(seed + 2)
     run_edit_map_elites(p, lambda a, s, init: AgentEditEmitter(a, s, init, agent, p.grid.bins, batch, max_edits,
-                                                               max_boxes, epsilon, seed=seed + 1), seed)
+                                                               max_boxes, epsilon, seed=seed + 1,
+                                                               temperature=temperature), seed)
+
+
+#: the edit searches ``clm generate --search`` takes (the edit agent needs a trained agent, which a
+#: run does not save yet: see docs/results.md)
+EDIT_SEARCHES = {"random_edits": search_random_edits}
+
+
+def run_edit_search(name: str, G, D, judge, budget: int, seed: int, grid: QDGrid,
+                    on_judged=None, **options) -> LatentQDProblem:
+    """Run the named edit search for ``budget`` judge evaluations (fewer if ``on_judged``
+    stops it), filing every judged level in ``grid``; returns the problem."""
+    if name not in EDIT_SEARCHES:
+        raise ValueError(f"unknown edit search '{name}': valid ones are {', '.join(EDIT_SEARCHES)}")
+    problem = LatentQDProblem(G, D, judge, grid, budget, on_judged=on_judged)
+    torch.manual_seed(seed)
+    EDIT_SEARCHES[name](problem, seed, **options)
+    return problem
 
 
 # -- training the agent -----------------------------------------------------------------------
