@@ -91,3 +91,28 @@ def test_a_short_training_then_the_agent_search(tiny):
     assert p.evaluations == 200 and p.grid.filled > 0
     tiles = rollout(agent, levels_to_tiles(corpus[:8]), np.zeros((8, 2), np.int64), (12, 20), 3, 0.0, 4)
     assert all(lv.problems() == [] for lv in tiles_to_levels(tiles))
+
+
+@pytest.mark.slow
+def test_clm_run_with_the_edit_coupling(tmp_path, capsys):
+    import json
+
+    from clm.cli.main import main
+    from clm.domains.levels import read_levels
+
+    out = tmp_path / "run"
+    tiny = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4", "eval_every=2",
+            "eval_levels=10", "samples_per_round=16", "designer_search=false", "player.learning_starts=64",
+            "player.conv_channels=[8]", "player.hidden=[32]", "gan.g_width=8", "gan.d_width=8",
+            "player.pretrain_steps=50", "edit_search=true", "edits_per_round=32", "edit_max_boxes=2",
+            "report=false"]
+    assert main(["run", "--out", str(out), "--json", *tiny]) == 0
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    edits = [r for r in rows if "edit_playable_fraction" in r]
+    assert len(edits) == 2 and all(0 <= r["edit_frontier"] <= 32 for r in edits)
+    # G's 16 samples and the 32 edited levels of each round were judged
+    assert rows[-1]["g_evaluations"] == 2 * (16 + 32)
+    records = [json.loads(r) for r in (out / "levels" / "archive.jsonl").read_text().splitlines()]
+    archived = read_levels(out / "levels" / "archive.txt")
+    assert all(lv.problems() == [] and lv.n_boxes <= 2 for lv in archived)
+    assert {r["source"] for r in records} <= {"generator", "edits"}
