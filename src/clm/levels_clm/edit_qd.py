@@ -18,8 +18,12 @@ controllable PCGRL), both measured like the latent searches of
   cell of the archive near its own) and the edit agent's policy makes up to
   ``horizon`` edits toward it.
 - ``train_edit_agent``: trains the agent by running that search with learning
-  on fresh grids (the env's reward is the change of ``goal_score``); its
-  evaluations are counted and returned.
+  on fresh grids (an episode's reward: the change of ``goal_score`` from its
+  start to its edited level, plus the edited level's QD gain in the training
+  grid, minus the env's penalties for refused edits); its evaluations are
+  counted and returned.
+- ``EDIT_SEARCHES`` / ``run_edit_search``: what ``clm generate --search``
+  takes (random edits; the agent is not saved by a run yet).
 """
 
 from __future__ import annotations
