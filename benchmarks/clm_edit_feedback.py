@@ -11,6 +11,8 @@ paired means with 95% intervals:
 
   new_cell_share   share of the on-G's samples that land (playable) in a
                    cell the off-G's samples never reach
+  new_cell_floor   the same for a second draw of the off-G's own samples
+                   (what sampling noise alone gives)
   cells            cells G's playable samples reach
   pushes_p90, pushes_max   of G's playable samples
 
@@ -72,8 +74,10 @@ def main() -> None:
         off.judge.archive_tiles = None
         f_off = g_figures(off, off.judge, off.D, args.samples, seed + 7)
         f_on = g_figures(on, off.judge, off.D, args.samples, seed + 7)
+        f_again = g_figures(off, off.judge, off.D, args.samples, seed + 1007)
         new = sum(c not in f_off["cells"] for c in f_on["cell_list"]) / args.samples
-        row = {"seed": seed, "new_cell_share": new,
+        floor = sum(c not in f_off["cells"] for c in f_again["cell_list"]) / args.samples
+        row = {"seed": seed, "new_cell_share": new, "new_cell_floor": floor,
                **{f"{k}_{arm}": f[k] for arm, f in (("off", f_off), ("on", f_on))
                   for k in ("playable", "pushes_p90", "pushes_max")},
                "cells_off": len(f_off["cells"]), "cells_on": len(f_on["cells"])}
@@ -81,6 +85,7 @@ def main() -> None:
         print(f"seed {seed} ({time.perf_counter() - t0:.0f} s): {row}", flush=True)
     keys = [k for k in per_seed[0] if k != "seed"]
     summary = {k: ci95([r[k] for r in per_seed]) for k in keys}
+    summary["new_cell_share-floor"] = ci95([r["new_cell_share"] - r["new_cell_floor"] for r in per_seed])
     for k in ("cells", "pushes_p90", "pushes_max", "playable"):
         summary[f"{k}_on-off"] = ci95([r[f"{k}_on"] - r[f"{k}_off"] for r in per_seed])
     result = {"seeds": args.seeds, "samples": args.samples, "summary": summary,
