@@ -19,11 +19,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from clm import __version__
 from clm.core import plots
 from clm.core.checkpoint import read_meta
 from clm.core.errors import UserError
 from clm.core.html import esc, fmt_value, img_tag, missing, note_list, table_html
-from clm.core.rundata import NOT_RECORDED, is_number, metric_series, null_steps, read_json_object, read_jsonl, read_text, row_step
+from clm.core.rundata import (
+    NOT_RECORDED,
+    is_number,
+    metric_series,
+    null_steps,
+    read_json_object,
+    read_jsonl,
+    read_text,
+    row_step,
+)
 from clm.core.rundir import atomic_write_text
 from clm.engine import registry
 
@@ -377,8 +387,6 @@ class RunReport:
 
     def render(self) -> str:
         """The whole report as one HTML document."""
-        from clm import __version__
-
         body = []
         for anchor, title, build in self.sections():
             try:
