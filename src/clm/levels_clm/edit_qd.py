@@ -39,7 +39,8 @@ from ribs.schedulers import Scheduler
 
 from clm.agents.dqn import DQN, DQNConfig
 from clm.domains.levels import Level, levels_to_tiles, tiles_to_levels
-from clm.domains.levels.edit_env import (N_KINDS, LevelEditVecEnv, edit_mask, edit_observation, random_edits)
+from clm.domains.levels.edit_env import (N_KINDS, LevelEditVecEnv, apply_edits, edit_mask, edit_observation,
+                                         random_edits)
 from clm.levels_clm.couplings import Judgement, LevelJudge
 from clm.levels_clm.designer import decode_latents
 from clm.levels_clm.qd import INELIGIBLE_PENALTY, LatentQDProblem
@@ -248,8 +249,6 @@ def policy_actions(agent: DQN, obs: np.ndarray, epsilon: float, temperature: flo
 def rollout(agent: DQN, tiles: np.ndarray, targets: np.ndarray, bins: tuple[int, int], horizon: int,
             epsilon: float, max_boxes: int, temperature: float = 0.0) -> np.ndarray:
     """The agent's edits of ``tiles`` toward ``targets`` until it stops or makes ``horizon`` edits."""
-    from clm.domains.levels.edit_env import apply_edits
-
     tiles = np.asarray(tiles, np.int8).copy()
     live = np.ones(len(tiles), bool)
     stop = N_KINDS * tiles.shape[1] * tiles.shape[2]

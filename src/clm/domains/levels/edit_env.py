@@ -65,7 +65,7 @@ from gymnasium import spaces
 
 from clm.core.errors import UserError
 from clm.domains.levels.level import (BOX, BOX_ON_GOAL, GOAL, N_TILES, PLAYER, PLAYER_ON_GOAL, WALL, Level,
-                                      enclosed_mask, levels_to_tiles, tiles_to_onehot)
+                                      enclosed_mask, levels_to_tiles, tiles_to_levels, tiles_to_onehot)
 from clm.domains.levels.sim import LevelSource
 
 EDIT_KINDS = ("wall", "player", "add_pair", "remove", "move_box", "move_goal")
@@ -358,8 +358,6 @@ class LevelEditVecEnv(gym.vector.VectorEnv):
 
     @property
     def levels(self) -> list[Level]:
-        from clm.domains.levels.level import tiles_to_levels
-
         return tiles_to_levels(self._tiles)
 
     def close_extras(self, **kwargs) -> None:
