@@ -166,7 +166,8 @@ def judge_seed(run_dir: Path, seed: int, args) -> dict:
         train_judge = CachedJudge(run.judge)
         agent, train_evals = train_edit_agent(G, D, train_judge, grid, args.train_episodes, seed + 1000, **box_kw)
         train_seconds = time.perf_counter() - t
-        record("edit_agent", lambda p: search_edit_agent(p, seed, agent=agent, epsilon=args.epsilon, **box_kw))
+        record("edit_agent", lambda p: search_edit_agent(p, seed, agent=agent, epsilon=args.epsilon,
+                                                         temperature=args.temperature, **box_kw))
         out["edit_agent"].update(training_evaluations=train_evals, training_seconds=train_seconds,
                                  training_solver_calls=train_judge.misses)
         if args.payoff_x > 1 and "random_edits" in args.methods:
@@ -196,6 +197,8 @@ def main() -> None:
     ap.add_argument("--train-episodes", type=int, default=2000, help="edit agent's training episodes per seed")
     ap.add_argument("--epsilon", type=float, default=0.2,
                     help="the edit agent's exploration while searching (0.2: chosen on a development run, not these seeds)")
+    ap.add_argument("--temperature", type=float, default=0.0,
+                    help="> 0: the edit agent draws its edits from the softmax of its Q-values (instead of epsilon)")
     ap.add_argument("--max-edits", type=int, default=4)
     ap.add_argument("--max-boxes", type=int, default=4)
     ap.add_argument("--payoff-x", type=int, default=4, help="random_edits also with this many budgets (payoff)")
