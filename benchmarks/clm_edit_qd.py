@@ -91,6 +91,13 @@ def difficulty_yield(judge, corpus_tiles, lo: int, hi: int, min_novelty: int, ev
     return {"per_1000": 1000 * int(ok.sum()) / evaluations, "tile_kl": kl}
 
 
+def max_eligible_pushes(judge, min_novelty: int):
+    """Most optimal pushes among the playable, novel levels a search judged (None: none)."""
+    _, f = judged_levels(judge)
+    ok = f["playable"].astype(bool) & (f["novelty"] >= min_novelty)
+    return float(f["pushes"][ok].max()) if ok.any() else None
+
+
 def classic_yield(size: int, n_boxes: int, lo: int, hi: int, tries: int, seed: int, corpus_tiles) -> dict:
     """The classic generator asked for lo..hi pushes: one room per evaluation (its one solver check)."""
     from clm.core.errors import UserError
@@ -150,8 +157,7 @@ def judge_seed(run_dir: Path, seed: int, args) -> dict:
         out[name] = {"qd_score": p.grid.qd_score, "coverage": p.grid.coverage, "filled": p.grid.filled,
                      "evaluations": p.evaluations, "solver_calls": J.misses, "seconds": time.perf_counter() - t,
                      "difficulty": difficulty_yield(J, corpus_tiles, lo, hi, k, p.evaluations),
-                     "max_pushes": float(np.nanmax(np.where(np.isnan(p.grid.quality), np.nan,
-                                                            p.grid.measures[..., 0]))) if p.grid.filled else None}
+                     "max_pushes": max_eligible_pushes(J, k)}
         return p
 
     box_kw = dict(max_boxes=args.max_boxes, max_edits=args.max_edits)
