@@ -301,6 +301,7 @@ def test_clm_runs_with_the_joint_resconv_generator(tmp_path):
     assert summary["status"] == "ok" and summary["g_evaluations"] > 0
 
 
+@pytest.mark.slow
 def test_solver_jobs_leave_the_run_unchanged(tmp_path):
     """The judge's solver checks on 2 worker processes give the same run as in-process ones."""
     rows = []
