@@ -155,7 +155,6 @@ def apply_edits(tiles: np.ndarray, actions: np.ndarray, max_boxes: int = 4) -> t
     kind, cell = np.divmod(np.minimum(actions, stop - 1), h * w)
     r, c = np.divmod(cell, w)
     walls, goals, boxes, player = (p.copy() for p in _planes(tiles))
-    idx = np.arange(n)
 
     def rows(k):
         return np.flatnonzero(ok & (kind == k))
