@@ -13,14 +13,17 @@ from clm.core.rundir import atomic_write_text
 from clm.domains.levels import levels_to_tiles, write_levels
 from clm.domains.levels.metrics import novelty
 from clm.engine.collect import shortfall_exit
+from clm.levels_clm.edit_qd import EDIT_SEARCHES, CachedJudge, run_edit_search
 from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES, run_qd_search
+from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.search import load_run
 
 
 def generate(args) -> int:
     """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
-    if args.search not in (None, *SEARCHES):
-        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
+    if args.search not in (None, *SEARCHES, *EDIT_SEARCHES):
+        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes "
+                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
     search = args.search or "designer"
     lo, hi = 1, 10**9
     if args.difficulty:
@@ -53,16 +56,21 @@ def generate(args) -> int:
         return len(chosen) >= args.n
 
     budget = args.max_evaluations or 500 * args.n
-    problem = run_qd_search(search, run.G, run.D, run.judge, budget, args.seed, run.cfg.qd_descriptor,
-                            designer=run.designer, on_judged=accept)
+    if search in EDIT_SEARCHES:
+        # edits of G's levels (64 G samples first): random-edit MAP-Elites, each layout solved once
+        problem = run_edit_search(search, run.G, run.D, CachedJudge(run.judge), budget, args.seed,
+                                  QDGrid(run.cfg.qd_descriptor, min_novelty=k), on_judged=accept)
+    else:
+        problem = run_qd_search(search, run.G, run.D, run.judge, budget, args.seed, run.cfg.qd_descriptor,
+                                designer=run.designer, on_judged=accept)
     spent = problem.evaluations
     out = Path(args.out)
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"
     write_levels(out, chosen)
     atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
-    print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
+    print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} evaluations "
           f"with {search} search")
     if len(chosen) < args.n:
         print("hint: widen --difficulty or lower --min-novelty for more", file=sys.stderr)
-    return shortfall_exit(len(chosen), args.n, spent, "distinct verified levels", "G evaluations", args.strict)
+    return shortfall_exit(len(chosen), args.n, spent, "distinct verified levels", "evaluations", args.strict)
