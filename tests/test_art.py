@@ -105,7 +105,9 @@ def test_a_short_art_run_paints_canvases_d_finds_more_real_than_random_ones(tmp_
     out = tmp_path / "made.png"
     assert main(["generate", str(run), "-n", "12", "--out", str(out)]) == 0
     lines = (tmp_path / "made.png.jsonl").read_text().splitlines()
-    assert out.stat().st_size > 100 and len(lines) == 12 and {"realism", "creative", "novelty"} <= set(json.loads(lines[0]))
+    # issue 27: up to 12 distinct creative canvases (fewer when the budget gives no more, said on stderr)
+    assert 1 <= len(lines) <= 12 and all(json.loads(x)["creative"] for x in lines)
+    assert out.stat().st_size > 100 and {"realism", "creative", "novelty"} <= set(json.loads(lines[0]))
     assert main(["generate", str(run), "-n", "4", "--out", str(tmp_path / "x.txt")]) == 2
     assert main(["generate", str(run), "-n", "4", "--out", str(out), "--search", "cmaes"]) == 2
 

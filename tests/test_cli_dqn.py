@@ -70,7 +70,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
     assert main(["dqn", "train", "--out", str(out), "--json", *FAST]) == 0
     (out / "checkpoints" / "latest" / "state.safetensors").write_bytes(b"\x00broken")
     (out / "summary.json").unlink()
-    assert main(["dqn", "train", "--resume", str(out)]) == 1
+    assert main(["dqn", "train", "--resume", str(out)]) == 2  # a file that is not what it should be: a user's mistake (issue 27)
     err = capsys.readouterr().err
     assert "state.safetensors" in err and "checksum" in err and "Traceback" not in err
 

@@ -70,14 +70,14 @@ def test_render_png(made, tmp_path, capsys):
 def test_bad_file_names_file_puzzle_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text("; 0\n#####\n#@$.#\n#####\n\n; 7\n#####\n#@$X#\n#####\n")
-    assert main(["levels", "solve", str(bad)]) == 1
+    assert main(["levels", "solve", str(bad)]) == 2  # a user's file (issue 27)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.txt" in err and "puzzle 7" in err and "line 8" in err
     assert "Traceback" not in err
 
 
 def test_missing_file_and_bad_arguments(tmp_path, capsys):
-    assert main(["levels", "solve", str(tmp_path / "nope.txt")]) == 1
+    assert main(["levels", "solve", str(tmp_path / "nope.txt")]) == 2  # a user's file (issue 27)
     assert "nope.txt" in capsys.readouterr().err
     assert main(["levels", "generate", "-n", "2", "--size", "2", "--out", str(tmp_path / "x.txt")]) == 2
     assert "at least 3x3" in capsys.readouterr().err

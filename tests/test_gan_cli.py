@@ -50,7 +50,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     assert main(["gan", "eval", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["gan", "train", "--data", "levels:/nonexistent/levels.txt", *QUICK, "--out", str(tmp_path / "y")]) == 1
+    assert main(["gan", "train", "--data", "levels:/nonexistent/levels.txt", *QUICK, "--out", str(tmp_path / "y")]) == 2  # issue 27
     assert "no such file" in capsys.readouterr().err
     assert main(["gan", "train", "stepz=3", "--out", str(tmp_path / "z")]) == 2
     assert "Did you mean 'steps'" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -298,7 +299,7 @@ def test_boxoban_splits_of_different_sizes_are_a_clear_error(tmp_path, capsys):
     for split, row in (("train", "#@$.#"), ("test", "#@$.##")):
         (tmp_path / "unfiltered" / split).mkdir(parents=True)
         (tmp_path / "unfiltered" / split / "000.txt").write_text(f"; 0\n{'#' * len(row)}\n{row}\n{'#' * len(row)}\n")
-    assert main(["run", "--out", str(tmp_path / "r"), "--data", f"boxoban:{tmp_path}"]) == 1
+    assert main(["run", "--out", str(tmp_path / "r"), "--data", f"boxoban:{tmp_path}"]) == 2  # issue 27: a user's file
     err = capsys.readouterr().err
     assert "training levels are 3x5 but the test levels are 3x6" in err and not (tmp_path / "r").exists()
 
@@ -409,3 +410,98 @@ def test_a_run_folder_of_another_command_is_named_as_such(tmp_path, capsys):
     assert "written by 'clm dqn train', not 'clm gan train'" in capsys.readouterr().err
     assert main(["generate", str(out), "-n", "1", "--out", str(tmp_path / "x.txt")]) == 2
     assert "not 'clm run'" in capsys.readouterr().err
+
+
+# -- issue 27: a run killed before its first checkpoint is not a dead end --------------------------------
+def test_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["env_id=CartPole-v1", "total_steps=300", "learning_starts=100", "hidden=16", "eval_interval=0",
+            "eval_episodes=2", "log_interval=100"]
+    assert main(["dqn", "train", "--out", str(out), "--json", *argv]) == 0
+    reference = json.loads((out / "summary.json").read_text())
+    ref_steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    shutil.rmtree(out / "checkpoints")  # what kill -9 before the first save leaves: config.yaml, some metrics
+    (out / "checkpoints").mkdir()
+    (out / "summary.json").unlink()
+    (out / "checkpoints" / "latest.new").mkdir()  # and a half-written checkpoint
+    capsys.readouterr()
+    assert main(["dqn", "train", "--out", str(out), *argv]) == 2
+    assert "holds no checkpoint: --resume" in capsys.readouterr().err
+    assert main(["dqn", "train", "--resume", str(out), "--json"]) == 0
+    assert "starting it again from the beginning" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval_return_mean"] == reference["eval_return_mean"] and summary["env_steps"] == 300
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == ref_steps  # the killed session's rows are gone: no step twice
+    assert not (out / "checkpoints" / "latest.new").exists()
+
+
+# -- issue 27: every file error names the file; user mistakes in files exit 2 ---------------------------
+def test_a_folder_given_for_a_file_is_named_as_a_folder(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    for argv in (["run", "--config", str(tmp_path / "d"), "--out", str(tmp_path / "a")],
+                 ["run", "--domain", "text", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "a")],
+                 ["run", "--domain", "art", "--data", f"mnist:{tmp_path / 'd'}", "--out", str(tmp_path / "a")],
+                 ["tune", "dqn", "--trials", "1", "--space", str(tmp_path / "d"), "--out", str(tmp_path / "a")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert str(tmp_path / "d") in err and "is a folder" in err and "Traceback" not in err, (argv, err)
+        assert not (tmp_path / "a").exists()
+
+
+def test_malformed_config_and_level_files_exit_2_naming_the_file(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [1, 2\n")
+    assert main(["dqn", "train", "--config", str(bad), "--out", str(tmp_path / "a")]) == 2
+    assert str(bad) in capsys.readouterr().err
+    levels = tmp_path / "levels.txt"
+    levels.write_text("; 0\n#####\n#@$X#\n#####\n")
+    assert main(["run", "--data", str(levels), "--out", str(tmp_path / "b")]) == 2
+    assert str(levels) in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_a_bad_key_in_a_runs_config_yaml_names_that_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["env_id=CartPole-v1", "total_steps=200", "learning_starts=100", "hidden=16", "eval_interval=0",
+            "eval_episodes=2"]
+    assert main(["dqn", "train", "--out", str(out), "--json", *argv]) == 0
+    (out / "config.yaml").write_text((out / "config.yaml").read_text() + "lrr: 0.1\n")
+    capsys.readouterr()
+    assert main(["dqn", "train", "--resume", str(out), "total_steps=300"]) == 2
+    err = capsys.readouterr().err
+    assert f"in {out / 'config.yaml'} or the command-line overrides" in err and "'lrr'" in err, err
+
+
+def test_reversed_length_range_in_a_constraint_says_it_is_reversed(tmp_path, capsys):
+    assert main(["run", "--domain", "text", "--constraint", "length=9-3", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "reversed" in err and "length=3-9" in err and not (tmp_path / "a").exists()
+
+
+def test_a_broken_symlink_as_out_is_named(tmp_path, capsys):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert main(["dqn", "train", "--out", str(tmp_path / "link"), "total_steps=100"]) == 2
+    err = capsys.readouterr().err
+    assert "broken symbolic link" in err and str(tmp_path / "gone") in err and "File exists" not in err
+
+
+def test_generate_out_in_a_missing_folder_is_refused_not_created(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    assert main(["generate", str(tmp_path), "-n", "2", "--out", str(tmp_path / "no" / "such" / "x.txt")]) == 2
+    assert "does not exist; create it first" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_a_write_that_fails_midway_names_the_file_and_keeps_the_old_one(tmp_path):
+    """A full disk, stood in for by a file-size limit (RLIMIT_FSIZE: the write fails with EFBIG, as it would
+    with ENOSPC), in a child process: the error names the file, and the file keeps its old content."""
+    target = tmp_path / "summary.json"
+    target.write_text("old\n")
+    code = ("import resource, signal, sys; from pathlib import Path; from clm.core.errors import UserError; "
+            "from clm.core.rundir import atomic_write_bytes; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+            f"try:\n    atomic_write_bytes(Path({str(target)!r}), b'x' * 100_000)\n"
+            "except UserError as e:\n    print(e); sys.exit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.returncode == 3 and f"cannot write {target}" in proc.stdout, (proc.stdout, proc.stderr)
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["summary.json"]

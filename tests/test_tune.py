@@ -57,7 +57,7 @@ def test_bad_tune_input_is_a_clear_error(tmp_path, capsys):
     assert "--seeds-per-trial must be >= 1" in capsys.readouterr().err
     assert main(["tune", "dqn", "--trials", "1", "--storage", "sqlite:////no/such/dir/x.db",
                  "--out", str(tmp_path / "c")]) == 2
-    assert "cannot open the study" in capsys.readouterr().err
+    assert "the folder /no/such/dir does not exist" in capsys.readouterr().err
     space.write_text("lr: {type: loguniform, low: 0.0001, high: 0.01}\n")
     assert main(["tune", "dqn", "--trials", "1", "--space", str(space), "--out", str(tmp_path / "d"), "lr=0.001"]) == 2
     assert "both fixed" in capsys.readouterr().err
@@ -145,3 +145,60 @@ def test_the_ray_backend_without_ray_installed_is_a_clear_error(tmp_path, capsys
     assert main(["tune", "dqn", "--trials", "1", "--backend", "ray", "--out", str(tmp_path / "x")]) == 2
     assert "--backend ray needs Ray Tune" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+# -- issue 27: a study that fails before its first trial leaves nothing, and says why without a traceback ---
+@pytest.mark.parametrize("storage, words", [
+    ("not a url", ["not a database URL"]),
+    ("nosuchdb://x/y", ["not a database URL"]),
+    ("sqlite:////no/such/dir/study.db", ["/no/such/dir does not exist"]),
+    ("sqlite:///{tmp}/notes.txt", ["is not a SQLite database"]),
+    ("sqlite:///{tmp}", ["is a folder"]),
+])
+def test_bad_storage_is_refused_before_the_study_folder_is_made(tmp_path, capsys, storage, words):
+    (tmp_path / "notes.txt").write_text("my notes, not a database\n")
+    out = tmp_path / "study"
+    assert main(["tune", "dqn", "--trials", "1", "--storage", storage.format(tmp=tmp_path), "--out", str(out),
+                 *FAST]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err, err
+    assert not out.exists() and (tmp_path / "notes.txt").read_text().startswith("my notes")
+
+
+def test_postgresql_storage_without_its_driver_is_refused_before_the_study_folder_is_made(tmp_path, capsys):
+    pytest.importorskip("sqlalchemy")
+    try:
+        import psycopg2  # noqa: F401
+        pytest.skip("psycopg2 is installed: the URL is then checked by connecting")
+    except ImportError:
+        pass
+    out = tmp_path / "study"
+    assert main(["tune", "dqn", "--trials", "1", "--storage", "postgresql://u@localhost/db", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "driver is not installed" in err and "Traceback" not in err and not out.exists()
+
+
+def test_unknown_env_and_unknown_objective_exit_2_before_any_trial_or_folder(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["tune", "dqn", "--env", "NoSuchEnv-v9", "--trials", "1", "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "NoSuchEnv-v9" in err and "Traceback" not in err and not out.exists(), err
+    assert main(["tune", "dqn", "--env", "CartPole-v1", "--objective", "nope", "--trials", "1", "--out", str(out),
+                 *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "--objective nope" in err and "eval_return_mean" in err and "Traceback" not in err and not out.exists()
+    assert main(["tune", "run", "--objective", "eval_return_mean", "--trials", "1", "--out", str(out)]) == 2
+    assert "player_solve_rate" in capsys.readouterr().err and not out.exists()  # the levels CLM's figures
+
+
+def test_ray_address_that_does_not_answer_is_an_error_naming_it_within_the_timeout(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import time
+
+    out = tmp_path / "study"
+    start = time.monotonic()
+    assert main(["tune", "dqn", "--env", "CartPole-v1", "--backend", "ray", "--ray-address", "127.0.0.1:1",
+                 "--ray-timeout", "1", "--trials", "1", "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1" in err and "within 1 s" in err and "Traceback" not in err, err
+    assert time.monotonic() - start < 60 and not out.exists()  # no study.db left behind either

@@ -30,8 +30,10 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQNConfig
+from clm.agents.state_check import MAX_COUNT
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
+from clm.core.state_schema import Arr, Bool, Bytes, Float, Int, Opt, Rec, Seq, StateMismatch, Str, validate
 from clm.domains.images.art_pictures import write_art_pictures
 from clm.domains.images.canvas import CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
@@ -384,7 +386,26 @@ class ArtCLM(ProposalDomain):
               "exact": True}
         return {}, st
 
+    def check_state(self, weights, st, where: str) -> None:
+        """Refuse (exit 2, naming the field) a state :meth:`checkpoint` of this config would not write."""
+        s, cfg = self.cfg.canvas_size, self.cfg
+        canvases = Arr(np.dtype(np.float32), (None, 1, s, s), values=(-1.0, 1.0))
+        validate(st, Rec({"archive": Rec({"items": Arr(np.dtype(np.float32), (None, 1, s, s), max_rows=cfg.archive_size),
+                                          "records": Seq(Rec({**dict.fromkeys(("realism", "confidence", "novelty", "score"), Float()),
+                                                               "label": Int(0, None), "source": Str(),
+                                                               "round": Int(0, None)}), max_len=cfg.archive_size),
+                                          "keys": Seq(Bytes())}),
+                          "g_evaluations": Int(0, MAX_COUNT), "states": canvases,
+                          "realism_bar": Float(0.0, 1.0), "kept_from": Opt(canvases), "kept_to": Opt(canvases),
+                          "exact": Bool()}), f"{where} (state.json)", "domain")
+        if len(st["archive"]["items"]) != len(st["archive"]["records"]) or len(st["states"]) < 1 \
+                or (st["kept_from"] is None) != (st["kept_to"] is None) \
+                or (st["kept_from"] is not None and len(st["kept_from"]) != len(st["kept_to"])):
+            raise StateMismatch(f"{where} (state.json)", "domain", "as many archive records as canvases, at least one "
+                                "state, and as many kept_to as kept_from canvases", "other counts")
+
     def restore(self, weights, st, where: str) -> bool:
+        self.check_state(weights, st, where)
         self.archive.load_state_dict(st["archive"], list(np.asarray(st["archive"]["items"], np.float32)))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states = np.asarray(st["states"], np.float32)

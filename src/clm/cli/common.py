@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -58,8 +59,8 @@ def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overri
     run_dir = require_run_dir(args.resume, command)
     folder = run_dir / "checkpoints" / checkpoint
     if not checkpoint_exists(folder):
-        raise UsageError(f"{run_dir} has no checkpoint to resume from (checkpoints/{checkpoint} is missing)")
-    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+        return _restart(args, cls, run_dir, overrides, check, create)
+    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml", overrides=overrides)
     _, meta = read_meta(folder)
     saved = meta.get("config")
     if isinstance(saved, dict):
@@ -74,6 +75,28 @@ def config_and_run_dir(args: argparse.Namespace, cls: type, command: str, overri
                              f"with --out to try other settings")
     if check is not None:
         check(cfg)
+    return cfg, run_dir
+
+
+def _restart(args: argparse.Namespace, cls: type, run_dir: Path, overrides: list[str],
+             check: Callable[[Any], None] | None, create: bool) -> tuple[Any, Path]:
+    """``--resume`` of a run folder that holds no checkpoint (the run was killed
+    before its first save): nothing in it can be continued, so the run starts
+    again from the beginning in the same folder, with its config.yaml (and the
+    overrides), and says so. What the killed session left (metrics, TensorBoard
+    files, a half-written checkpoint) is removed first; config.yaml is kept.
+    ``args.resume`` is cleared: the caller then runs it as a new run."""
+    cfg = load_config(cls, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml", overrides=overrides)
+    if check is not None:
+        check(cfg)
+    if create:  # rank 0 (or a plain run) alone touches the folder
+        for p in run_dir.iterdir():
+            if p.name != "config.yaml":
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+        (run_dir / "checkpoints").mkdir()
+        print(f"note: {run_dir} holds no checkpoint (the run stopped before its first save): starting it again "
+              f"from the beginning, with its config.yaml", file=sys.stderr)
+    args.resume = None
     return cfg, run_dir
 
 

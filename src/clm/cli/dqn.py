@@ -108,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
     run_dir = require_run_dir(args.run_dir, "dqn")
-    cfg = load_config(DQNConfig, base=read_yaml(run_dir / "config.yaml"))
+    cfg = load_config(DQNConfig, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml")
     set_threads(cfg.threads)
     agent = DQN(cfg)
     folder = run_dir / "checkpoints" / args.checkpoint

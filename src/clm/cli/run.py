@@ -11,8 +11,8 @@ from clm.agents.dqn import check_data_parallel
 from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
 from clm.core import distributed
 from clm.core.checkpoint import read_meta
-from clm.core.config import parse_overrides, read_yaml, save_config
-from clm.core.errors import UsageError
+from clm.core.config import load_config, parse_overrides, read_yaml, save_config
+from clm.core.errors import UsageError, UserError
 from clm.core.rundir import dumps_line, require_run_dir
 from clm.engine import registry
 from clm.engine.loop import run_clm
@@ -58,7 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--support", help="design: the supports, cantilever (default: the left edge clamped) or mbb "
                                        "(the half MBB beam: the left edge held in x, the bottom-right node in y)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--max-evaluations", type=int, default=0, help="G evaluations before giving up (0: 500 n)")
+    gen.add_argument("--max-evaluations", type=int, default=0,
+                     help="levels: G evaluations, art and text: candidates judged, before giving up (0: 500 n); "
+                          "fewer than -n found: those are written and the count said")
+    gen.add_argument("--strict", action="store_true", help="exit 1 when fewer than -n were found")
     gen.set_defaults(func=cmd_generate)
 
 
@@ -119,8 +122,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_clm(cfg, run_dir, resume=bool(args.resume), quiet=True)
             return 0
         with removed_on_failure(run_dir, bool(args.resume)):
-            save_config(cfg, run_dir / "config.yaml")
-            summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json)
+            write_config = lambda: save_config(cfg, run_dir / "config.yaml")  # noqa: E731
+            if not args.resume:
+                write_config()
+            # resumed: the checkpoint is checked first; a refused one leaves the folder as it was
+            summary = run_clm(cfg, run_dir, resume=bool(args.resume), quiet=args.json,
+                              after_load=write_config if args.resume else None)
     report = None
     if cfg.report:
         if summary["status"] != "gan_diverged":  # a diverged run keeps no generated levels, and its D explains nothing
@@ -156,6 +163,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """``clm generate RUN_DIR``: the run's domain (from its checkpoint) writes the artefacts."""
     if args.n < 1:
         raise UsageError("-n must be >= 1")
+    if args.max_evaluations < 0:
+        raise UsageError(f"--max-evaluations must be >= 0 (0: 500 n), got {args.max_evaluations}")
+    if args.min_novelty is not None and args.min_novelty < 0:
+        raise UsageError(f"--min-novelty must be >= 0 (a Hamming distance), got {args.min_novelty}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir():  # clm generate makes no folders: a typo in a path must not grow a tree
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it first")
     spec = registry.get(_saved_domain(args.run_dir))
     if spec.generate is None:
         raise UsageError(f"the {spec.name} domain has no clm generate")
@@ -171,4 +187,15 @@ def _saved_domain(run_dir: str, default: str = registry.DEFAULT_DOMAIN) -> str:
     try:
         return str(read_meta(folder)[1].get("domain", registry.DEFAULT_DOMAIN))
     except Exception:
+        pass
+    try:  # no checkpoint yet (a run killed before its first save): the domain whose config its config.yaml is
+        saved = read_yaml(Path(run_dir) / "config.yaml")
+    except UserError:
         return default
+    for name in (default, *registry.names()):
+        try:
+            load_config(registry.get(name).config_cls, base=saved)
+            return name
+        except UserError:
+            continue
+    return default

@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -153,6 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="optuna: trials one after another in this process; ray: trials in parallel on Ray Tune")
         c.add_argument("--workers", type=int, default=2, help="ray: trials at once (a local instance gets this many CPUs)")
         c.add_argument("--ray-address", help="ray: the address of a running Ray cluster (default: start a local one)")
+        c.add_argument("--ray-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="ray: seconds to wait for --ray-address to answer before giving up (default 30)")
         c.add_argument("--out", help="study folder (default: runs/tune-COMMAND)")
         c.add_argument("--env", help="dqn: Gymnasium id, as clm dqn train --env")
         c.add_argument("--data", help="gan, run: the data, as clm gan train --data and clm run --data")
@@ -303,6 +306,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             from ray import tune  # noqa: F401
         except ImportError:
             raise UsageError("--backend ray needs Ray Tune: pip install -e .[tune] (or pip install 'ray[tune]')") from None
+    if args.ray_timeout <= 0:
+        raise UsageError("--ray-timeout must be > 0 seconds")
     t = tunable(args)
     space = load_space(args.space, t)
     fixed_keys = {o.split("=", 1)[0].strip() for o in t.fixed}
@@ -314,20 +319,36 @@ def cmd_tune(args: argparse.Namespace) -> int:
         space = {k: v for k, v in space.items() if k not in fixed_keys}
         if not space:
             raise UsageError("every key of the default space is fixed: nothing is left to search; give --space")
-    trial_config(t, [])  # a bad fixed setting fails now, not in every trial
+    # everything a user can get wrong is checked before a folder, a database or a trial is made
+    cfg = trial_config(t, [])  # a bad fixed setting fails now, not in every trial
+    if t.command == "dqn":
+        check_env(cfg.env_id)
     objective = args.objective or t.objective
+    check_objective(objective, t)
     direction = {"max": "maximize", "min": "minimize"}[args.direction or t.direction]
     out = Path(args.out or f"runs/tune-{args.command}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; give a folder")
     storage = args.storage or f"sqlite:///{out / 'study.db'}"
+    check_storage(storage, default=args.storage is None)
+    if args.backend == "ray" and args.ray_address:
+        check_ray_address(args.ray_address, args.ray_timeout)
     name = args.study or f"tune-{args.command}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    made = not out.exists()
     try:
+        out.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True,
                                     sampler=optuna.samplers.TPESampler(seed=args.seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1))
-    except Exception as e:  # a URL that cannot be opened, a folder that does not exist
-        raise UserError(f"--storage {storage}: cannot open the study ({type(e).__name__}: {e})", exit_code=2) from None
+    except Exception as e:  # a server that does not answer, a database that is not one
+        if made:
+            shutil.rmtree(out, ignore_errors=True)  # nothing of this study exists yet: leave nothing behind
+        if isinstance(e, OSError):
+            raise UserError(f"cannot create the study folder {out}: {e.strerror}; choose another --out",
+                            exit_code=2) from None
+        raise UserError(f"--storage {storage}: cannot open the study ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200]})", exit_code=2) from None
     saved = study.user_attrs.get("space")
     setup = {"command": args.command, "domain": t.domain, "objective": objective, "space": space,
              "seeds_per_trial": args.seeds_per_trial}
@@ -340,7 +361,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     study.set_user_attr("space", setup)
     plan = TrialPlan(t, str(out), objective, args.seeds_per_trial)
     if args.backend == "ray":
-        run_on_ray(study, plan, space, args.trials, args.workers, args.ray_address)
+        try:
+            run_on_ray(study, plan, space, args.trials, args.workers, args.ray_address, args.ray_timeout)
+        except BaseException:
+            if made and not any(out.glob("trial-*")):  # failed before its first trial: leave nothing behind
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     else:
         study.optimize(lambda trial: run_trial(plan, trial.number, suggest(trial, space), _pruning_report(trial)),
                        n_trials=args.trials, catch=(RuntimeError,), gc_after_trial=False)
@@ -376,7 +402,90 @@ def _pruning_report(trial) -> Callable[[int, float], None]:
     return report
 
 
-def run_on_ray(study, plan: TrialPlan, space, n_trials: int, workers: int, address: str | None) -> None:
+#: the figures ``clm dqn train`` writes to summary.json (``clm tune dqn --objective`` takes one of them)
+DQN_FIGURES = ("eval_return_mean", "eval_return_std", "best_eval_return", "env_steps", "gradient_steps", "episodes",
+               "wall_seconds", "train_wall_seconds", "env_steps_per_second", "target_reached_env_steps",
+               "target_reached_seconds")
+def check_objective(objective: str, t: Tunable) -> None:
+    """``--objective`` must be a figure the tuned command writes (else the study would learn it after a trial).
+    ``clm gan train``'s figures depend on its data's metrics: its objective is checked after the first trial."""
+    if t.command == "gan":
+        return
+    known = DQN_FIGURES if t.command == "dqn" else registry.get(t.domain).figures
+    if objective not in known:
+        raise UsageError(f"--objective {objective}: clm {t.command} writes no such figure; use one of "
+                         f"{', '.join(known)}")
+
+
+def check_env(env_id: str) -> None:
+    """The Gymnasium env exists and can be made (one copy, closed at once)."""
+    from clm.agents.envs import make_vec_env
+
+    make_vec_env(env_id, 1).close()
+
+
+def check_storage(url: str, default: bool) -> None:
+    """An Optuna storage URL that can be opened: a known database with its
+    driver installed; a SQLite file in an existing folder that is a database
+    (or not there yet). The default one is made in --out."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as e:
+        raise UsageError(f"--storage {url}: not a database URL ({e}); give e.g. sqlite:///study.db") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        raise UsageError(f"--storage {url}: the {parsed.get_backend_name()} driver is not installed ({e}); "
+                         f"install it, or use sqlite:///PATH") from None
+    if parsed.get_backend_name() != "sqlite" or default:
+        return
+    if not parsed.database or parsed.database == ":memory:":
+        raise UsageError(f"--storage {url}: give a file (sqlite:///PATH); an in-memory study cannot resume")
+    path = Path(parsed.database)
+    if not path.parent.is_dir():
+        raise UsageError(f"--storage {url}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"--storage {url}: {path} is a folder; give a file")
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                head = f.read(16)
+        except OSError as e:
+            raise UsageError(f"--storage {url}: cannot read {path} ({e.strerror})") from None
+        if head and head != b"SQLite format 3\x00":
+            raise UsageError(f"--storage {url}: {path} is not a SQLite database; give a new file or a study's")
+
+
+def check_ray_address(address: str, timeout: float) -> None:
+    """The Ray cluster at ``address`` answers (its port accepts a connection) within ``timeout`` seconds."""
+    import socket
+    import time
+
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address}: give HOST:PORT (or ray://HOST:PORT, or auto)")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.1, deadline - time.monotonic())).close()
+            return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                raise UserError(f"--ray-address {address}: no Ray cluster answered within {timeout:g} s "
+                                f"({e.strerror or e}); start it (ray start --head) or fix the address, or raise "
+                                f"--ray-timeout", exit_code=2) from None
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+def run_on_ray(study, plan: TrialPlan, space, n_trials: int, workers: int, address: str | None,
+               timeout: float = 30.0) -> None:
     """``n_trials`` trials of ``study`` on Ray Tune, ``workers`` at once.
 
     The driver keeps the study: a Ray Tune searcher asks it for each trial's
@@ -442,6 +551,8 @@ def run_on_ray(study, plan: TrialPlan, space, n_trials: int, workers: int, addre
     mode = "max" if study.direction.name == "MAXIMIZE" else "min"
     started = not ray.is_initialized()
     if started:
+        if address:
+            check_ray_address(address, timeout)
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     try:

@@ -38,6 +38,11 @@ from safetensors.torch import save as st_save
 
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_bytes, atomic_write_text, checkpoint_exists  # noqa: F401 - part of this module's API
+from clm.core.state_schema import check_depth
+
+#: the largest meta.json and state.json read (a bigger one is refused before it is parsed)
+MAX_META_BYTES = 16 << 20
+MAX_STATE_JSON_BYTES = 2 << 30
 
 FORMAT_VERSION = 2
 FILES = ("weights.safetensors", "state.json", "state.safetensors")
@@ -94,7 +99,10 @@ def decode_state(tree: Any, arrays: dict[str, torch.Tensor]) -> Any:
         if "__tensor__" in v:
             return arrays[v["__tensor__"]]
         if "__ndarray__" in v:
-            return arrays[v["__ndarray__"]].numpy().astype(np.dtype(v["dtype"]), copy=False)
+            a = arrays[v["__ndarray__"]].numpy()
+            if a.dtype != np.dtype(v["dtype"]):  # written by torch.from_numpy: the same dtype, never a cast
+                raise ValueError(f"array {v['__ndarray__']} is stored as {a.dtype} but listed as {v['dtype']}")
+            return a
         if "__tuple__" in v:
             return tuple(dec(x) for x in v["__tuple__"])
         if "__dict__" in v:
@@ -162,33 +170,43 @@ def read_meta(folder: Path) -> tuple[Path, dict[str, Any]]:
     if not meta_path.is_file():
         raise UserError(f"no checkpoint in {folder} (meta.json missing): the run may not have saved one yet")
     try:
+        if meta_path.stat().st_size > MAX_META_BYTES:
+            raise UserError(f"checkpoint {meta_path} is corrupt: larger than {MAX_META_BYTES >> 20} MiB", exit_code=2)
         meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"checkpoint {meta_path} is corrupt: not valid JSON")
+    except OSError as e:
+        raise UserError(f"checkpoint {meta_path} cannot be read ({e.strerror})", exit_code=2)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise UserError(f"checkpoint {meta_path} is corrupt: not valid JSON (or nested too deep)", exit_code=2)
     if not isinstance(meta, dict):
-        raise UserError(f"checkpoint {meta_path} is corrupt: not a JSON object")
+        raise UserError(f"checkpoint {meta_path} is corrupt: not a JSON object", exit_code=2)
+    check_depth(meta, str(meta_path))
     version = meta.get("format_version")
     if version == 1:
         raise UserError(f"checkpoint {folder} was written by an older clm that stored Python pickles; it is not "
-                        f"loaded, since a pickle can run code. Start a new run (or load it with the clm that wrote it)")
+                        f"loaded, since a pickle can run code. Start a new run (or load it with the clm that wrote it)",
+                        exit_code=2)
     if version != FORMAT_VERSION:
         raise UserError(f"checkpoint {folder} has format version {version}, this clm reads version "
-                        f"{FORMAT_VERSION}: it comes from an incompatible clm version")
+                        f"{FORMAT_VERSION}: it comes from an incompatible clm version", exit_code=2)
     return folder, meta
 
 
 def _read_checked(folder: Path, name: str, meta: dict[str, Any]) -> bytes:
     path = folder / name
     expected = (meta.get("files") or {}).get(name)
-    if not isinstance(expected, dict):
-        raise UserError(f"checkpoint {folder}/meta.json lists no checksum for {name}: the checkpoint is corrupt")
+    if not isinstance(expected, dict) or not isinstance(expected.get("bytes"), int):
+        raise UserError(f"checkpoint {folder}/meta.json lists no checksum for {name}: the checkpoint is corrupt",
+                        exit_code=2)
+    if name == "state.json" and expected["bytes"] > MAX_STATE_JSON_BYTES:
+        raise UserError(f"checkpoint file {path} is larger than {MAX_STATE_JSON_BYTES >> 30} GiB: it was not written "
+                        f"by clm; resume from another run", exit_code=2)
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise UserError(f"checkpoint file {path} cannot be read ({e.strerror}); resume from another run")
+        raise UserError(f"checkpoint file {path} cannot be read ({e.strerror}); resume from another run", exit_code=2)
     if len(raw) != expected.get("bytes") or hashlib.sha256(raw).hexdigest() != expected.get("sha256"):
         raise UserError(f"checkpoint file {path} does not match the checksum in meta.json (truncated or "
-                        f"changed since it was written); resume from another run")
+                        f"changed since it was written); resume from another run", exit_code=2)
     return raw
 
 
@@ -200,17 +218,19 @@ def load_checkpoint(folder: Path, map_location: str | torch.device = "cpu",
     try:
         weights = st_load(_read_checked(folder, "weights.safetensors", meta))
     except (SafetensorError, ValueError) as e:
-        raise UserError(f"checkpoint {folder / 'weights.safetensors'} is corrupt ({e}); resume from another run")
+        raise UserError(f"checkpoint {folder / 'weights.safetensors'} is corrupt ({e}); resume from another run",
+                        exit_code=2)
     weights = {k: v.to(map_location) for k, v in weights.items()}
     state: dict[str, Any] = {}
     if with_state:
         try:
             tree = json.loads(_read_checked(folder, "state.json", meta))
+            check_depth(tree, str(folder / "state.json"))
             arrays = st_load(_read_checked(folder, "state.safetensors", meta))
             state = decode_state(tree, arrays)
-        except (SafetensorError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"checkpoint {folder} holds a corrupt state ({type(e).__name__}: {e}); "
-                            f"resume from another run")
+        except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as e:
+            raise UserError(f"checkpoint {folder / 'state.json'} holds a corrupt state ({type(e).__name__}: {e}); "
+                            f"resume from another run", exit_code=2)
     return weights, state, meta
 
 

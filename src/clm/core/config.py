@@ -28,17 +28,22 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, valid: list[str], where: str, hints: dict[str, str] | None = None) -> UserError:
+def _unknown_key(key: str, valid: list[str], where: str, hints: dict[str, str] | None = None,
+                 name: str | None = None) -> UserError:
+    """``name`` (the key in full, dotted for a nested one; default ``key``) is not a field: the closest
+    valid key, or the class's hint for ``key``."""
+    name = name or key
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     if hints and key in hints:  # a key of another command that users reach for here
         hint = f" {hints[key]}."
     return UserError(
-        f"unknown config key '{key}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
+        f"unknown config key '{key}' in {where}{f' (as {name})' if name != key else ''}.{hint} Valid keys: "
+        f"{', '.join(sorted(valid))}"
     )
 
 
-def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+def _coerce(value: Any, tp: Any, key: str, where: str, root: tuple[str, ...] = ()) -> Any:
     """Check ``value`` against the annotation ``tp``; convert where lossless."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -50,7 +55,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key, where)
+                return _coerce(value, arg, key, where, root)
             except UserError as e:
                 errors.append(str(e))
         raise UserError(errors[0] if errors else f"bad value for '{key}' in {where}")
@@ -77,7 +82,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         if not isinstance(value, dict):
             raise UserError(f"config key '{key}' in {where} must be a mapping, got {value!r}")
-        return _from_dict(tp, value, where=f"{where}:{key}")
+        return _from_dict(tp, value, where=where, prefix=f"{key}.", root=root)
     if tp is Any:
         return value
     if tp is bool:
@@ -118,21 +123,24 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         raise
 
 
-def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config", prefix: str = "",
+               root: tuple[str, ...] = ()) -> T:
     types_ = _field_types(cls)
+    root = root or tuple(types_)
     kwargs = {}
     defaults = None
     removed = getattr(cls, "REMOVED_KEYS", {})
     for key, value in data.items():
         if key not in types_ and key in removed:
-            raise UserError(f"config key '{key}' in {where} was removed: {removed[key]}. Drop it")
+            raise UserError(f"config key '{key}' in {where}{f' (as {prefix}{key})' if prefix else ''} was removed: "
+                            f"{removed[key]}. Drop it")
         if key not in types_:
-            raise _unknown_key(key, list(types_), where, getattr(cls, "KEY_HINTS", None))
+            raise _unknown_key(key, list(types_), where, getattr(cls, "KEY_HINTS", None), f"{prefix}{key}")
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
             # A nested section overrides its parent's defaults for it, key by key.
             defaults = defaults if defaults is not None else cls()
             value = _merge(to_dict(getattr(defaults, key)), value)
-        kwargs[key] = _coerce(value, types_[key], key, where)
+        kwargs[key] = _coerce(value, types_[key], f"{prefix}{key}", where, root)
     cfg = cls(**kwargs)
     check = getattr(cfg, "validate", None)
     if check is not None:
@@ -192,6 +200,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error for a missing or malformed file."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"config file {path} is a folder, not a YAML file", exit_code=2)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist", exit_code=2)
     try:
@@ -199,9 +209,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"config file {path}{line}: not valid YAML ({e.__class__.__name__})")
+        raise UserError(f"config file {path}{line}: not valid YAML ({e.__class__.__name__})", exit_code=2)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"config file {path} cannot be read ({getattr(e, 'strerror', None) or e})", exit_code=2)
     if not isinstance(data, dict):
-        raise UserError(f"config file {path} must hold a mapping of key: value")
+        raise UserError(f"config file {path} must hold a mapping of key: value", exit_code=2)
     return data
 
 
@@ -210,16 +222,18 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
+    base_file: str | Path | None = None,
 ) -> T:
-    """Defaults of ``cls`` < ``base`` < YAML file ``path`` < ``overrides``."""
+    """Defaults of ``cls`` < ``base`` (read from ``base_file``, named in errors) < YAML file ``path`` < ``overrides``."""
     data: dict[str, Any] = dict(base or {})
-    where = "config"
+    where = str(base_file) if base_file is not None else "config"
     if path is not None:
         data = _merge(data, read_yaml(path))
         where = str(path)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
-        where = "the command-line overrides" if path is None else f"{where} or the command-line overrides"
+        where = "the command-line overrides" if path is None and base_file is None else \
+            f"{where} or the command-line overrides"
     return from_dict(cls, data, where=where)
 
 

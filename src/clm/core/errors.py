@@ -7,7 +7,8 @@ class UserError(Exception):
     """A mistake in the user's input (a file, a key, an argument).
 
     The command line prints ``error: <message>`` and exits with ``exit_code``
-    (2 for command-line misuse, 1 for bad data or files).
+    (2 for a user's mistake, in an argument or in a file the user gave; 1 for
+    a failure of the run itself, such as a write the disk refused).
     """
 
     def __init__(self, message: str, exit_code: int = 1):

@@ -34,10 +34,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota, a lost mount: the file is named, the old one kept
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise UserError(f"cannot write {path}: {e.strerror or e}; nothing was changed there (free space or "
+                        f"choose another path)") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def require_file(path: str | Path, what: str, hint: str = "") -> Path:
+    """``path`` as a readable file; a missing path or a folder is a user's mistake (exit 2) naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder, not a file{hint}", exit_code=2)
+    if not path.is_file():
+        raise UserError(f"{what} {path} does not exist{hint}", exit_code=2)
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -113,10 +128,15 @@ def new_run_dir(command: str, out: str | Path | None = None, root: str | Path = 
             path = Path(root) / f"{command}-{stamp}-{n}"
     else:
         path = Path(out)
+        if path.is_symlink() and not path.exists():
+            raise UserError(f"--out {path} is a broken symbolic link (to {os.readlink(path)}); remove it or give "
+                            f"another folder", exit_code=2)
         if path.exists() and not path.is_dir():
             raise UserError(f"--out {path} exists and is not a directory", exit_code=2)
         if path.is_dir() and any(path.iterdir()):
-            hint = (f"; continue it with --resume {path}" if (path / "config.yaml").is_file() else "")
+            saved = any(checkpoint_exists(p) for p in (path / "checkpoints").glob("*"))
+            hint = ("" if not (path / "config.yaml").is_file() else f"; continue it with --resume {path}" if saved
+                    else f"; it holds no checkpoint: --resume {path} starts that run again from the beginning")
             raise UserError(f"--out {path} is not empty: choose a new folder{hint}", exit_code=2)
     try:
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)

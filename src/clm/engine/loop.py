@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
+from clm.agents.state_check import check_training_state
 from clm.agents.training import train_round
 from clm.core import distributed
 from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
@@ -42,6 +43,20 @@ from clm.core.config import to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
+from clm.core.state_schema import (
+    Anything,
+    Bool,
+    Float,
+    Int,
+    Map,
+    Opt,
+    Rec,
+    StateMismatch,
+    Str,
+    global_rng_schema,
+    rng_schema,
+    validate,
+)
 from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.steps import AdversarialPair
 from clm.engine import registry
@@ -62,12 +77,25 @@ def make_domain(cfg, device: torch.device, run_dir: Path | None = None) -> CLMDo
     return registry.spec_for_config(cfg).domain_cls(cfg, device, run_dir)
 
 
+def build_parts(cfg, device: torch.device, run_dir: Path | None = None, domain: CLMDomain | None = None):
+    """Step 1: (the domain, its real data, G and D as an AdversarialPair, the agent), as ``cfg`` builds them."""
+    domain = domain if domain is not None else make_domain(cfg, device, run_dir)
+    real_x = domain.real_data()
+    G, D = domain.build_gan(tuple(real_x.shape[1:]), device)
+    gan = AdversarialPair(G, D, cfg.gan, amp=cfg.gan.amp)
+    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan), data_parallel=distributed.active())
+    domain.attach(gan, agent, device)
+    return domain, real_x, gan, agent
+
+
 def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
-            domain: CLMDomain | None = None, listener=None) -> dict[str, Any]:
+            domain: CLMDomain | None = None, listener=None, after_load=None) -> dict[str, Any]:
     """Run the CLM that ``cfg`` describes into ``run_dir``, on ``domain``
     (default: the one ``cfg``'s type is for, see :func:`make_domain`).
     ``listener(round, metrics)`` sees each logged row (see
-    :class:`~clm.core.logging.MetricLogger`)."""
+    :class:`~clm.core.logging.MetricLogger`). ``after_load()``: called once a
+    resumed checkpoint is checked and loaded, before the run folder is first
+    written (``clm run --resume`` writes its config.yaml there)."""
     run_dir = Path(run_dir) if run_dir is not None else None
     set_threads(cfg.threads)
     seed_everything(cfg.seed)
@@ -78,13 +106,8 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     t_start = time.perf_counter()
 
     # -- step 1: data, G and D, the agent and the domain's own parts ----------------------------
-    domain = domain if domain is not None else make_domain(cfg, device, run_dir if main else None)
-    real_x = domain.real_data()
+    domain, real_x, gan, agent = build_parts(cfg, device, run_dir if main else None, domain)
     gcfg = cfg.gan
-    G, D = domain.build_gan(tuple(real_x.shape[1:]), device)
-    gan = AdversarialPair(G, D, gcfg, amp=gcfg.amp)
-    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan), data_parallel=distributed.active())
-    domain.attach(gan, agent, device)
     # the headline figure stays None until the agent is first evaluated: a run stopped
     # before that says "not evaluated", not 0.
     state: dict[str, Any] = {"round": 0, "evaluation": {}, "train_solve_rate": 0.0}
@@ -113,7 +136,9 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     exact_resume = None  # None: a fresh run; after a resume, whether every state read back exactly
     first_row: dict[str, float] = {}
     if resume:
-        state, exact_resume = _load(ckpt, gan, agent, domain, timer, rng)
+        state, exact_resume = load_state(ckpt, cfg, gan, agent, domain, timer, rng)
+        if after_load is not None:
+            after_load()
     else:
         if cfg.gan_warmup_steps:  # G learns the data before the agent's first round
             with timer.part("gan"):
@@ -228,18 +253,56 @@ def _save(ckpt: Path, cfg, gan, agent, domain, timer, rng, state) -> None:
                                                "exact_resume": exact, "config": to_dict(cfg)})
 
 
-def _load(ckpt: Path, gan, agent, domain, timer, rng) -> tuple[dict, bool]:
-    """Restore :func:`_save`'s checkpoint; returns the loop's state and whether the resume is exact."""
+def load_state(ckpt: Path, cfg, gan, agent, domain, timer, rng) -> tuple[dict, bool]:
+    """Restore :func:`_save`'s checkpoint; returns the loop's state and whether the resume is exact.
+    Every part is checked against what ``cfg`` built (:func:`check_state`) before any of it is loaded."""
     where = str(ckpt / "clm")
     weights, st, meta = load_checkpoint(ckpt / "clm")
     if meta.get("kind") != "clm" or meta.get("domain", "levels") != domain.name:
         raise UserError(f"{where} is not a CLM checkpoint of the {domain.name} domain (kind: {meta.get('kind')}, "
                         f"domain: {meta.get('domain')})", exit_code=2)
-    gan.load_weights(strip_prefix(weights, "gan."))
-    gan.load_state_dict(st["gan"])
-    timer.seconds.update(st["timer"])
-    rng.bit_generator.state = st["rng"]
-    agent.load_training_state(strip_prefix(weights, "player."), st["player"], st["player_meta"], where=where)
-    exact = bool(agent.exact_resume) and domain.restore(weights, st["domain"], where)
-    set_rng_state(st["global_rng"])  # last: loading the networks draws nothing, but keep the order obvious
+    check_state(cfg, weights, st, meta, gan, agent, domain, rng, where)
+    try:
+        gan.load_weights(strip_prefix(weights, "gan."), where=where)
+        gan.load_state_dict(st["gan"], where=where)
+        timer.seconds.update(st["timer"])
+        rng.bit_generator.state = st["rng"]
+        agent.load_training_state(strip_prefix(weights, "player."), st["player"], st["player_meta"], where=where)
+        exact = bool(agent.exact_resume) and domain.restore(weights, st["domain"], where)
+        set_rng_state(st["global_rng"])  # last: loading the networks draws nothing, but keep the order obvious
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError, OverflowError) as e:
+        # the schema above should have refused it: a state it lets through but a loader cannot take is
+        # still the checkpoint's fault, said as such (not a traceback); nothing was written yet
+        raise UserError(f"checkpoint {where}: its state does not fit this run ({type(e).__name__}: {e}); resume "
+                        f"from another run, or start a new one", exit_code=2) from None
     return dict(st["state"]), exact
+
+
+def check_state(cfg, weights, st, meta, gan, agent, domain, rng, where: str) -> None:
+    """Refuse (exit 2: the file, the field, expected and found) a checkpoint
+    that this config's networks, optimisers, buffers and domain would not
+    have written, or whose counters are out of range (a round outside
+    [0, rounds], or not the round meta.json names)."""
+    validate(meta, Rec({"format_version": Int(), "kind": Str(("clm",)), "domain": Str((domain.name,)),
+                        "round": Int(0, cfg.rounds), "exact_resume": Bool(), "config": Anything(),
+                        "files": Anything()}), f"{where} (meta.json)")
+    validate(st, Rec({
+        "gan": Anything(), "player": Anything(), "player_meta": Anything(), "domain": Anything(),  # checked below
+        "timer": Map(Str(), Float(0.0, None, finite=True), max_len=64),
+        "rng": rng_schema(rng), "global_rng": global_rng_schema(rng_state()),
+        "state": Rec({"round": Int(0, cfg.rounds), "evaluation": Map(Str(domain.evaluation_keys), Opt(Float())),
+                      "train_solve_rate": Float(0.0, 1.0)}),
+    }), f"{where} (state.json)")
+    if st["state"]["round"] != meta["round"]:
+        raise StateMismatch(f"{where} (state.json)", "state.round", f"{meta['round']} (the round in meta.json)",
+                            str(st["state"]["round"]))
+    domain_weights, _ = domain.checkpoint()
+    names = {*(f"gan.{k}" for k in gan.weights()), *(f"player.{k}" for k in agent.weights()), *domain_weights}
+    validate(dict.fromkeys(weights, None), Rec(dict.fromkeys(names, Anything())), f"{where} (weights.safetensors)")
+    gan.check_state(strip_prefix(weights, "gan."), st["gan"], where)
+    check_training_state(agent, strip_prefix(weights, "player."), st["player"], st["player_meta"], where)
+    check_domain = getattr(domain, "check_state", None)  # optional in the protocol: restore() checks too
+    if check_domain is not None:
+        check_domain(weights, st["domain"], where)
+    else:
+        validate(st["domain"], Map(Str(), Anything()), f"{where} (state.json)", "domain")

@@ -22,7 +22,7 @@ def load_domain_run(run_dir, config_cls, device: str = "cpu"):
     :meth:`~clm.engine.domain.CLMDomain.loaded` then sets what depends on G and D."""
     run_dir = require_run_dir(run_dir, "run")
     try:
-        cfg = load_config(config_cls, base=read_yaml(run_dir / "config.yaml"))
+        cfg = load_config(config_cls, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml")
     except UserError as e:
         raise UserError(f"{run_dir} is not a run of this domain, or comes from an incompatible clm version: {e}",
                         exit_code=2)

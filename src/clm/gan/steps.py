@@ -24,6 +24,7 @@ import torch
 
 from clm.core import distributed
 from clm.core.checkpoint import strip_prefix
+from clm.core.state_schema import Int, Rec, optimizer_schema, validate, validate_weights
 from clm.core.runtime import use_amp
 from clm.gan import losses
 from clm.gan.augment import diff_augment, parse_policy
@@ -190,7 +191,17 @@ class AdversarialPair:
         return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "collapsed_for": self.collapsed_for, "ema_updates": self.ema.updates if self.ema else 0}
 
-    def load_state_dict(self, state: dict) -> None:
+    def check_state(self, weights: dict[str, torch.Tensor], state: dict | None, where: str) -> None:
+        """Refuse (exit 2, naming ``where`` and the field) weights or a state that
+        these networks and optimisers would not write: the same names, shapes
+        and dtypes exactly, counters in range. Run before anything is loaded."""
+        validate_weights(weights, self.weights(), where)
+        if state is not None:
+            validate(state, Rec({"opt_g": optimizer_schema(self.opt_g), "opt_d": optimizer_schema(self.opt_d),
+                                 "collapsed_for": Int(0, 2**62), "ema_updates": Int(0, 2**62)}), f"{where} (state.json)")
+
+    def load_state_dict(self, state: dict, where: str = "the checkpoint") -> None:
+        self.check_state(self.weights(), state, where)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.collapsed_for = state["collapsed_for"]
@@ -204,7 +215,8 @@ class AdversarialPair:
             w.update({f"G_ema.{k}": v for k, v in self.ema.model.state_dict().items()})
         return w
 
-    def load_weights(self, w: dict[str, torch.Tensor]) -> None:
+    def load_weights(self, w: dict[str, torch.Tensor], where: str = "the checkpoint") -> None:
+        self.check_state(w, None, where)
         self.G.load_state_dict(strip_prefix(w, "G."))
         self.D.load_state_dict(strip_prefix(w, "D."))
         if self.ema is not None:

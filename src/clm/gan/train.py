@@ -232,8 +232,10 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     state: dict[str, Any] = {}
     if resume:
         weights, state, _ = load_checkpoint(ckpt_dir, map_location=device)
-        pair.load_weights(weights)
-        pair.load_state_dict({"ema_updates": state["step"], **state})  # older checkpoints: one EMA update a step
+        pair.load_weights(weights, where=str(ckpt_dir))
+        pair_state = {"ema_updates": state.get("step"), **state}  # older checkpoints: one EMA update a step
+        pair.load_state_dict({k: pair_state[k] for k in ("opt_g", "opt_d", "collapsed_for", "ema_updates")
+                              if k in pair_state}, where=str(ckpt_dir))
         step = state["step"]
         set_rng_state(state["rng"])
     # The loop's draws (batch indices, conditions, noise). Data-parallel: drawn whole from one stream on

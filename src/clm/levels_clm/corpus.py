@@ -17,7 +17,7 @@ def _one_size(levels: list[Level], where: Path) -> None:
         first = next(lv for lv in levels if lv.shape != levels[0].shape)
         raise UserError(f"{where}: the CLM needs levels of one size, found {', '.join(f'{h}x{w}' for h, w in sizes)} "
                         f"(level {levels[0].name!r} is {levels[0].shape[0]}x{levels[0].shape[1]}, level {first.name!r} "
-                        f"is {first.shape[0]}x{first.shape[1]})")
+                        f"is {first.shape[0]}x{first.shape[1]})", exit_code=2)
 
 
 def load_corpus(cfg) -> tuple[list[Level], list[Level]]:
@@ -43,7 +43,7 @@ def load_corpus(cfg) -> tuple[list[Level], list[Level]]:
         _one_size(test, test_dir)
         if train and test and train[0].shape != test[0].shape:
             raise UserError(f"--data boxoban:{root}: the training levels are {train[0].shape[0]}x{train[0].shape[1]} but "
-                            f"the test levels are {test[0].shape[0]}x{test[0].shape[1]}; both splits must be one size")
+                            f"the test levels are {test[0].shape[0]}x{test[0].shape[1]}; both splits must be one size", exit_code=2)
         return train, test
     path = Path(cfg.data).expanduser()
     if not path.exists():

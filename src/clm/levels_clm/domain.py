@@ -19,14 +19,32 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
+from clm.agents.state_check import MAX_COUNT, check_training_state
 from clm.agents.training import train_round
 from clm.core.checkpoint import strip_prefix
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
+from clm.core.state_schema import (
+    Anything,
+    Arr,
+    Bool,
+    Bytes,
+    Fixed,
+    Float,
+    Int,
+    Opt,
+    Rec,
+    Seq,
+    StateMismatch,
+    Str,
+    rng_schema,
+    validate,
+)
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, tiles_to_levels, write_levels
 from clm.domains.levels.edit_env import random_edits
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
+from clm.domains.levels.level import N_TILES
 from clm.domains.levels.metrics import tile_pattern_kl
 from clm.engine.archive import ScoredArchive
 from clm.engine.parts import mixed_real_batch
@@ -248,7 +266,48 @@ class SokobanCLM:
         st.update(designer=dst, designer_meta=dmeta, exact=dmeta["exact_resume"])
         return {f"designer.{k}": v for k, v in w.items()}, st
 
+    def check_state(self, weights, st, where: str) -> None:
+        """Refuse (exit 2, naming the field) a state :meth:`checkpoint` of this config would not write."""
+        cfg = self.cfg
+        h, w = levels_to_tiles(self.corpus[:1]).shape[1:]
+        tiles = Arr(np.dtype(np.int8), (None, h, w), values=(0, N_TILES - 1))
+        levels = Rec({"tiles": Opt(tiles), "names": Seq(Str())})
+        cells = int(np.prod(self.grid.bins))
+        fields = {"g_evaluations": Int(0, MAX_COUNT),
+                  "archive": Rec({"items": levels, "records": Seq(Rec({"novelty": Float(), "pushes": Int(0, None), "realism": Float(),
+                                                          "score": Float(), "source": Str(), "round": Int(0, None)}),
+                                                     max_len=cfg.archive_size),
+                                  "keys": Seq(Bytes())}),
+                  "generated": levels, "classic_rng": rng_schema(self.classic_rng),
+                  "qd_grid": Rec({"bins": Fixed([Int(b, b) for b in self.grid.bins]),
+                                  "cells": Arr(np.dtype(np.int32), (None,), max_rows=cells, values=(0, cells - 1)),
+                                  "quality": Arr(np.dtype(np.float64), (None,), max_rows=cells),
+                                  "measures": Arr(np.dtype(np.float64), (None, len(self.grid.bins)), max_rows=cells),
+                                  "offered": Int(0, MAX_COUNT),
+                                  "tiles": Arr(np.dtype(np.int8), (None, None, None), values=(0, N_TILES - 1))}),
+                  "exact": Bool()}
+        if self.demos is not None:
+            fields.update(demo_keys=Seq(Bytes()), demo_transitions=Int(0, MAX_COUNT))
+        if self.designer is not None:
+            fields.update(designer=Anything(), designer_meta=Anything())  # the designer's own schema, below
+        validate(st, Rec(fields, optional=("designer", "designer_meta")), f"{where} (state.json)", "domain")
+        for name in ("archive", "generated"):
+            part = st[name]["items"] if name == "archive" else st[name]
+            n = 0 if part["tiles"] is None else len(part["tiles"])
+            if len(part["names"]) != n or (name == "archive" and len(st["archive"]["records"]) != n):
+                raise StateMismatch(f"{where} (state.json)", f"domain.{name}",
+                                    "as many names (and records) as levels", f"{n} levels, {len(part['names'])} names")
+        grid = st["qd_grid"]
+        n = len(grid["cells"])
+        if not (len(grid["quality"]) == len(grid["measures"]) == n and (n == 0 or grid["tiles"].shape == (n, h, w))):
+            raise StateMismatch(f"{where} (state.json)", "domain.qd_grid", f"{n} qualities, measures and levels "
+                                f"of {h}x{w}", f"{len(grid['quality'])}, {len(grid['measures'])}, {grid['tiles'].shape}")
+        if self.designer is not None and "designer" in st:
+            check_training_state(self.designer, strip_prefix(weights, "designer."), st["designer"],
+                                 st["designer_meta"], where)
+
     def restore(self, weights, st, where: str) -> bool:
+        self.check_state(weights, st, where)
         self.judge.evaluations = int(st["g_evaluations"])
         load_archive_state(self.archive, st["archive"])
         self.generated = levels_from_state(st["generated"])

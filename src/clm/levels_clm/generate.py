@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from clm.core.errors import UsageError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import levels_to_tiles, write_levels
 from clm.domains.levels.metrics import novelty
+from clm.engine.collect import shortfall_exit
 from clm.levels_clm.edit_qd import EDIT_SEARCHES, CachedJudge, run_edit_search
 from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES, run_qd_search
 from clm.levels_clm.qd_grid import QDGrid
@@ -62,9 +64,6 @@ def generate(args) -> int:
         problem = run_qd_search(search, run.G, run.D, run.judge, budget, args.seed, run.cfg.qd_descriptor,
                                 designer=run.designer, on_judged=accept)
     spent = problem.evaluations
-    if len(chosen) < args.n:
-        raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} evaluations; widen "
-                         f"--difficulty, lower --min-novelty or raise --max-evaluations")
     out = Path(args.out)
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"
@@ -72,4 +71,6 @@ def generate(args) -> int:
     atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
     print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} evaluations "
           f"with {search} search")
-    return 0
+    if len(chosen) < args.n:
+        print("hint: widen --difficulty or lower --min-novelty for more", file=sys.stderr)
+    return shortfall_exit(len(chosen), args.n, spent, "distinct verified levels", "evaluations", args.strict)

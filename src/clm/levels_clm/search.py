@@ -53,7 +53,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """G (EMA), D, the judge and the designer of a finished ``clm run``."""
     run_dir = require_run_dir(run_dir, "run")
     try:
-        cfg = load_config(CLMConfig, base=read_yaml(run_dir / "config.yaml"))
+        cfg = load_config(CLMConfig, base=read_yaml(run_dir / "config.yaml"), base_file=run_dir / "config.yaml")
     except UserError as e:
         raise UserError(f"{run_dir} is not a CLM run directory, or comes from an incompatible clm version: {e}",
                         exit_code=2)

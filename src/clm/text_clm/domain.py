@@ -28,8 +28,23 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQNConfig
+from clm.agents.state_check import MAX_COUNT
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
+from clm.core.state_schema import (
+    Bool,
+    Fixed,
+    Float,
+    Int,
+    Mismatch,
+    Rec,
+    Schema,
+    Seq,
+    StateMismatch,
+    Str,
+    describe,
+    validate,
+)
 from clm.domains.text.constraints import parse_constraint
 from clm.domains.text.corpus import DEFAULT_ALPHABET, load_word_split
 from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
@@ -135,6 +150,17 @@ class TextConfig:
             raise UserError(f"gan.diffaug={self.gan.diffaug!r}: DiffAugment's image policies do not apply to words; "
                             "drop the key", exit_code=2)
         parse_constraint(self.constraint, self.alphabet, self.min_len, self.max_len)
+
+
+class _Word(Schema):
+    """A word of the run's alphabet, at most ``max_len`` letters (in a checkpoint's state)."""
+
+    def __init__(self, alphabet, max_len: int):
+        self.letters, self.max_len = set(alphabet.letters), max_len
+
+    def check(self, v, path):
+        if not isinstance(v, str) or len(v) > self.max_len or not set(v) <= self.letters:
+            raise Mismatch(path, f"a word of at most {self.max_len} letters of the run's alphabet", describe(v))
 
 
 class TextCLM(ProposalDomain):
@@ -394,7 +420,26 @@ class TextCLM(ProposalDomain):
               "kept": [list(k) for k in self.kept], "exact": True}
         return {}, st
 
+    def check_state(self, weights, st, where: str) -> None:
+        """Refuse (exit 2, naming the field) a state :meth:`checkpoint` of this config would not write."""
+        cfg = self.cfg
+        word = _Word(self.alphabet, self.L)
+        validate(st, Rec({"archive": Rec({"items": Seq(word, max_len=cfg.archive_size),
+                                          "records": Seq(Rec({"word": word, "realism": Float(), "fluency": Float(),
+                                                               "score": Float(), "source": Str(), "round": Int(0, None)}),
+                                                          max_len=cfg.archive_size),
+                                          "keys": Seq(Str())}),
+                          "g_evaluations": Int(0, MAX_COUNT), "states": Seq(word, max_len=4_000),
+                          "realism_bar": Float(0.0, 1.0), "unfinished": Seq(word, max_len=4_000),
+                          "kept": Seq(Fixed([word, word]), max_len=2_000), "exact": Bool()}),
+                 f"{where} (state.json)", "domain")
+        if len(st["archive"]["items"]) != len(st["archive"]["records"]) or not st["states"]:
+            raise StateMismatch(f"{where} (state.json)", "domain.archive", "as many records as words (and at least "
+                                "one state)", f"{len(st['archive']['items'])} words, {len(st['archive']['records'])} "
+                                f"records, {len(st['states'])} states")
+
     def restore(self, weights, st, where: str) -> bool:
+        self.check_state(weights, st, where)
         self.archive.load_state_dict(st["archive"], list(st["archive"]["items"]))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states, self.unfinished = list(st["states"]), list(st["unfinished"])

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from clm.agents.envs import env_state, restore_env_state
+from clm.agents.state_check import check_training_state
 from clm.core.checkpoint import strip_prefix
 from clm.core.config import to_dict
 from clm.core.errors import UserError
@@ -54,7 +55,8 @@ def load_training_state(agent: Any, weights: dict[str, torch.Tensor], state: dic
                         where: str = "the checkpoint") -> None:
     """Restore :func:`training_state` into ``agent`` (weights only when ``state`` is None)."""
     if meta.get("kind") != "dqn":
-        raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})")
+        raise UserError(f"{where} is not a DQN checkpoint (kind: {meta.get('kind')})", exit_code=2)
+    check_training_state(agent, weights, state, meta, where)  # every field, shape and dtype, before any is loaded
     try:
         agent.q.load_state_dict(strip_prefix(weights, "q."))
         agent.q_target.load_state_dict(strip_prefix(weights, "q_target."))

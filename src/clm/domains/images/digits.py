@@ -16,6 +16,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from clm.core.errors import UserError
+from clm.core.rundir import require_file
 
 N_DIGIT_CLASSES = 10
 
@@ -90,13 +91,13 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise UserError(f"cannot read IDX file {path}: {e}")
+        raise UserError(f"cannot read IDX file {path}: {e}", exit_code=2)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise UserError(f"{path} is not an IDX file (bad magic number)")
+        raise UserError(f"{path} is not an IDX file (bad magic number)", exit_code=2)
     dtype_code, ndim = raw[2], raw[3]
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if dtype_code not in dtypes:
-        raise UserError(f"{path}: unknown IDX data type 0x{dtype_code:02x}")
+        raise UserError(f"{path}: unknown IDX data type 0x{dtype_code:02x}", exit_code=2)
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
@@ -108,21 +109,19 @@ def load_mnist_idx(images_path: str | Path, labels_path: str | Path | None = Non
                    test_fraction: float = 0.25, seed: int = 0) -> ImageSplit:
     """MNIST (or any IDX image file, N x H x W uint8) from local files. Labels
     default to the sibling file named like ``*-labels-idx1-ubyte[.gz]``."""
-    images_path = Path(images_path)
-    if not images_path.is_file():
-        raise UserError(f"MNIST image file {images_path} does not exist")
+    images_path = require_file(images_path, "MNIST image file")
     x = _read_idx(images_path)
     if x.ndim != 3:
-        raise UserError(f"{images_path}: expected N x H x W images, got shape {x.shape}")
+        raise UserError(f"{images_path}: expected N x H x W images, got shape {x.shape}", exit_code=2)
     if labels_path is None:
         guess = Path(str(images_path).replace("images-idx3", "labels-idx1"))
         labels_path = guess if guess != images_path and guess.is_file() else None
     if labels_path is None:
         raise UserError(f"no labels file found beside {images_path}; name it ...-labels-idx1-ubyte "
-                        "(class balance and the FD-clf classifier need labels)")
+                        "(class balance and the FD-clf classifier need labels)", exit_code=2)
     y = _read_idx(Path(labels_path)).astype(np.int64)
     if len(y) != len(x):
-        raise UserError(f"{labels_path} holds {len(y)} labels for {len(x)} images")
+        raise UserError(f"{labels_path} holds {len(y)} labels for {len(x)} images", exit_code=2)
     return _make_split("mnist", x[:, None].astype(np.float32), y, 0.0, 255.0, test_fraction, seed)
 
 

@@ -29,13 +29,13 @@ def find_boxoban_dir(explicit: str | Path | None = None) -> Path | None:
     if explicit is not None:
         p = Path(explicit).expanduser()
         if not p.is_dir():
-            raise UserError(f"{p}: Boxoban folder not found")
+            raise UserError(f"{p}: Boxoban folder not found", exit_code=2)
         return p
     env = os.environ.get(ENV_VAR)
     if env:
         p = Path(env).expanduser()
         if not p.is_dir():
-            raise UserError(f"{ENV_VAR}={env}: that folder does not exist")
+            raise UserError(f"{ENV_VAR}={env}: that folder does not exist", exit_code=2)
         return p
     p = _default_dir()
     return p if p.is_dir() else None
@@ -47,16 +47,16 @@ def boxoban_split(name: str, root: str | Path | None = None) -> Path:
     corpus (or that split) is not present."""
     name = name.strip("/")
     if name not in BOXOBAN_SPLITS:
-        raise UserError(f"unknown Boxoban split {name!r}; choose one of: {', '.join(BOXOBAN_SPLITS)}")
+        raise UserError(f"unknown Boxoban split {name!r}; choose one of: {', '.join(BOXOBAN_SPLITS)}", exit_code=2)
     base = find_boxoban_dir(root)
     if base is None:
         raise UserError(
             f"Boxoban levels not found: set {ENV_VAR} to the folder holding unfiltered/, medium/ and hard/ "
             f"(from https://github.com/deepmind/boxoban-levels), or place it at {_default_dir()}"
-        )
+        , exit_code=2)
     folder = base / name
     if not folder.is_dir() or not any(folder.glob("*.txt")):
-        raise UserError(f"{folder}: Boxoban split {name!r} is missing (no .txt files there)")
+        raise UserError(f"{folder}: Boxoban split {name!r} is missing (no .txt files there)", exit_code=2)
     return folder
 
 
@@ -79,7 +79,7 @@ def training_split(path: str, reference: str = "", max_levels: int = 0, test_fra
     train_path = Path(path).expanduser()
     levels = list(read_levels(train_path))
     if not levels:
-        raise UserError(f"{train_path}: no levels to train on")
+        raise UserError(f"{train_path}: no levels to train on", exit_code=2)
     shapes = {lv.shape for lv in levels}
     if len(shapes) != 1:
         counts = {sh: sum(lv.shape == sh for lv in levels) for sh in shapes}
@@ -87,7 +87,7 @@ def training_split(path: str, reference: str = "", max_levels: int = 0, test_fra
         example = next(lv for lv in levels if lv.shape == odd)
         sizes = ", ".join(f"{n} of {h}x{w}" for (h, w), n in sorted(counts.items()))
         raise UserError(f"{train_path}: levels of several sizes ({sizes}; e.g. level {example.name!r} is "
-                        f"{odd[0]}x{odd[1]}); a GAN needs one size: keep one size in the file or folder")
+                        f"{odd[0]}x{odd[1]}); a GAN needs one size: keep one size in the file or folder", exit_code=2)
     ref_path = Path(reference).expanduser() if reference else _reference_path(train_path)
     if ref_path is not None:
         test_levels, train_levels, source = list(read_levels(ref_path)), levels, str(ref_path)
@@ -100,9 +100,9 @@ def training_split(path: str, reference: str = "", max_levels: int = 0, test_fra
     if max_levels > 0:
         train_levels = train_levels[:max_levels]
     if {lv.shape for lv in test_levels} != shapes:
-        raise UserError(f"reference levels {source} differ in size from the training levels {sorted(shapes)}")
+        raise UserError(f"reference levels {source} differ in size from the training levels {sorted(shapes)}", exit_code=2)
     if len(train_levels) < 2 or len(test_levels) < 2:
-        raise UserError(f"{train_path}: too few levels ({len(train_levels)} train, {len(test_levels)} reference)")
+        raise UserError(f"{train_path}: too few levels ({len(train_levels)} train, {len(test_levels)} reference)", exit_code=2)
     return train_levels, test_levels, source
 
 

@@ -126,11 +126,11 @@ def parse_levels(
 
 def _level_files(path: Path) -> list[Path]:
     if not path.exists():
-        raise UserError(f"{path}: no such file or folder of levels")
+        raise UserError(f"{path}: no such file or folder of levels", exit_code=2)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
         if not files:
-            raise UserError(f"{path}: folder holds no .txt level files")
+            raise UserError(f"{path}: folder holds no .txt level files", exit_code=2)
         return files
     return [path]
 
@@ -148,15 +148,15 @@ def read_levels(path: str | Path, skip_invalid: bool = False) -> LevelList:
         try:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
-            raise UserError(f"{f}: not a text file of levels ({e.reason} at byte {e.start})") from None
+            raise UserError(f"{f}: not a text file of levels ({e.reason} at byte {e.start})", exit_code=2) from None
         except OSError as e:
-            raise UserError(f"{f}: cannot read ({e.strerror})") from None
+            raise UserError(f"{f}: cannot read ({e.strerror})", exit_code=2) from None
         got = parse_levels(text, source=str(f), skip_invalid=skip_invalid, name_prefix=f"{f.stem}/")
         out.extend(got)
         out.skipped += got.skipped
         out.problems.extend(got.problems)
     if not out and not out.skipped:
-        raise UserError(f"{path}: holds no levels")
+        raise UserError(f"{path}: holds no levels", exit_code=2)
     return out
 
 

@@ -38,7 +38,10 @@ _TILE_TO_BYTE = np.frombuffer(TILE_CHARS.encode(), dtype=np.uint8)
 class LevelError(UserError):
     """A level that cannot be used: bad characters, wrong counts, not
     rectangular, or not enclosed by walls. The message says where (file,
-    puzzle number, line) and how to fix it."""
+    puzzle number, line) and how to fix it. A user's file: exit 2."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message, exit_code)
 
 
 def _at(where: str) -> str:

