@@ -24,6 +24,7 @@ from typing import Any
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
 from clm.report import plots
+from clm.report.play import PLAYER_CSS, level_payload, play_html, solve_for_play
 from clm.report.rundata import (
     NOT_RECORDED,
     Loaded,
@@ -386,6 +387,25 @@ class RunReport:
                 + self._grid(self.archive, "The creative archive (numbers match the archive table)",
                              "creative archive", MAX_ARCHIVE_GRID, label_prefix="#", generated=True))
 
+    def section_play(self) -> str:
+        """The levels of the grids above, playable in the page, with the
+        solver's solutions (solved now, within play.SOLVE_BUDGET_S in all)."""
+        groups = [("real", "Real", self.real, MAX_GRID_LEVELS, "r"),
+                  ("samples", "G's samples", self.samples, MAX_GRID_LEVELS, "s"),
+                  ("archive", "Archive", self.archive, MAX_ARCHIVE_GRID, "#")]
+        shown = [(gid, title, list(loaded.value)[:limit] if loaded.value is not None else [], prefix)
+                 for gid, title, loaded, limit, prefix in groups]
+        everything = [lv for _, _, levels, _ in shown for lv in levels]
+        if not everything:
+            return missing("no levels to play: the run directory holds no readable level file")
+        solves = solve_for_play(everything)
+        out, at = [], 0
+        for gid, title, levels, prefix in shown:
+            labels = [f"{prefix}{i}" for i in range(len(levels))]
+            out.append((gid, title, level_payload(levels, solves[at:at + len(levels)], labels)))
+            at += len(levels)
+        return play_html(out)
+
     def section_curves(self) -> str:
         rows = self.metric_rows
         if self.metrics.value is None:
@@ -691,6 +711,7 @@ class RunReport:
         return [
             ("headline", "Headline figures", self.section_headline),
             ("levels", "Levels", self.section_levels),
+            ("play", "Play the levels", self.section_play),
             ("attributions", "Why: attributions of the player and D", self.section_attributions),
             ("curves", "Curves", self.section_curves),
             ("time", "Time share per part", self.section_time),
@@ -717,7 +738,8 @@ class RunReport:
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>CLM report: {esc(name)}</title><style>{CSS}</style></head><body><main>"
+            f"<title>CLM report: {esc(name)}</title><style>{CSS}{PLAYER_CSS if self.domain == 'levels' else ''}</style>"
+            "</head><body><main>"
             f"<header><h1>Creative Learning Model: run report</h1>"
             f"<div class=\"meta\">{esc(self.run_dir.resolve())} &middot; written {esc(stamp)} "
             f"&middot; clm {esc(__version__)}</div></header>"
