@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="ArtConfig key=value for every run (e.g. rounds=20)")
     args = ap.parse_args()
     from clm.core.runtime import set_threads
-    from clm.hybrid.art import load_art_run
+    from clm.art_clm.domain import load_art_run
 
     set_threads(1)
     rows: list[dict] = []

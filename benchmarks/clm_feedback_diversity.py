@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from clm.hybrid.search import load_run
+    from clm.levels_clm.search import load_run
 
     torch.set_num_threads(1)
     runs = Path(args.runs)

@@ -9,7 +9,7 @@ Per seed, two short CLM runs of the same size (the runs are reused when present)
 Every search then spends exactly --budget G evaluations on the fed-back G,
 judged by the same judge (the clm run's D and corpus; novelty against the
 corpus only), and each judged level is filed in the same QD grid
-(clm.hybrid.qd.QDGrid: optimal pushes x --second). Reported per method:
+(clm.levels_clm.qd.QDGrid: optimal pushes x --second). Reported per method:
 coverage and QD-score (mean, t-based 95% interval over seeds), and the
 paired ratios designer / random and designer / CMA-ME. Reference rows:
 random sampling of the plain G, and random sampling of the fed-back G with
@@ -38,7 +38,7 @@ from benchstats import ci95, clm_run
 SCALE = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false", "stuck_rounds=0"]
 PLAIN = ["archive_feedback=false", "designer_search=false", "player_steers_generator=false",
          "generated_to_player=false", "player_demos=false"]
-DESIGNERS = ("designer", "designer_map_elites", "designer_qd", "designer_qd (QD-trained)")
+DESIGNERS = ("designer",)
 
 
 def qd_run(out: Path, seed: int, extra: list[str]) -> None:
@@ -49,7 +49,7 @@ def qd_run(out: Path, seed: int, extra: list[str]) -> None:
 def sample_diversity(G, n_boxes: int, n: int, seed: int) -> dict[str, float]:
     """Distinct layouts per 1,000 random samples and their mean pairwise Hamming distance."""
     from clm.domains.levels.metrics import diversity
-    from clm.hybrid.designer import decode_latents
+    from clm.levels_clm.designer import decode_latents
 
     z = np.random.default_rng(seed).standard_normal((n, G.z_dim)).astype(np.float32)
     levels = decode_latents(G, z, n_boxes)
@@ -60,8 +60,8 @@ def judge_seed(clm_dir: Path, plain_dir: Path, seed: int, args) -> tuple[dict, d
     """Every search on one seed's runs: {method: figures}, and the diversity figures."""
     import torch
 
-    from clm.hybrid.qd import SEARCHES, run_qd_search, train_qd_designer
-    from clm.hybrid.search import load_run
+    from clm.levels_clm.qd import SEARCHES, run_qd_search
+    from clm.levels_clm.search import load_run
 
     torch.set_num_threads(1)
     run, plain = load_run(clm_dir), load_run(plain_dir)
@@ -82,13 +82,6 @@ def judge_seed(clm_dir: Path, plain_dir: Path, seed: int, args) -> tuple[dict, d
     for name in names:
         record(name, lambda: run_qd_search(name, G, D, J, args.budget, seed, args.second, designer=run.designer))
     record("random, plain G", lambda: run_qd_search("random", plain.G, D, J, args.budget, seed, args.second))
-    if args.qd_train and run.designer is not None:
-        t = time.perf_counter()
-        trained = train_qd_designer(run.designer, G, D, J, args.qd_train, seed + 1000, args.second)
-        train_seconds = time.perf_counter() - t
-        record("designer_qd (QD-trained)",
-               lambda: run_qd_search("designer_qd", G, D, J, args.budget, seed, args.second, designer=trained))
-        out["designer_qd (QD-trained)"]["training_seconds"] = train_seconds
     if args.ceiling:
         record(f"random, {args.ceiling}x budget",
                lambda: run_qd_search("random", G, D, J, args.budget * args.ceiling, seed, args.second))
@@ -104,15 +97,14 @@ def main() -> None:
     ap.add_argument("--runs", default=None, help="folder of the CLM runs (clm-S, plain-S): reused when finished")
     ap.add_argument("--budget", type=int, default=1000, help="G evaluations per search and seed")
     ap.add_argument("--second", default="wall_density", help="second grid axis: wall_density | box_goal_distance | realism")
-    ap.add_argument("--searches", default="", help="comma-separated QD searches (default: all of clm.hybrid.qd.SEARCHES)")
-    ap.add_argument("--qd-train", type=int, default=16000,
-                    help="G evaluations to train a designer on the QD reward first (uncounted; 0: skip)")
+    ap.add_argument("--searches", default="", help="comma-separated QD searches (default: all of clm.levels_clm.qd.SEARCHES)")
     ap.add_argument("--ceiling", type=int, default=16, help="also random sampling with this many budgets (0: skip)")
     ap.add_argument("--diversity-samples", type=int, default=1000)
     args = ap.parse_args()
 
     from clm.core.errors import UserError
-    from clm.hybrid.qd import SEARCHES, SECOND_AXES
+    from clm.levels_clm.qd import SEARCHES
+    from clm.levels_clm.qd_grid import SECOND_AXES
 
     if args.second not in SECOND_AXES:
         raise SystemExit(f"error: unknown --second '{args.second}': valid ones are {', '.join(SECOND_AXES)}")

@@ -158,7 +158,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
-    from clm.hybrid.text import load_text_run
+    from clm.text_clm.domain import load_text_run
 
     rows = []
     for seed in range(args.seeds):

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from clm.hybrid.compress import (CompressionSpec, compare, load_for_compression, markdown_table,
+from clm.tools.compress import (CompressionSpec, compare, load_for_compression, markdown_table,
                                  paired_batch_seconds, quantize_int8)
 
 

@@ -29,9 +29,9 @@ import torch
 from clm.core.config import load_config
 from clm.core.runtime import set_threads
 from clm.gan import metrics
-from clm.hybrid.gan_domains import load_gan_data
+from clm.gan_adapters.domains import load_gan_data
 from clm.gan.train import GanConfig
-from clm.hybrid.gan_domains import train_gan
+from clm.gan_adapters.domains import train_gan
 
 KEYS = ("fd_clf", "fd_clf_ratio", "precision", "recall", "density", "coverage", "novelty_mean",
         "memorised_fraction", "class_fraction_min", "class_fraction_max", "seconds")

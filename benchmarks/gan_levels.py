@@ -34,7 +34,7 @@ from clm.core.config import load_config
 from clm.core.errors import UserError
 from clm.domains.levels import find_boxoban_dir
 from clm.gan.train import GanConfig
-from clm.hybrid.gan_domains import train_gan
+from clm.gan_adapters.domains import train_gan
 
 KEYS = ("tile_kl", "tile_kl_floor", "tile_kl_ratio", "tile_kl_raw", "valid_fraction", "raw_valid_fraction",
         "duplicate_fraction", "self_duplicate_fraction", "novelty_mean", "memorised_fraction", "diversity",

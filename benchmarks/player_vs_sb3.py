@@ -60,8 +60,8 @@ def corpus_for(rung: str, player: list[str] | None = None, extra_levels: int = 0
     under another seed (the held-out split stays the same levels)."""
     from clm.agents.dqn import DQNConfig
     from clm.core.config import load_config, to_dict
-    from clm.hybrid.config import CLMConfig
-    from clm.hybrid.corpus import load_corpus
+    from clm.levels_clm.config import CLMConfig
+    from clm.levels_clm.corpus import load_corpus
 
     cfg = CLMConfig() if rung == "main" else CLMConfig(**HARD_RUNG)
     if rung == "hard":
@@ -85,7 +85,7 @@ def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every:
     import torch
 
     from clm.core.runtime import set_threads
-    from clm.hybrid.couplings import player_solve_rate
+    from clm.levels_clm.couplings import player_solve_rate
 
     set_threads(1)
     torch.manual_seed(seed)

@@ -56,7 +56,7 @@ def test_other_fakes_take_the_place_of_the_first_g_samples():
 
 
 def test_art_config_rejects_other_domains_keys_and_bad_values(capsys):
-    from clm.hybrid.art import ArtConfig
+    from clm.art_clm.domain import ArtConfig
 
     assert main(["run", "--domain", "art", "level_size=7", "--out", "x"]) == 2
     err = capsys.readouterr().err
@@ -93,7 +93,7 @@ def test_a_short_art_run_paints_canvases_d_finds_more_real_than_random_ones(tmp_
                for i in why["items"])  # IG's completeness, within the stated tolerance
     assert 'id="attributions"' in html and html.count('alt="attributions of ') == 4
 
-    from clm.hybrid.art import load_art_run
+    from clm.art_clm.domain import load_art_run
 
     art, painter = load_art_run(run)
     greedy, _ = art.paint(painter.greedy_actions, 64, seed=7)

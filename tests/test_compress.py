@@ -13,9 +13,9 @@ from safetensors.torch import load, save
 
 from clm.agents.networks import QNetwork
 from clm.cli.main import main
-from clm.hybrid.compress import (CompressionSpec, compress, from_tensors, load_compressed, prune_global,
+from clm.tools.compress import (CompressionSpec, compress, from_tensors, load_compressed, prune_global,
                                  prunable_weights, quantize_int8, to_tensors, zero_fraction)
-from clm.hybrid.search import load_run
+from clm.levels_clm.search import load_run
 
 #: the int8 network's outputs stay within this share of the fp32 outputs' largest magnitude
 INT8_TOLERANCE = 0.05

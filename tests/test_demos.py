@@ -102,7 +102,7 @@ def test_demonstrations_need_the_switch_and_the_shape(levels):
 def test_dqfd_pretraining_learns_the_demonstrated_levels(levels):
     """Pre-training on demonstrations alone makes the greedy policy solve the
     demonstrated levels (a random policy solves few of them)."""
-    from clm.hybrid.couplings import player_solve_rate
+    from clm.levels_clm.couplings import player_solve_rate
 
     torch.manual_seed(0)
     train = levels[:6]

@@ -233,7 +233,7 @@ def _gan_one_update_worker(rank: int, world: int, out: str) -> None:
     from clm.core.runtime import seed_everything
     from clm.gan.steps import AdversarialPair
     from clm.gan.train import GanConfig, build_models
-    from clm.hybrid.gan_domains import gan_domain
+    from clm.gan_adapters.domains import gan_domain
 
     cpu = torch.device("cpu")
     for name, overrides in GAN_VARIANTS.items():
@@ -277,7 +277,7 @@ def test_one_gan_update_on_two_ranks_is_one_process_update(tmp_path):
 def _gan_train_worker(rank: int, world: int, out: str, overrides: list) -> None:
     from clm.core.config import load_config
     from clm.gan.train import GanConfig, train
-    from clm.hybrid.gan_domains import gan_domain
+    from clm.gan_adapters.domains import gan_domain
 
     cfg = load_config(GanConfig, None, overrides)
     run_dir = Path(out) / (f"run{world}" if rank == 0 else f"not-written-by-rank{rank}")
@@ -293,7 +293,7 @@ def _gan_functions(run_dir: Path, overrides: list) -> dict[str, torch.Tensor]:
     from clm.core.checkpoint import strip_prefix
     from clm.core.config import load_config
     from clm.gan.train import GanConfig, build_models
-    from clm.hybrid.gan_domains import gan_domain
+    from clm.gan_adapters.domains import gan_domain
 
     cfg = load_config(GanConfig, None, overrides)
     data = gan_domain(cfg.data).load(cfg)

@@ -19,9 +19,9 @@ from clm.agents.networks import QNetwork  # noqa: E402
 from clm.cli.main import main  # noqa: E402
 from clm.domains.levels import levels_to_onehot, write_levels  # noqa: E402
 from clm.domains.levels.generator import generate_levels  # noqa: E402
-from clm.hybrid.explain import (SANITY_MAX_RANDOM_SPEARMAN, SANITY_MIN_CONTROL_SPEARMAN, attribute, layers,  # noqa: E402
+from clm.tools.explain import (SANITY_MAX_RANDOM_SPEARMAN, SANITY_MIN_CONTROL_SPEARMAN, attribute, layers,  # noqa: E402
                                 realism_logit, spearman_of_magnitudes)
-from clm.hybrid.search import load_run  # noqa: E402
+from clm.levels_clm.search import load_run  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

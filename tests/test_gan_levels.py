@@ -100,7 +100,7 @@ def test_short_levels_run_on_boxoban(tmp_path):
     if root is None or not (root / "unfiltered" / "train").is_dir():
         pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
     from clm.gan.train import GanConfig
-    from clm.hybrid.gan_domains import train_gan
+    from clm.gan_adapters.domains import train_gan
 
     cfg = load_config(GanConfig, None, [
         f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=mlp", "steps=60", "batch_size=32",
@@ -204,7 +204,7 @@ def test_resconv_g_learns_boxoban_patterns(tmp_path):
     if root is None or not (root / "unfiltered" / "train").is_dir():
         pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
     from clm.gan.train import GanConfig
-    from clm.hybrid.gan_domains import train_gan
+    from clm.gan_adapters.domains import train_gan
 
     args = [f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=resconv", "g_width=32", "d_width=16",
             "res_blocks=2", "batch_size=32", "max_levels=400", "classifier_epochs=2", "solve_samples=0",
@@ -263,7 +263,7 @@ def test_live_box_decoding_puts_boxes_on_live_cells_only():
 
 def test_best_of_k_keeps_the_candidate_d_scores_highest():
     from clm.domains.levels import Level
-    from clm.hybrid.gan_domains import best_of_k
+    from clm.gan_adapters.domains import best_of_k
 
     class CountsBoxesInRowOne(torch.nn.Module):  # a stand-in D whose score is known: boxes in row 1
         def forward(self, x, cond=None):
@@ -302,7 +302,7 @@ def test_refine_blocks_keep_shapes_and_change_the_output():
 def test_mixed_sizes_and_a_too_small_corpus_are_clear_errors(tmp_path):
     from clm.core.errors import UserError
     from clm.gan.train import GanConfig
-    from clm.hybrid.gan_domains import train_gan
+    from clm.gan_adapters.domains import train_gan
 
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("; a\n#####\n#@$.#\n#####\n\n; b\n#####\n#@$.#\n#####\n\n; c\n######\n#@$. #\n######\n")

@@ -96,7 +96,7 @@ def test_short_levels_run_with_the_refiner(tmp_path):
     if root is None or not (root / "unfiltered" / "train").is_dir():
         pytest.skip("Boxoban corpus not found (set CLM_BOXOBAN_DIR to the folder holding unfiltered/)")
     from clm.gan.train import GanConfig, load_generator
-    from clm.hybrid.gan_domains import LevelsGan, train_gan
+    from clm.gan_adapters.domains import LevelsGan, train_gan
 
     cfg = load_config(GanConfig, None, [
         f"data=levels:{root / 'unfiltered' / 'train' / '000.txt'}", "arch=mlp", "steps=20", "batch_size=32",
@@ -117,7 +117,7 @@ def test_short_levels_run_with_the_refiner(tmp_path):
 def test_refiner_needs_tile_grids(tmp_path):
     from clm.core.errors import UserError
     from clm.gan.train import GanConfig
-    from clm.hybrid.gan_domains import train_gan
+    from clm.gan_adapters.domains import train_gan
 
     with pytest.raises(UserError, match="refiner_sweeps and refiner_player_moves need tile grids"):
         train_gan(load_config(GanConfig, None, ["data=digits", "steps=1", "refiner_sweeps=1"]), tmp_path, quiet=True)

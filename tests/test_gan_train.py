@@ -11,7 +11,7 @@ from clm.core.config import load_config
 from clm.core.errors import UserError
 from clm.gan import metrics
 from clm.gan.data import from_arrays
-from clm.hybrid.gan_domains import gan_domain, load_gan_data, train_gan
+from clm.gan_adapters.domains import gan_domain, load_gan_data, train_gan
 from clm.gan.train import GanConfig, GanDiverged, build_models, evaluate_generator, load_generator
 
 QUICK = ["threads=1", "batch_size=64", "g_width=64", "log_every=50", "image_every=200", "checkpoint_every=50",

@@ -320,13 +320,13 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, argv):
     training itself is replaced by a stub (this tests the argument handling)."""
     import clm.agents.dqn
     import clm.gan.train
-    import clm.hybrid.loop
+    import clm.engine.loop
 
     def stub(*args, **kwargs):
         raise _WouldTrain
 
     monkeypatch.setattr(clm.agents.dqn.DQN, "learn", stub)
-    monkeypatch.setattr(clm.hybrid.loop, "run_clm", stub)
+    monkeypatch.setattr(clm.engine.loop, "run_clm", stub)
     monkeypatch.setattr(clm.gan.train, "train", stub)
     try:
         code = main(argv)

@@ -10,8 +10,8 @@ from clm.cli.main import main
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
 from clm.domains.levels.generator import generate_levels
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.hybrid.corpus import player_pool
-from clm.hybrid.couplings import (CreativeArchive, LevelJudge, Scheduler, difficulty_steering_loss,
+from clm.levels_clm.corpus import player_pool
+from clm.levels_clm.couplings import (CreativeArchive, LevelJudge, Scheduler, difficulty_steering_loss,
                                   player_solve_rate)
 
 TINY = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4",
@@ -213,7 +213,7 @@ def test_player_solves_marks_each_level():
     that repeats one action solves exactly the levels the reference rules say."""
     from clm.domains.levels.demos import solver_demonstrations
     from clm.domains.levels.generator import generate_levels
-    from clm.hybrid.couplings import player_solve_rate, player_solves
+    from clm.levels_clm.couplings import player_solve_rate, player_solves
 
     levels = generate_levels(3, size=7, n_boxes=1, seed=3, min_pushes=3)
     d = solver_demonstrations(levels[:1])

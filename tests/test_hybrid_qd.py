@@ -8,11 +8,12 @@ from clm.core.errors import UserError
 from clm.domains.levels import Level, levels_to_tiles
 from clm.domains.levels.generator import generate_levels
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.hybrid.config import CLMConfig
-from clm.hybrid.couplings import Judgement, LevelJudge
-from clm.hybrid.designer import LatentDesignerEnv
-from clm.hybrid.qd import (SEARCHES, QDGrid, box_goal_distance, designer_observation, run_qd_search,
-                           wall_density)
+from clm.levels_clm.config import CLMConfig
+from clm.levels_clm.couplings import Judgement, LevelJudge
+from clm.levels_clm.designer import LatentDesignerEnv
+from clm.levels_clm.designer import designer_observation
+from clm.levels_clm.qd import SEARCHES, run_qd_search
+from clm.levels_clm.qd_grid import QDGrid, box_goal_distance, wall_density
 
 # 7x7, interior 5x5 = 25 cells. A: 4 interior walls, box (2, 2), goal (2, 5): distance 3.
 A = Level.from_text("""
@@ -177,11 +178,3 @@ def test_designer_observation_is_the_envs(tiny):
     assert np.array_equal(designer_observation(env._z, env._j, env._t, env.horizon), obs)
 
 
-def test_qd_training_spends_its_evaluations_on_fresh_grids(tiny):
-    from clm.hybrid.qd import train_qd_designer
-
-    G, D, judge, designer = tiny
-    trained = train_qd_designer(designer, G, D, judge, evaluations=50, seed=0, chunk=20)
-    problem = trained.envs.problem
-    assert problem.evaluations == 50 and problem.grid.offered == 50 - 40  # the third grid since 40
-    assert trained.env_steps > 0 and trained.envs.step_size == 1.0

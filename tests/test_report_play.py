@@ -15,7 +15,7 @@ from clm.domains.levels import read_levels
 from clm.domains.levels.sim import ReferenceSokoban
 from clm.domains.levels.solver import solve_level
 from clm.report import write_report
-from clm.report.play import json_for_script, level_payload
+from clm.domains.levels.play import json_for_script, level_payload
 from test_report import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, make_run_dir
 
 KEYS = {"u": "ArrowUp", "d": "ArrowDown", "l": "ArrowLeft", "r": "ArrowRight"}

@@ -13,7 +13,7 @@ from clm.domains.levels.generator import generate_levels
 from clm.domains.levels.level import FLOOR, WALL, levels_to_tiles
 from clm.domains.levels.perturb import mirrored, moved_wall, random_symmetries, rotated
 from clm.domains.levels.solver import solve_levels
-from clm.hybrid.robustness import d_robustness, flip_attack, inner_cells
+from clm.levels_clm.robustness import d_robustness, flip_attack, inner_cells
 
 LEVELS = generate_levels(12, size=7, n_boxes=2, seed=4)
 
@@ -142,8 +142,8 @@ def test_pool_wall_moves_put_solvable_edited_levels_in_the_players_pool(tmp_path
     from test_hybrid import TINY
 
     from clm.core.config import load_config
-    from clm.hybrid.config import CLMConfig
-    from clm.hybrid.sokoban import SokobanCLM
+    from clm.levels_clm.config import CLMConfig
+    from clm.levels_clm.domain import SokobanCLM
 
     cfg = load_config(CLMConfig, None, [*TINY, "pool_wall_moves=true"])
     from types import SimpleNamespace

@@ -1,4 +1,4 @@
-"""The CLM on text (clm.hybrid.text): its config and command-line bad input,
+"""The CLM on text (clm.text_clm.domain): its config and command-line bad input,
 G's terms against direct computations, a short run in which the writer's
 words become more fluent and more real to D, resume, and clm generate."""
 
@@ -17,7 +17,7 @@ SHORT_TEXT = ["rounds=6", "gan_warmup_steps=400", "gan_steps=30", "player_steps=
 
 
 def test_text_config_rejects_other_domains_keys_and_bad_values():
-    from clm.hybrid.text import TextConfig
+    from clm.text_clm.domain import TextConfig
 
     with pytest.raises(UserError, match="does not use gan.live_boxes"):
         load_config(TextConfig, None, ["gan.live_boxes=true"])
@@ -44,7 +44,7 @@ def test_bad_text_input_on_the_command_line_is_a_clear_error(tmp_path, capsys):
 
 
 def test_g_terms_match_a_direct_computation():
-    from clm.hybrid.text import TextCLM, TextConfig
+    from clm.text_clm.domain import TextCLM, TextConfig
 
     cfg = load_config(TextConfig, None, ["max_len=6", "consistency_weight=0.5", "kept_weight=0.25"])
     text = TextCLM(cfg, torch.device("cpu"))
@@ -66,7 +66,7 @@ def test_g_terms_match_a_direct_computation():
 
 @pytest.mark.slow
 def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
-    from clm.hybrid.text import load_text_run
+    from clm.text_clm.domain import load_text_run
 
     run = tmp_path / "run"
     assert main(["run", "--domain", "text", "--out", str(run), "--json", *SHORT_TEXT]) == 0
@@ -107,7 +107,7 @@ def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
 
 
 def test_under_a_constraint_a_share_of_ds_real_words_meet_it():
-    from clm.hybrid.text import TextCLM, TextConfig
+    from clm.text_clm.domain import TextCLM, TextConfig
 
     cfg = load_config(TextConfig, None, ["constraint=end=ing", "constraint_real_fraction=0.25",
                                          "archive_real_fraction=0.1"])

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_compress(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from clm.hybrid.compress import CompressionSpec, compress_run, markdown_table
+    from clm.tools.compress import CompressionSpec, compress_run, markdown_table
 
     spec = CompressionSpec(args.prune, args.quantize or "")  # checks the fraction before anything is read
     if spec.prune == 0 and not spec.quantize:

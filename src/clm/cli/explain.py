@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from clm.hybrid.explain import explain_run, sanity_headline
+    from clm.tools.explain import explain_run, sanity_headline
 
     out, record = explain_run(args.run_dir, args.out, args.levels, args.n, sanity=not args.no_sanity)
     headline = {"out": str(out), "domain": record["domain"], "explained": len(record["items"]),

@@ -66,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     then all join the process group and train; rank 0 alone prints."""
     from clm.core import distributed
     from clm.gan.train import GanConfig, check_data_parallel, train
-    from clm.hybrid.gan_domains import gan_domain
+    from clm.gan_adapters.domains import gan_domain
 
     overrides = list(args.overrides)
     if args.data:
@@ -97,7 +97,7 @@ def _load_run(run_dir_arg: str):
     from clm.core.runtime import resolve_device, set_threads
     from clm.core.rundir import require_run_dir
     from clm.gan.train import GanConfig, load_generator
-    from clm.hybrid.gan_domains import gan_domain
+    from clm.gan_adapters.domains import gan_domain
 
     run_dir = require_run_dir(run_dir_arg, "gan")
     cfg = load_config(GanConfig, run_dir / "config.yaml")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from clm.core.errors import UsageError, UserError
+from clm.engine import registry
 
 #: each command's default search space (dqn: rl-zoo3's DQN ranges, narrowed for CPU budgets)
 DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
@@ -58,31 +59,6 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "label_smoothing": {"type": "uniform", "low": 0.0, "high": 0.2},
         "ema_decay": {"type": "categorical", "choices": [0.99, 0.999]},
     },
-    # the levels CLM: the player's learning and the couplings' strengths
-    "run": {
-        "player.lr": {"type": "loguniform", "low": 1e-4, "high": 2e-3},
-        "player.n_step": {"type": "categorical", "choices": [1, 3, 5]},
-        "player.gamma": {"type": "categorical", "choices": [0.95, 0.97, 0.99]},
-        "player.demo_fraction": {"type": "uniform", "low": 0.1, "high": 0.5},
-        "gan_steps": {"type": "categorical", "choices": [30, 60, 120]},
-        "generated_fraction": {"type": "uniform", "low": 0.1, "high": 0.5},
-        "archive_real_fraction": {"type": "uniform", "low": 0.1, "high": 0.4},
-    },
-    # art and text: the agent's learning and the reward's weights
-    "run-art": {
-        "player.lr": {"type": "loguniform", "low": 1e-4, "high": 2e-3},
-        "gan_steps": {"type": "categorical", "choices": [50, 100, 200]},
-        "realism_weight": {"type": "uniform", "low": 0.5, "high": 4.0},
-        "novelty_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
-        "kept_weight": {"type": "uniform", "low": 0.0, "high": 1.0},
-    },
-    "run-text": {
-        "player.lr": {"type": "loguniform", "low": 1e-4, "high": 2e-3},
-        "gan_steps": {"type": "categorical", "choices": [50, 100, 200]},
-        "realism_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
-        "fluency_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
-        "novelty_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
-    },
 }
 KINDS = ("uniform", "loguniform", "int", "categorical")
 
@@ -92,12 +68,12 @@ class Tunable:
     """What ``clm tune`` needs to know of one training command."""
 
     command: str  # dqn | gan | run
-    space_name: str  # its key in DEFAULT_SPACES
+    space_name: str  # its key in DEFAULT_SPACES ("run": the domain's own, from the registry)
     objective: str  # its headline figure (the default objective)
     direction: str  # max | min: the headline's natural direction
     length_key: str  # the config key of the run's length (the pruner's steps of seed i are offset by i x it)
     fixed: tuple[str, ...]  # key=value settings of every trial (the user's, and --env/--data as keys)
-    domain: str = "levels"  # clm run's domain
+    domain: str = registry.DEFAULT_DOMAIN  # clm run's domain
 
 
 def tunable(args: argparse.Namespace) -> Tunable:
@@ -120,10 +96,8 @@ def tunable(args: argparse.Namespace) -> Tunable:
 
         levels = str(_fixed_value(fixed, "data", GanConfig.data)).startswith("levels")
         return Tunable("gan", "gan", "tile_kl" if levels else "fd_clf_ratio", "min", "steps", tuple(fixed))
-    domain = args.domain or "levels"
-    headline = {"levels": "player_solve_rate", "art": "canvas_creative_fraction", "text": "text_creative_fraction"}
-    return Tunable("run", "run" if domain == "levels" else f"run-{domain}", headline[domain], "max", "rounds",
-                   tuple(fixed + ["report=false"]), domain)
+    spec = registry.get(args.domain or registry.DEFAULT_DOMAIN)
+    return Tunable("run", "run", spec.headline, "max", "rounds", tuple(fixed + ["report=false"]), spec.name)
 
 
 def _fixed_value(fixed: list[str], key: str, default: Any) -> Any:
@@ -141,17 +115,7 @@ def _config_class(t: Tunable) -> type:
         from clm.gan.train import GanConfig
 
         return GanConfig
-    if t.domain == "art":
-        from clm.hybrid.art import ArtConfig
-
-        return ArtConfig
-    if t.domain == "text":
-        from clm.hybrid.text import TextConfig
-
-        return TextConfig
-    from clm.hybrid.config import CLMConfig
-
-    return CLMConfig
+    return registry.get(t.domain).config_cls
 
 
 def trial_config(t: Tunable, settings: list[str]):
@@ -160,14 +124,12 @@ def trial_config(t: Tunable, settings: list[str]):
     from clm.core.config import load_config
 
     base = None
-    if t.command == "run" and t.domain == "levels":
-        from clm.hybrid.config import PRESETS
-
+    if t.command == "run" and (presets := registry.get(t.domain).presets):
         preset = _fixed_value(list(t.fixed), "preset", None)
         if preset is not None:
-            if preset not in PRESETS:
-                raise UsageError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-            base = {**PRESETS[preset], "preset": preset}
+            if preset not in presets:
+                raise UsageError(f"unknown preset {preset!r}: use one of {', '.join(presets)}")
+            base = {**presets[preset], "preset": preset}
     return load_config(_config_class(t), None, list(t.fixed) + settings, base=base)
 
 
@@ -194,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.add_argument("--out", help="study folder (default: runs/tune-COMMAND)")
         c.add_argument("--env", help="dqn: Gymnasium id, as clm dqn train --env")
         c.add_argument("--data", help="gan, run: the data, as clm gan train --data and clm run --data")
-        c.add_argument("--domain", choices=["levels", "art", "text"], help="run: the CLM's domain (default levels)")
+        c.add_argument("--domain", choices=registry.names(), help=f"run: the CLM's domain (default {registry.DEFAULT_DOMAIN})")
         c.add_argument("--seed", type=int, default=0, help="the sampler's seed")
         c.add_argument("overrides", nargs="*", metavar="key=value", help="settings fixed for every trial")
         c.set_defaults(func=cmd_tune, command=name)
@@ -207,7 +169,8 @@ def load_space(path: str | None, t: Tunable) -> dict[str, dict[str, Any]]:
     error naming the file and key)."""
     from clm.core.config import read_yaml
 
-    space = DEFAULT_SPACES[t.space_name] if path is None else read_yaml(path)
+    default = registry.get(t.domain).tune_space if t.command == "run" else DEFAULT_SPACES[t.space_name]
+    space = default if path is None else read_yaml(path)
     where = path or f"the default {t.command} space"
     if not isinstance(space, dict) or not space:
         raise UserError(f"{where}: a search space is a mapping of key: distribution", exit_code=2)
@@ -323,10 +286,10 @@ def _train(t: Tunable, cfg, run_dir: Path, listener) -> dict[str, Any]:
             logger.close()
     if t.command == "gan":
         from clm.gan.train import train
-        from clm.hybrid.gan_domains import gan_domain
+        from clm.gan_adapters.domains import gan_domain
 
         return train(cfg, run_dir, gan_domain(cfg.data), quiet=True, listener=listener)
-    from clm.hybrid.loop import run_clm
+    from clm.engine.loop import run_clm
 
     summary = run_clm(cfg, run_dir, quiet=True, listener=listener)
     if summary["status"] != "ok":  # a diverged GAN or a stuck player: the trial failed, the study goes on

@@ -37,7 +37,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from clm.core.errors import UserError
-from clm.core.rundir import atomic_write_bytes, atomic_write_text
+from clm.core.rundir import atomic_write_bytes, atomic_write_text, checkpoint_exists  # noqa: F401 - part of this module's API
 
 FORMAT_VERSION = 2
 FILES = ("weights.safetensors", "state.json", "state.safetensors")
@@ -151,12 +151,6 @@ def strip_prefix(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, tor
     """The entries of ``weights`` whose name starts with ``prefix``, without it
     (one network's state dict out of a checkpoint holding several)."""
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-
-
-def checkpoint_exists(folder: Path) -> bool:
-    """Whether ``folder`` (or its ``.old`` copy, left by a crash between renames) holds a checkpoint."""
-    folder = Path(folder)
-    return (folder / "meta.json").is_file() or (folder.with_name(folder.name + ".old") / "meta.json").is_file()
 
 
 def read_meta(folder: Path) -> tuple[Path, dict[str, Any]]:

@@ -36,7 +36,6 @@ from typing import Iterator, Mapping
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 from clm.core.errors import UserError
 from clm.core.runtime import resolve_device

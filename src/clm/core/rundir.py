@@ -140,6 +140,12 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 RUN_KINDS = {"dqn": ("clm dqn train", "latest"), "gan": ("clm gan train", "last"), "run": ("clm run", "clm")}
 
 
+def checkpoint_exists(folder: Path) -> bool:
+    """Whether ``folder`` (or its ``.old`` copy, left by a crash between renames) holds a checkpoint."""
+    folder = Path(folder)
+    return (folder / "meta.json").is_file() or (folder.with_name(folder.name + ".old") / "meta.json").is_file()
+
+
 def require_run_dir(path: str | Path, kind: str) -> Path:
     """Check that ``path`` is a run directory of ``kind`` (it has config.yaml,
     and no other command's checkpoint)."""
@@ -150,8 +156,6 @@ def require_run_dir(path: str | Path, kind: str) -> Path:
     if not (path / "config.yaml").is_file():
         raise UserError(f"{path} is not a clm run directory (no config.yaml); pass the folder a '{command}' run wrote",
                         exit_code=2)
-    from clm.core.checkpoint import checkpoint_exists  # checkpoint.py imports this module
-
     for other, (other_command, folder) in RUN_KINDS.items():
         if other != kind and checkpoint_exists(path / "checkpoints" / folder):
             raise UserError(f"{path} was written by '{other_command}', not '{command}': pass a folder that "

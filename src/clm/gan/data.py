@@ -7,7 +7,7 @@ generator, the rest a pixel generator in [-1, 1].
 
 :class:`GanDomain`: gan/ knows no domain. Reading the data, drawing G's
 samples as pictures, the domain's own metrics and any loss term of its own
-come from an object of this shape; :mod:`clm.hybrid.gan_domains` has one
+come from an object of this shape; :mod:`clm.gan_adapters.domains` has one
 per domain (images; Sokoban levels).
 """
 

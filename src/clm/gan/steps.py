@@ -3,7 +3,7 @@
 ``AdversarialPair`` holds G, D, their Adam optimisers and the EMA copy of G,
 and runs the seed's updates: D on real against generated data, then G on
 D's feedback. Both ``clm gan train`` (:func:`clm.gan.train.train`) and the
-CLM loop (:mod:`clm.hybrid.loop`) drive it step by step; the CLM adds an
+CLM loop (:mod:`clm.engine.loop`) drive it step by step; the CLM adds an
 extra term to G's loss (the player's difficulty steering).
 
 Every stabiliser of :class:`clm.gan.train.GanConfig` lives here: class

@@ -5,7 +5,7 @@ resume), the loop (D steps, then one G step, the divergence check, logging,
 images, checkpoints) and the final evaluation that writes ``summary.json``.
 The D and G updates themselves, with the EMA, the optimisers and every
 stabiliser, are written once in :class:`clm.gan.steps.AdversarialPair`,
-which the CLM loop (:mod:`clm.hybrid.loop`) drives too.
+which the CLM loop (:mod:`clm.engine.loop`) drives too.
 
 The loss is the seed's by default: D maximises
 J_D = E_real[log D(x)] + E_G[log(1 - D(G(z)))], G maximises the
@@ -15,13 +15,11 @@ the stabilisers.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from clm.core import distributed
@@ -220,7 +218,7 @@ def load_generator(run_dir: Path, cfg: GanConfig, data: GanData, device: torch.d
 def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False,
           quiet: bool = False, listener=None) -> dict[str, Any]:
     """Train G and D as ``cfg`` says on the data ``domain`` reads (see
-    :func:`clm.hybrid.gan_domains.gan_domain`), writing the run directory;
+    :func:`clm.gan_adapters.domains.gan_domain`), writing the run directory;
     returns the summary. ``listener(step, metrics)`` sees each logged row
     (see :class:`~clm.core.logging.MetricLogger`).
 

@@ -2,7 +2,7 @@
 duplicates, Hamming novelty and memorisation, validity, solvability. The
 generic generative metrics (FD-clf, precision/recall/density/coverage on the
 level classifier's features) come from :mod:`clm.gan.metrics`; the glue in
-:mod:`clm.hybrid.gan_domains` puts the two together.
+:mod:`clm.gan_adapters.domains` puts the two together.
 
 Raw and decoded samples: a *raw* sample is the generator's most probable tile
 per cell, read as is; a *decoded* sample is the same probabilities passed

@@ -26,7 +26,7 @@ import torch
 from clm.domains.levels import levels_to_onehot
 from clm.domains.levels.level import FLOOR, WALL, Level
 from clm.domains.levels.perturb import mirrored, moved_wall, rotated
-from clm.hybrid.couplings import player_solves
+from clm.levels_clm.couplings import player_solves
 
 #: the perturbations of :func:`player_robustness`, in the order of its figures
 PERTURBATIONS = ("noise", "wall_moved", "mirrored", "rotated")

@@ -1,4 +1,4 @@
-"""The CLM's couplings, each small and named after what it does.
+"""The levels CLM's couplings, each small and named after what it does.
 
 - ``LevelJudge``: scores generated levels on the four creative criteria:
   realism (D), playable and difficulty (the exact solver), novelty (distance
@@ -8,8 +8,6 @@
 - ``difficulty_steering_loss``: the player's Q-network scores G's levels and
   pushes them toward a target difficulty for the current player (agent ->
   generator).
-- ``Scheduler``: updates per network per round, fixed or adaptive (problem 3).
-- ``PartTimer``: wall-clock share of each part.
 - ``player_solve_rate``: the player's greedy solve rate on given levels.
 - ``DemonstrationFeed``: the exact solver's solutions of levels new to the
   player's pool (real or generated) as DQfD demonstrations.
@@ -18,8 +16,6 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,16 +148,6 @@ class CreativeArchive:
         return len(self.levels)
 
 
-def mixed_real_batch(real_x: torch.Tensor, feedback_x: torch.Tensor | None, fraction: float, n: int) -> torch.Tensor:
-    """D's real batch of ``n``: drawn from ``real_x``, with a ``fraction`` of
-    it replaced by fed-back creative artefacts when there are any."""
-    batch = real_x[torch.randint(len(real_x), (n,))]
-    if feedback_x is not None and fraction > 0:
-        k = int(round(n * fraction))
-        batch[:k] = feedback_x[torch.randint(len(feedback_x), (k,))]
-    return batch
-
-
 def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
     """The player's value of each level's start state, max_a Q(s0, a)."""
     return q_net(onehot).max(dim=1).values
@@ -177,60 +163,6 @@ def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_
     then outweighed D's feedback (raw G samples playable fell from 0.95 to
     0.56 in ``make run``)."""
     return ((start_state_values(q_net, fake) - target_value) / scale).pow(2).mean()
-
-
-@dataclass
-class Scheduler:
-    """How many updates each network gets in a round.
-
-    ``fixed`` keeps the configured counts. ``adaptive`` moves a share of the
-    round's budget between the GAN and the player by their progress: when D
-    separates real from fake too well (accuracy above 0.75) G gets more steps;
-    when the player's training solve rate stalls it gets more env steps; the
-    total work per round stays within [0.5, 2] of the fixed one.
-    """
-
-    mode: str
-    gan_steps: int
-    player_steps: int
-    designer_steps: int
-    _gan_scale: float = 1.0
-    _player_scale: float = 1.0
-    _last_solve: float = 0.0
-
-    def plan(self) -> dict[str, int]:
-        return {"gan": max(1, round(self.gan_steps * self._gan_scale)),
-                "player": max(1, round(self.player_steps * self._player_scale)),
-                "designer": self.designer_steps}
-
-    def observe(self, d_accuracy: float, player_solve: float) -> None:
-        if self.mode != "adaptive":
-            return
-        self._gan_scale *= 1.25 if d_accuracy > 0.75 else 0.9
-        gain = player_solve - self._last_solve
-        self._player_scale *= 1.25 if gain < 0.01 else 0.95
-        self._gan_scale = float(np.clip(self._gan_scale, 0.5, 2.0))
-        self._player_scale = float(np.clip(self._player_scale, 0.5, 2.0))
-        self._last_solve = player_solve
-
-
-class PartTimer:
-    """Wall-clock seconds per named part; ``shares()`` gives the fractions."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def part(self, name: str):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - t
-
-    def shares(self) -> dict[str, float]:
-        total = sum(self.seconds.values()) or 1.0
-        return {f"time_share_{k}": v / total for k, v in self.seconds.items()}
 
 
 def player_solves(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> np.ndarray:

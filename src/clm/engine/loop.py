@@ -10,7 +10,9 @@
 5. G updates from D's feedback plus the agent's term (:meth:`CLMDomain.gan_round`);
    agent decisions pick G's outputs (:meth:`CLMDomain.search`), and G's
    data joins the agent's training data (:meth:`CLMDomain.feed_agent`).
-6. Repeat for ``rounds`` rounds; a scheduler sets each network's share.
+6. Repeat for ``rounds`` rounds, each network with its configured share
+   (``gan_steps`` and ``player_steps`` per round; the domain's own agents,
+   such as Sokoban's designer, take theirs in :meth:`CLMDomain.search`).
 
 Under torchrun the player's learner is data-parallel (``player.ddp_data``,
 see :class:`clm.agents.dqn.DQNConfig`): every gradient of the player is
@@ -18,13 +20,13 @@ averaged over the ranks. Everything else (G and D, the designer, the judge,
 the archive, the evaluation) runs the same on every rank from the same
 seeds, so the ranks hold the same networks; only rank 0 writes ``run_dir``.
 
-What is Sokoban or art lives in the domain (:mod:`clm.hybrid.domain`);
-this file knows neither.
+What is Sokoban or art lives in the domain (:mod:`clm.engine.domain`),
+found through the registry (:mod:`clm.engine.registry`); this file knows
+neither.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -41,27 +43,22 @@ from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
 from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
 from clm.gan.steps import AdversarialPair
-from clm.hybrid.couplings import PartTimer, Scheduler
-from clm.hybrid.domain import CLMDomain
+from clm.engine import registry
+from clm.engine.domain import CLMDomain
+from clm.engine.parts import PartTimer
 
 
 class CLMStopped(UserError):
     """The run stopped early (a diverging GAN, a stuck agent); the report says why."""
 
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status  # the summary's status: gan_diverged | player_stuck
+
 
 def make_domain(cfg, device: torch.device, run_dir: Path | None = None) -> CLMDomain:
-    """The domain a config is for (its class's ``domain``): text, art, or Sokoban levels."""
-    if getattr(cfg, "domain", "levels") == "text":
-        from clm.hybrid.text import TextCLM
-
-        return TextCLM(cfg, device, run_dir)
-    if getattr(cfg, "domain", "levels") == "art":
-        from clm.hybrid.art import ArtCLM
-
-        return ArtCLM(cfg, device, run_dir)
-    from clm.hybrid.sokoban import SokobanCLM
-
-    return SokobanCLM(cfg, device)
+    """The domain ``cfg`` is for: the registered domain whose config class it is."""
+    return registry.spec_for_config(cfg).domain_cls(cfg, device, run_dir)
 
 
 def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
@@ -87,7 +84,6 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     gan = AdversarialPair(G, D, gcfg, amp=gcfg.amp)
     agent = DQN(domain.agent_config(), envs=domain.agent_env(gan), data_parallel=distributed.active())
     domain.attach(gan, agent, device)
-    scheduler = Scheduler(cfg.schedule, cfg.gan_steps, cfg.player_steps, cfg.designer_steps)
     # the headline figure stays None until the agent is first evaluated: a run stopped
     # before that says "not evaluated", not 0.
     state: dict[str, Any] = {"round": 0, "evaluation": {}, "train_solve_rate": 0.0}
@@ -105,7 +101,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
             gg = gan.g_step(gcfg.batch_size, device, domain.g_condition(gcfg.batch_size, device),
                             extra_loss=extra_loss, real_for_features=real if gcfg.feature_matching > 0 else None)
             if (why := gan.diverged({**gd, **gg})) is not None:
-                raise CLMStopped(f"the GAN diverged in round {rnd}: {why}")
+                raise CLMStopped(f"the GAN diverged in round {rnd}: {why}", "gan_diverged")
         agent.q.requires_grad_(True)
         if n:
             row.update(d_loss=gd["d_loss"], d_accuracy=gd["d_accuracy"], g_loss=gg["g_loss"])
@@ -116,7 +112,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     exact_resume = None  # None: a fresh run; after a resume, whether every state read back exactly
     first_row: dict[str, float] = {}
     if resume:
-        state, exact_resume = _load(ckpt, gan, agent, domain, scheduler, timer, rng)
+        state, exact_resume = _load(ckpt, gan, agent, domain, timer, rng)
     else:
         if cfg.gan_warmup_steps:  # G learns the data before the agent's first round
             with timer.part("gan"):
@@ -135,18 +131,17 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     try:
         stop.__enter__()
         for rnd in range(state["round"], cfg.rounds):
-            plan = scheduler.plan()
             row: dict[str, float] = {}
             # -- steps 2 and 4: the agent acts and learns from its experience
             with timer.part("player"):
                 episodes_before, solved_before = agent.episodes, agent.successes
-                for _ in range(max(1, plan["player"] // agent.cfg.num_envs)):
+                for _ in range(max(1, cfg.player_steps // agent.cfg.num_envs)):
                     agent.collect_step()
-                # over every rank's episodes (data-parallel ranks play their own): the scheduler and the
-                # stuck check must take the same decision on every rank
+                # over every rank's episodes (data-parallel ranks play their own): the stuck check
+                # must take the same decision on every rank
                 solved, played = distributed.sum_counts(agent.successes - solved_before, agent.episodes - episodes_before)
                 state["train_solve_rate"] = solved / max(played, 1)
-                if getattr(domain, "success_flag", True):
+                if domain.success_flag:
                     row["player_train_solve_rate"] = state["train_solve_rate"]
                 if agent.recent_returns:
                     row["player_return"] = float(np.mean(agent.recent_returns))
@@ -157,9 +152,9 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
                 row.update(domain.generate(gan, agent, rng, rnd))
             # -- steps 3 and 5: D on real (+ fed-back) data against G; G on D's feedback + the agent's term
             with timer.part("gan"):
-                row.update(gan_updates(plan["gan"], rnd))
+                row.update(gan_updates(cfg.gan_steps, rnd))
             # -- agent decisions -> data generation; step 5 (cont.): G's data trains the agent
-            row.update(domain.search(gan, plan, rnd, timer))
+            row.update(domain.search(gan, rnd, timer))
             row.update(domain.feed_agent(agent, timer))
             out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t_start >= cfg.max_seconds
             if distributed.active():  # one decision for every rank (their clocks differ a little)
@@ -169,16 +164,14 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
                     state["evaluation"] = domain.evaluate(agent)
                 row.update(state["evaluation"])
             row.update(**domain.round_figures(), **timer.shares())
-            scheduler.observe(row.get("d_accuracy", 0.5), state["train_solve_rate"])
             logger.log(rnd + 1, row)
             headline = next(iter(state["evaluation"].values()), None)
             logger.progress(rnd + 1, score=headline, **domain.progress())
             state["round"] = rnd + 1
-            if cfg.stuck_rounds and rnd + 1 >= cfg.stuck_rounds and state["train_solve_rate"] == 0.0 and not headline:
-                raise CLMStopped(f"the agent is stuck: it succeeded in no episode in round {rnd + 1} (training and "
-                                 "held-out); make the task easier (smaller levels, fewer boxes) or give it more steps")
+            if domain.success_flag and (why := domain.stuck(rnd + 1, state["train_solve_rate"], headline)):
+                raise CLMStopped(why, "player_stuck")
             if main:
-                _save(ckpt, cfg, gan, agent, domain, scheduler, timer, rng, state)
+                _save(ckpt, cfg, gan, agent, domain, timer, rng, state)
             stop_now = stop.requested
             if distributed.active():  # Ctrl-C reaches the ranks at different moments: stop together
                 stop_now = distributed.sum_counts(int(stop.requested))[0] > 0
@@ -189,7 +182,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
                            f"of {cfg.rounds}; continue with --resume {run_dir}")
                 break
     except CLMStopped as e:
-        status = "gan_diverged" if "GAN" in str(e) else "player_stuck"
+        status = e.status
         message = str(e)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -206,7 +199,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
     summary = {
         "status": status, "message": message, "domain": domain.name, "rounds": state["round"],
         **figures, **evaluation,
-        "player_train_solve_rate": state["train_solve_rate"],
+        **({"player_train_solve_rate": state["train_solve_rate"]} if domain.success_flag else {}),
         "player_env_steps": agent.env_steps,
         "exact_resume": exact_resume,
         "wall_seconds": time.perf_counter() - t_start,
@@ -220,7 +213,7 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
 
 
 # -- checkpoints: one per round, all or nothing ------------------------------------------------
-def _save(ckpt: Path, cfg, gan, agent, domain, scheduler, timer, rng, state) -> None:
+def _save(ckpt: Path, cfg, gan, agent, domain, timer, rng, state) -> None:
     """Every network, optimiser, buffer, counter and RNG of the run in one
     folder (``checkpoints/clm``): G and D, the agent, the domain's parts."""
     weights = {f"gan.{k}": v for k, v in gan.weights().items()}
@@ -228,7 +221,7 @@ def _save(ckpt: Path, cfg, gan, agent, domain, scheduler, timer, rng, state) -> 
     weights.update({f"player.{k}": v for k, v in aw.items()})
     dw, dst = domain.checkpoint()
     weights.update(dw)
-    st = {"gan": gan.state_dict(), "scheduler": dataclasses.asdict(scheduler), "timer": dict(timer.seconds),
+    st = {"gan": gan.state_dict(), "timer": dict(timer.seconds),
           "rng": rng.bit_generator.state, "global_rng": rng_state(), "state": state,
           "player": ast, "player_meta": ameta, "domain": dst}
     exact = bool(ameta["exact_resume"] and dst.get("exact", True))
@@ -236,7 +229,7 @@ def _save(ckpt: Path, cfg, gan, agent, domain, scheduler, timer, rng, state) -> 
                                                "exact_resume": exact, "config": to_dict(cfg)})
 
 
-def _load(ckpt: Path, gan, agent, domain, scheduler, timer, rng) -> tuple[dict, bool]:
+def _load(ckpt: Path, gan, agent, domain, timer, rng) -> tuple[dict, bool]:
     """Restore :func:`_save`'s checkpoint; returns the loop's state and whether the resume is exact."""
     where = str(ckpt / "clm")
     weights, st, meta = load_checkpoint(ckpt / "clm")
@@ -245,48 +238,9 @@ def _load(ckpt: Path, gan, agent, domain, scheduler, timer, rng) -> tuple[dict, 
                         f"domain: {meta.get('domain')})", exit_code=2)
     gan.load_weights(strip_prefix(weights, "gan."))
     gan.load_state_dict(st["gan"])
-    for k, v in st["scheduler"].items():
-        setattr(scheduler, k, v)
     timer.seconds.update(st["timer"])
     rng.bit_generator.state = st["rng"]
     agent.load_training_state(strip_prefix(weights, "player."), st["player"], st["player_meta"], where=where)
     exact = bool(agent.exact_resume) and domain.restore(weights, st["domain"], where)
     set_rng_state(st["global_rng"])  # last: loading the networks draws nothing, but keep the order obvious
     return dict(st["state"]), exact
-
-
-def load_domain_run(run_dir, config_cls, device: str = "cpu"):
-    """(the domain with the run's G and D, its agent DQN) of a finished
-    ``clm run --domain NAME`` whose config is ``config_cls`` (art, text): what
-    ``clm generate`` and the benchmarks read a run with. The domain's realism
-    bar is set again from the loaded D."""
-    from dataclasses import replace
-    from types import SimpleNamespace
-
-    from clm.core.checkpoint import load_checkpoint
-    from clm.core.config import load_config, read_yaml
-    from clm.core.rundir import require_run_dir
-
-    run_dir = require_run_dir(run_dir, "run")
-    name = config_cls.domain
-    try:
-        cfg = load_config(config_cls, base=read_yaml(run_dir / "config.yaml"))
-    except UserError as e:
-        raise UserError(f"{run_dir} is not a {name} run, or comes from an incompatible clm version: {e}", exit_code=2)
-    weights, _, _ = load_checkpoint(run_dir / "checkpoints" / "clm", with_state=False)
-    dev = torch.device(device)
-    domain = make_domain(cfg, dev, run_dir)
-    G, D = domain.build_gan(tuple(domain.real_data().shape[1:]), dev)
-    try:
-        G.load_state_dict(strip_prefix(weights, "gan.G_ema.") or strip_prefix(weights, "gan.G."))
-        D.load_state_dict(strip_prefix(weights, "gan.D."))
-    except RuntimeError as e:
-        raise UserError(f"the checkpoint in {run_dir} does not match its config.yaml: {str(e).splitlines()[0]}",
-                        exit_code=2)
-    G.eval(), D.eval()
-    gan = SimpleNamespace(sampler=G, D=D)
-    agent = DQN(replace(domain.agent_config(), device=device), envs=domain.agent_env(gan))
-    agent.load_training_state(strip_prefix(weights, "player."), None, {"kind": "dqn"},
-                              where=str(run_dir / "checkpoints" / "clm"))
-    domain.realism_bar = domain.median_real_realism()
-    return domain, agent

@@ -1,4 +1,4 @@
-"""Reading a CLM run directory for the report, tolerantly.
+"""Reading a run directory for a report, tolerantly.
 
 Every reader returns what it found plus a note: a missing file gives
 ``None`` and "not recorded"; an unreadable one gives ``None`` and says why.
@@ -82,24 +82,6 @@ def read_jsonl(path: Path) -> Loaded:
             skipped += 1
     note = f"{path.name}: {skipped} line(s) that are not JSON objects were skipped" if skipped else None
     return Loaded(rows, note, {"skipped": skipped})
-
-
-def read_level_file(path: Path) -> Loaded:
-    """Levels of a Boxoban file (invalid puzzles skipped and counted)."""
-    from clm.domains.levels import read_levels
-
-    if not path.is_file():
-        return Loaded(None, f"levels/{path.name}: {NOT_RECORDED}")
-    try:
-        levels = read_levels(path, skip_invalid=True)
-    except UserError as e:
-        return Loaded(None, f"levels/{path.name}: {e}")
-    note = None
-    if levels.skipped:
-        note = f"levels/{path.name}: {levels.skipped} invalid puzzle(s) left out"
-    if not levels:
-        return Loaded(None, note or f"levels/{path.name}: holds no levels")
-    return Loaded(levels, note)
 
 
 def row_step(row: dict[str, Any], index: int) -> float:

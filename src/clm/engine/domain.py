@@ -1,6 +1,6 @@
 """The domain interface the CLM loop runs on.
 
-The loop (:mod:`clm.hybrid.loop`) owns what every domain shares: G and D
+The loop (:mod:`clm.engine.loop`) owns what every domain shares: G and D
 (:class:`clm.gan.steps.AdversarialPair`), the agent (a :class:`clm.agents.dqn.DQN`
 acting in the domain's environment), the round schedule, logging,
 checkpoints and the time shares. A domain supplies the rest, through the
@@ -14,16 +14,17 @@ step 2: G generates        ``generate`` (G's samples decoded, judged, archived)
 steps 3 and 5: D and G     ``gan_round`` (the agent's term in G's loss), ``d_real_batch``
                           (real data plus fed-back creative artefacts), ``other_fakes``,
                           ``g_condition``
-agent -> generation        ``search`` (agent decisions that pick G's outputs)
+agent -> generation        ``search`` (agent decisions that pick or edit G's outputs)
 step 5: G's data -> agent  ``feed_agent``
-evaluation                 ``evaluate`` (held-out figures of the agent)
-outputs                    ``checkpoint`` / ``restore``, ``finish``
+evaluation                 ``evaluate`` (held-out figures of the agent), ``stuck`` (whether to stop)
+outputs                    ``checkpoint`` / ``restore``, ``finish``; ``loaded`` (a finished run read back)
 ========================  =============================================================
 
-Three implementations: :class:`clm.hybrid.sokoban.SokobanCLM` (levels: a
-player solving them, a designer searching G's latent space),
-:class:`clm.hybrid.art.ArtCLM` (canvases: a painter placing G's fragments)
-and :class:`clm.hybrid.text.TextCLM` (words: a writer editing with G's proposals).
+Each domain is a package that declares itself once in the registry
+(:mod:`clm.engine.registry`): :class:`clm.levels_clm.domain.SokobanCLM`
+(levels: a player solving them, a designer searching G's latent space),
+:class:`clm.art_clm.domain.ArtCLM` (canvases: a painter placing G's fragments)
+and :class:`clm.text_clm.domain.TextCLM` (words: a writer editing with G's proposals).
 The art and text domains share :class:`ProposalDomain` (one agent that
 works with G's proposals, an archive, a realism bar). Adding a domain is one
 class of this shape plus its data, environment, metrics and pictures under
@@ -47,6 +48,9 @@ class CLMDomain(Protocol):
     name: str
     #: the figures :meth:`evaluate` returns, the headline first
     evaluation_keys: tuple[str, ...]
+    #: whether the agent's episodes end in success or not (a level solved); without one the loop
+    #: logs no training success rate and the run is never stuck
+    success_flag: bool
 
     def real_data(self) -> torch.Tensor:
         """D's real data: the training split, encoded as G outputs it (N, C, H, W)."""
@@ -84,7 +88,7 @@ class CLMDomain(Protocol):
         data; return the agent's term in G's loss, ``f(fake)`` (or
         None), and the figures to log."""
 
-    def search(self, gan, plan: dict[str, int], rnd: int, timer) -> dict[str, float]:
+    def search(self, gan, rnd: int, timer) -> dict[str, float]:
         """Agent decisions -> data generation (a search of G's outputs); returns the row's figures."""
 
     def feed_agent(self, agent, timer) -> dict[str, float]:
@@ -92,6 +96,9 @@ class CLMDomain(Protocol):
 
     def evaluate(self, agent) -> dict[str, float]:
         """The agent's held-out figures (the first is the headline, e.g. ``player_solve_rate``)."""
+
+    def stuck(self, rnd: int, train_success_rate: float, headline: float | None) -> str | None:
+        """After round ``rnd``: why the run must stop as ``agent_stuck`` (None: go on)."""
 
     def round_figures(self) -> dict[str, float]:
         """Archive and coverage figures logged every round."""
@@ -110,6 +117,15 @@ class CLMDomain(Protocol):
     def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
         """Write the domain's outputs (artefacts, grids) and return its summary figures."""
 
+    def loaded(self, gan) -> None:
+        """A finished run's G and D (``gan.sampler``, ``gan.D``) were read back for
+        generation (:func:`clm.engine.runs.load_domain_run`): set what depends on them."""
+
+
+#: every method and attribute of :class:`CLMDomain`: the registry refuses a domain class without one
+REQUIRED_MEMBERS = tuple(sorted({*CLMDomain.__annotations__,
+                                 *(k for k, v in vars(CLMDomain).items() if callable(v) and not k.startswith("_"))}))
+
 
 class ProposalDomain:
     """What the art and text domains share: one agent that edits an artefact
@@ -125,15 +141,24 @@ class ProposalDomain:
         cfg = self.cfg
         return replace(cfg.player, total_steps=cfg.rounds * cfg.player_steps, seed=cfg.seed, device=str(self.device))
 
+    success_flag = False  # an artefact has no "solved": the loop logs no training success rate
+
     def attach(self, gan, agent, device: torch.device) -> None:
         self.gan = gan
+
+    def loaded(self, gan) -> None:
+        self.gan = gan
+        self.realism_bar = self.median_real_realism()
+
+    def stuck(self, rnd: int, train_success_rate: float, headline: float | None) -> str | None:
+        return None  # no success flag to be stuck on
 
     def start(self, agent, timer) -> dict[str, float]:
         # the realism bar of the first round's rewards: the median real artefact's, under the warmed-up D
         self.realism_bar = self.median_real_realism()
         return {"realism_bar": self.realism_bar}
 
-    def search(self, gan, plan: dict[str, int], rnd: int, timer) -> dict[str, float]:
+    def search(self, gan, rnd: int, timer) -> dict[str, float]:
         return {}  # the agent's choices among G's proposals are the search; it runs in the agent's steps
 
     def feed_agent(self, agent, timer) -> dict[str, float]:

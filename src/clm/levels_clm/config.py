@@ -9,6 +9,7 @@ from typing import Literal
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
 from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.levels_clm.qd_grid import SECOND_AXES
 
 
 def _gan() -> GanConfig:
@@ -60,7 +61,6 @@ class CLMConfig:
     designer_steps: int = 128  #: designer env steps per round
     designer_step_size: float = 0.5  #: how far one designer action moves one latent coordinate
     designer_horizon: int = 8  #: designer actions per episode before a fresh random z
-    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 64  #: raw G samples judged per round (playable ones may join the pool)
     generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
     player_steers_generator: bool = False  #: coupling: the player's Q-net steers G toward a target difficulty (off by default: for a player that plays well, low values mean unplayable levels, and the steer cut G's playable samples from 0.9+ to 0.1-0.6)
@@ -121,7 +121,7 @@ class CLMConfig:
             raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
         if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:
             raise UserError("generated_fraction and archive_real_fraction must lie in [0, 1)")
-        from clm.hybrid.qd import SECOND_AXES
+
 
         if self.qd_descriptor not in SECOND_AXES:
             raise UserError(f"unknown qd_descriptor '{self.qd_descriptor}': valid ones are {', '.join(SECOND_AXES)} "

@@ -1,7 +1,7 @@
 """The CLM on Sokoban levels: a player DQN that solves them, G that makes
 them, a designer DQN that searches G's latent space for creative ones.
 
-One implementation of :class:`clm.hybrid.domain.CLMDomain`: the judge (D's
+One implementation of :class:`clm.engine.domain.CLMDomain`: the judge (D's
 realism, the exact solver, novelty), the creative archive and its QD grid,
 the player's pool and its solver demonstrations (DQfD), the optional steer
 of G by the player's values, and the designer. Levels, the simulator, the
@@ -27,15 +27,16 @@ from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
 from clm.domains.levels.perturb import moved_wall, random_symmetries
-from clm.hybrid.config import CLMConfig
-from clm.hybrid.corpus import load_corpus, player_pool
-from clm.hybrid.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
-                                  levels_from_state, levels_state, mixed_real_batch, player_solve_rate,
+from clm.engine.parts import mixed_real_batch
+from clm.levels_clm.config import CLMConfig
+from clm.levels_clm.corpus import load_corpus, player_pool
+from clm.levels_clm.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
+                                  levels_from_state, levels_state, player_solve_rate,
                                   player_solves, start_state_values)
-from clm.hybrid.designer import LatentDesignerEnv, decode_latents
-from clm.hybrid.qd import QDGrid
-from clm.hybrid.robustness import d_robustness, flip_attack, inner_cells, player_robustness
-from clm.hybrid.search import build_gan
+from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
+from clm.levels_clm.qd_grid import QDGrid
+from clm.levels_clm.robustness import d_robustness, flip_attack, inner_cells, player_robustness
+from clm.levels_clm.search import build_gan
 
 
 class SokobanCLM:
@@ -43,8 +44,9 @@ class SokobanCLM:
 
     name = "levels"
     evaluation_keys = ("player_solve_rate",)
+    success_flag = True  # a level is solved or not
 
-    def __init__(self, cfg: CLMConfig, device: torch.device):
+    def __init__(self, cfg: CLMConfig, device: torch.device, run_dir=None):
         self.cfg, self.device = cfg, device
         self.corpus, self.heldout = load_corpus(cfg)
         self.generated: list = []  # solver-verified raw G samples offered to the player
@@ -164,13 +166,13 @@ class SokobanCLM:
         return None  # the CLM's level G is unconditional
 
     # -- agent decision -> data generation: the designer searches G's latent space ------------------
-    def search(self, gan, plan, rnd, timer) -> dict[str, float]:
+    def search(self, gan, rnd, timer) -> dict[str, float]:
         if self.designer is None:
             return {}
         row: dict[str, float] = {}
         with timer.part("designer"):
             self.designer_env.G, self.designer_env.round = gan.sampler, rnd
-            for _ in range(max(1, plan["designer"] // self.designer_cfg.num_envs)):
+            for _ in range(max(1, self.cfg.designer_steps // self.designer_cfg.num_envs)):
                 self.designer.collect_step()
             if self.designer.recent_returns:
                 row["designer_return"] = float(np.mean(self.designer.recent_returns))
@@ -192,6 +194,15 @@ class SokobanCLM:
 
     def evaluate(self, agent) -> dict[str, float]:
         return {"player_solve_rate": player_solve_rate(agent.greedy_actions, self.heldout[: self.cfg.eval_levels])}
+
+    def stuck(self, rnd: int, train_success_rate: float, headline: float | None) -> str | None:
+        if self.cfg.stuck_rounds and rnd >= self.cfg.stuck_rounds and train_success_rate == 0.0 and not headline:
+            return (f"the agent is stuck: it succeeded in no episode in round {rnd} (training and held-out); make "
+                    "the task easier (smaller levels, fewer boxes) or give it more steps")
+        return None
+
+    def loaded(self, gan) -> None:
+        pass  # a levels run is read back by clm.levels_clm.search.load_run, with its designer and archive
 
     def round_figures(self) -> dict[str, float]:
         return {"archive_size": len(self.archive), "g_evaluations": self.judge.evaluations,

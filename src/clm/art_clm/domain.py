@@ -2,7 +2,7 @@
 the work from the current canvas, D judges how real the work is (the seed's
 section 6.2).
 
-One implementation of :class:`clm.hybrid.domain.CLMDomain`, on handwritten
+One implementation of :class:`clm.engine.domain.CLMDomain`, on handwritten
 digits (scikit-learn's set, resized to the canvas; MNIST by IDX path):
 
 - **agent -> G**: the painter's canvas is G's condition: at every step G
@@ -36,8 +36,9 @@ from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
 from clm.gan.train import REFINER_KEYS, GanConfig
-from clm.hybrid.couplings import mixed_real_batch
-from clm.hybrid.domain import ProposalDomain
+from clm.engine.domain import ProposalDomain
+from clm.engine.parts import mixed_real_batch
+from clm.engine.runs import load_domain_run
 
 
 def _gan() -> GanConfig:
@@ -80,8 +81,6 @@ class ArtConfig:
     gan_steps: int = 100  #: D and G updates per round
     gan_warmup_steps: int = 1_500  #: D and G updates before round 1 (G's first proposals are then digits, not noise)
     player_steps: int = 1_024  #: painter env steps per round (summed over canvases)
-    designer_steps: int = 0  #: the art domain has no designer DQN (the painter is the agent): must stay 0
-    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 64  #: G's samples from a blank canvas judged per round (the plain GAN's output)
     min_confidence: float = 0.9  #: creative: the digits classifier is at least this sure of the canvas's class
     realism_weight: float = 2.0  #: weight of the change of D's realism in each step's reward
@@ -96,7 +95,6 @@ class ArtConfig:
     painter_fake_fraction: float = 0.0  #: share of D's fake batches that are the painter's recent canvases (0.25 in a 12-round probe: D then chased the painter, whose greedy canvases ended less real to D than a random painter's)
     eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
     eval_every: int = 5  #: rounds between evaluations
-    stuck_rounds: int = 0  #: the art domain has no success flag to be stuck on: must stay 0
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
     gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
@@ -110,8 +108,6 @@ class ArtConfig:
                   (1 <= self.window <= self.canvas_size, "window must lie in [1, canvas_size]"),
                   (self.stride >= 1, "stride must be >= 1"), (self.fragments or self.strokes, "fragments or strokes must be on"),
                   (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
-                  (self.designer_steps == 0, "designer_steps must stay 0: the art domain has no designer (the painter is the agent)"),
-                  (self.stuck_rounds == 0, "stuck_rounds must stay 0: a painter has no success flag"),
                   (0 < self.min_confidence < 1, "min_confidence must lie in (0, 1)"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
                   (0 <= self.painter_fake_fraction < 1, "painter_fake_fraction must lie in [0, 1)"),
@@ -173,7 +169,6 @@ class ArtCLM(ProposalDomain):
     """The CLM's art domain (``clm run --domain art``)."""
 
     name = "art"
-    success_flag = False  # a canvas has no "solved": the loop logs no training success rate
     evaluation_keys = ("canvas_creative_fraction", "canvas_realism", "canvas_recognisable_fraction",
                        "canvas_novelty_mean", "canvas_fd_clf_ratio", "canvas_coverage")
 
@@ -465,6 +460,4 @@ def _records(judged: dict[str, np.ndarray], min_confidence: float) -> list[dict]
 
 def load_art_run(run_dir: str | Path, device: str = "cpu"):
     """(the art domain with the run's G and D, its painter DQN) of a finished ``clm run --domain art``."""
-    from clm.hybrid.loop import load_domain_run
-
     return load_domain_run(run_dir, ArtConfig, device)

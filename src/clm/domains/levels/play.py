@@ -1,5 +1,5 @@
-"""Play a run's Sokoban levels in the browser: the report's "Play" section
-and ``clm serve``'s page share this player.
+"""Play Sokoban levels in the browser: the report's "Play the levels"
+section (clm.levels_clm.report) and ``clm serve``'s page share this player.
 
 Everything is inline (:data:`PLAYER_CSS`, :data:`PLAYER_JS`): no file or
 network request, so the report stays one file that opens offline. Levels
@@ -74,7 +74,7 @@ def play_html(groups: Sequence[tuple[str, str, list[dict[str, Any]]]]) -> str:
                           for i, p in enumerate(payload))
         parts.append(f'<div class="picks"><span class="pick-title">{html.escape(title)}</span> '
                      f'{buttons or "<span class=missing>no levels</span>"}</div>')
-    parts.append(PLAYER_HTML)
+    parts.append(f"<style>{PLAYER_CSS}</style>{PLAYER_HTML}")
     parts.append(f'<script type="application/json" id="clm-levels">{json_for_script(data)}</script>')
     parts.append(f"<script>{PLAYER_JS}</script>")
     return "".join(parts)

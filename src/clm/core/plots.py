@@ -1,5 +1,4 @@
-"""Figures for the report: matplotlib (Agg, no pyplot state) and level grids,
-each returned as PNG bytes."""
+"""Figures for reports: matplotlib (Agg, no pyplot state), each returned as PNG bytes."""
 
 from __future__ import annotations
 
@@ -126,34 +125,5 @@ def time_share_over_rounds_png(steps: Sequence[float], shares: dict[str, Sequenc
     ax.set_ylim(0, max(100.0, float(np.max(np.sum(ys, axis=0))) if ys else 100.0))
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    return figure_png(fig)
-
-
-def level_grid_png(levels: Sequence, labels: Sequence[str] | None = None, cols: int = 8) -> bytes:
-    """Levels drawn side by side by the levels domain's renderer, as PNG."""
-    from clm.domains.levels.render import render_grid
-
-    largest = max(max(lv.shape) for lv in levels)
-    cell = int(max(6, min(16, 160 // max(1, largest))))
-    image = render_grid(list(levels), cols=cols, cell=cell, labels=labels)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def qd_heatmap_png(quality: Sequence[Sequence[float | None]], names: Sequence[str],
-                   ranges: Sequence[Sequence[float]]) -> bytes:
-    """A QD grid's cell qualities as a heat map: rows the first descriptor's
-    bins (upward), columns the second's; empty cells blank."""
-    q = np.array([[np.nan if v is None else float(v) for v in row] for row in quality], dtype=float)
-    fig = Figure(figsize=(6.4, 3.6))
-    ax = fig.add_subplot(1, 1, 1)
-    (y0, y1), (x0, x1) = ranges
-    image = ax.imshow(np.ma.masked_invalid(q), origin="lower", aspect="auto", cmap="viridis",
-                      extent=(x0, x1, y0, y1), interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="cell quality (judge's score)")
-    ax.set_ylabel(f"{names[0]} (top bin: at least)")
-    ax.set_xlabel(names[1])
     fig.tight_layout()
     return figure_png(fig)

@@ -2,7 +2,7 @@
 real the word reads (the seed's section 6.3). Default task: inventing new
 words that read like English (the CMU Pronouncing Dictionary's words).
 
-One implementation of :class:`clm.hybrid.domain.CLMDomain`:
+One implementation of :class:`clm.engine.domain.CLMDomain`:
 
 - **agent -> G**: the writer's word is G's condition: at every edit G
   proposes ``n_proposals`` words that continue it, and the writer takes,
@@ -36,8 +36,9 @@ from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
 from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.gan.train import REFINER_KEYS, GanConfig
-from clm.hybrid.couplings import mixed_real_batch
-from clm.hybrid.domain import ProposalDomain
+from clm.engine.domain import ProposalDomain
+from clm.engine.parts import mixed_real_batch
+from clm.engine.runs import load_domain_run
 
 
 def _gan() -> GanConfig:
@@ -83,8 +84,6 @@ class TextConfig:
     gan_steps: int = 100  #: D and G updates per round
     gan_warmup_steps: int = 2_000  #: D and G updates before round 1 (G's first proposals are then word-like)
     player_steps: int = 1_024  #: writer env steps per round (summed over words)
-    designer_steps: int = 0  #: the text domain has no designer DQN (the writer is the agent): must stay 0
-    schedule: Literal["fixed", "adaptive"] = "fixed"  #: updates per network per round
     samples_per_round: int = 128  #: G's samples from the empty word judged per round (the plain GAN's output)
     min_fluency: float = 0.5  #: creative: fluency at least this (1: as likely per letter as the median real word)
     realism_weight: float = 1.0  #: weight of the change of D's realism in each edit's reward
@@ -100,7 +99,6 @@ class TextConfig:
     unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the writer's junk on the way (words shorter than min_len, the empty one too, or below half the fluency bar): D learns that junk is not a word, which it had never seen (a random writer's junk scored 0.51 to a D trained on G's samples only)
     eval_words: int = 256  #: words the greedy writer writes at each evaluation
     eval_every: int = 5  #: rounds between evaluations
-    stuck_rounds: int = 0  #: the text domain has no success flag to be stuck on: must stay 0
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
     gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the word) and D
@@ -112,8 +110,6 @@ class TextConfig:
                   (0 < self.held_out_fraction < 0.5, "held_out_fraction must lie in (0, 0.5)"),
                   (self.episode_steps >= 1 and self.n_proposals >= 1, "episode_steps and n_proposals must be >= 1"),
                   (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
-                  (self.designer_steps == 0, "designer_steps must stay 0: the text domain has no designer (the writer is the agent)"),
-                  (self.stuck_rounds == 0, "stuck_rounds must stay 0: a writer has no success flag"),
                   (0 < self.min_fluency <= 1, "min_fluency must lie in (0, 1]"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
                   (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
@@ -176,7 +172,6 @@ class TextCLM(ProposalDomain):
     """The CLM's text domain (``clm run --domain text``)."""
 
     name = "text"
-    success_flag = False  # a word has no "solved": the loop logs no training success rate
     evaluation_keys = ("text_creative_fraction", "text_realism", "text_fluency", "text_novel_fraction",
                        "text_nll", "text_constraint_fraction")
 
@@ -485,6 +480,4 @@ class TextCLM(ProposalDomain):
 
 def load_text_run(run_dir: str | Path, device: str = "cpu"):
     """(the text domain with the run's G and D, its writer DQN) of a finished ``clm run --domain text``."""
-    from clm.hybrid.loop import load_domain_run
-
     return load_domain_run(run_dir, TextConfig, device)

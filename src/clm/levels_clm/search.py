@@ -20,10 +20,10 @@ from clm.core.rundir import require_run_dir
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, read_levels
 from clm.domains.levels.sim import N_ACTIONS
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.hybrid.config import CLMConfig
-from clm.hybrid.corpus import load_corpus
-from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
-from clm.hybrid.designer import LatentDesignerEnv, decode_latents
+from clm.levels_clm.config import CLMConfig
+from clm.levels_clm.corpus import load_corpus
+from clm.levels_clm.couplings import CreativeArchive, Judgement, LevelJudge
+from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 
 
 @dataclass

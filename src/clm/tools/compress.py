@@ -262,7 +262,7 @@ def generator_quality(G: nn.Module, corpus: list, n_boxes: int, samples: int, se
     least one push."""
     from clm.domains.levels.metrics import tile_pattern_kl
     from clm.domains.levels.solver import solve_level
-    from clm.hybrid.designer import decode_latents
+    from clm.levels_clm.designer import decode_latents
 
     z = np.random.default_rng(seed).standard_normal((samples, G.z_dim)).astype(np.float32)
     with torch.inference_mode():
@@ -317,8 +317,8 @@ def load_for_compression(run_dir: str | Path, batch: int = 256, samples: int = 2
     """The player and G (EMA) of a levels ``clm run`` folder, with the data
     that measures them; a clear error (exit 2) when the folder lacks them."""
     from clm.domains.levels import levels_to_onehot
-    from clm.hybrid.explain import run_domain
-    from clm.hybrid.search import load_run
+    from clm.tools.explain import run_domain
+    from clm.levels_clm.search import load_run
 
     domain = run_domain(run_dir)
     if domain != "levels":
@@ -341,7 +341,7 @@ def load_for_compression(run_dir: str | Path, batch: int = 256, samples: int = 2
 
 def quality(m: Measured, network: str, net: nn.Module) -> dict[str, float]:
     """The player's held-out solve rate, or G's tile_kl and solvable fraction."""
-    from clm.hybrid.couplings import player_solve_rate
+    from clm.levels_clm.couplings import player_solve_rate
 
     if network == "player":
         return {"heldout_solve_rate": player_solve_rate(greedy_policy(net), m.heldout)}
@@ -437,7 +437,7 @@ def load_compressed(folder: str | Path, run_dir: str | Path | None = None) -> di
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from clm.hybrid.search import load_run
+    from clm.levels_clm.search import load_run
 
     folder = Path(folder)
     try:

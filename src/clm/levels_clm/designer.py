@@ -17,7 +17,7 @@ import torch
 
 from clm.core.errors import UserError
 from clm.domains.levels.decode import decode_levels
-from clm.hybrid.couplings import CreativeArchive, Judgement, LevelJudge
+from clm.levels_clm.couplings import CreativeArchive, Judgement, LevelJudge
 
 
 def decode_latents(G: torch.nn.Module, z: np.ndarray, n_boxes: int | None = None) -> list:

@@ -1,1 +1,0 @@
-"""The Creative Learning Model: the only place where agents and GANs meet."""

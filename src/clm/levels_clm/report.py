@@ -1,0 +1,211 @@
+"""The levels domain's sections of a run's report: grids of real, generated
+and archived levels, the archive table, the QD grid and the evidence tables."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from clm.core.errors import UserError
+from clm.core.html import esc, fmt_value, img_tag, missing, note_list, records_table, table_html
+from clm.core.plots import figure_png
+from clm.core.rundata import NOT_RECORDED, Loaded, read_json_object, read_jsonl
+from clm.domains.levels import read_levels
+from clm.domains.levels.play import level_payload, play_html, solve_for_play
+from clm.domains.levels.render import render_grid
+
+MAX_GRID_LEVELS = 32
+MAX_ARCHIVE_GRID = 48
+
+# summary.json key -> (label, kind); kind picks the formatting.
+HEADLINE_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("creative_levels", "Creative levels (archive size)", "count"),
+    ("generated_playable_fraction", "Playable raw G samples (solver)", "fraction"),
+    ("creative_novelty_mean", "Mean novelty of the archive (min Hamming distance to corpus)", "number"),
+    ("creative_difficulty_mean", "Mean difficulty of the archive (optimal pushes)", "number"),
+    ("tile_kl", "Tile-pattern KL, archive vs corpus (lower is closer in style)", "number"),
+    ("player_solve_rate", "Player solve rate on held-out real levels", "fraction"),
+    ("wall_seconds", "Wall-clock time", "seconds"),
+)
+
+EVIDENCE_TITLES = {
+    "problem1": "Problem 1: generated levels in the player's training",
+    "problem2": "Problem 2: agent-guided search for creative levels",
+    "problem3": "Problem 3: complexity against learning efficiency",
+}
+
+
+def read_level_file(path: Path) -> Loaded:
+    """Levels of a Boxoban file (invalid puzzles skipped and counted)."""
+    if not path.is_file():
+        return Loaded(None, f"levels/{path.name}: {NOT_RECORDED}")
+    try:
+        levels = read_levels(path, skip_invalid=True)
+    except UserError as e:
+        return Loaded(None, f"levels/{path.name}: {e}")
+    note = None
+    if levels.skipped:
+        note = f"levels/{path.name}: {levels.skipped} invalid puzzle(s) left out"
+    if not levels:
+        return Loaded(None, note or f"levels/{path.name}: holds no levels")
+    return Loaded(levels, note)
+
+
+
+def _levels(report, name: str) -> Loaded:
+    return read_level_file(report.run_dir / "levels" / name)
+
+
+def level_grid_png(levels: Sequence, labels: Sequence[str] | None = None, cols: int = 8) -> bytes:
+    """Levels drawn side by side by the levels domain's renderer, as PNG."""
+    largest = max(max(lv.shape) for lv in levels)
+    cell = int(max(6, min(16, 160 // max(1, largest))))
+    image = render_grid(list(levels), cols=cols, cell=cell, labels=labels)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def qd_heatmap_png(quality: Sequence[Sequence[float | None]], names: Sequence[str],
+                   ranges: Sequence[Sequence[float]]) -> bytes:
+    """A QD grid's cell qualities as a heat map: rows the first descriptor's
+    bins (upward), columns the second's; empty cells blank."""
+    q = np.array([[np.nan if v is None else float(v) for v in row] for row in quality], dtype=float)
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    (y0, y1), (x0, x1) = ranges
+    image = ax.imshow(np.ma.masked_invalid(q), origin="lower", aspect="auto", cmap="viridis",
+                      extent=(x0, x1, y0, y1), interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="cell quality (judge's score)")
+    ax.set_ylabel(f"{names[0]} (top bin: at least)")
+    ax.set_xlabel(names[1])
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _grid(report, loaded: Loaded, title: str, what: str, limit: int, label_prefix: str | None = None,
+          generated: bool = False) -> str:
+    out = f"<h3>{esc(title)}</h3>"
+    if loaded.value is None:
+        text = loaded.note or NOT_RECORDED
+        if generated and report.summary_dict.get("status") == "gan_diverged":
+            text += " (the GAN diverged, so the run kept no generated levels)"
+        return out + missing(text)
+    levels = list(loaded.value)
+    shown = levels[:limit]
+    labels = [f"{label_prefix}{i}" for i in range(len(shown))] if label_prefix is not None else None
+    try:
+        png = level_grid_png(shown, labels=labels)
+    except Exception as e:  # a level the renderer cannot draw must not stop the report
+        return out + f'<p class="error">could not draw {esc(what)}: {esc(e)}</p>'
+    sizes = sorted({f"{lv.shape[0]}x{lv.shape[1]}" for lv in levels})
+    note = f"{len(levels)} level(s), size {', '.join(sizes)}"
+    if len(levels) > len(shown):
+        note += f"; showing the first {len(shown)}"
+    return out + f'<p class="note">{esc(note)}</p>' + img_tag(png, what, "levels") + note_list([loaded.note])
+
+def section_levels(report) -> str:
+    return (_grid(report, _levels(report, "real.txt"), "Real levels (the run's corpus)", "real levels", MAX_GRID_LEVELS)
+            + _grid(report, _levels(report, "samples.txt"), "Raw generator samples (G, before any selection)", "raw G samples",
+                         MAX_GRID_LEVELS, generated=True)
+            + _grid(report, _levels(report, "archive.txt"), "The creative archive (numbers match the archive table)",
+                         "creative archive", MAX_ARCHIVE_GRID, label_prefix="#", generated=True))
+
+def section_play(report) -> str:
+    """The levels of the grids above, playable in the page, with the solver's
+    solutions (solved while the report is written, within play.SOLVE_BUDGET_S in all)."""
+    groups = [("real", "Real", "real.txt", MAX_GRID_LEVELS, "r"),
+              ("samples", "G's samples", "samples.txt", MAX_GRID_LEVELS, "s"),
+              ("archive", "Archive", "archive.txt", MAX_ARCHIVE_GRID, "#")]
+    shown = []
+    for gid, title, name, limit, prefix in groups:
+        loaded = _levels(report, name)
+        shown.append((gid, title, list(loaded.value)[:limit] if loaded.value is not None else [], prefix))
+    everything = [lv for _, _, levels, _ in shown for lv in levels]
+    if not everything:
+        return missing("no levels to play: the run directory holds no readable level file")
+    solves = solve_for_play(everything)
+    out, at = [], 0
+    for gid, title, levels, prefix in shown:
+        labels = [f"{prefix}{i}" for i in range(len(levels))]
+        out.append((gid, title, level_payload(levels, solves[at:at + len(levels)], labels)))
+        at += len(levels)
+    return play_html(out)
+
+
+def section_archive_table(report) -> str:
+    archive_meta = read_jsonl(report.run_dir / "levels" / "archive.jsonl")
+    if archive_meta.value is None:
+        return missing(archive_meta.note or f"levels/archive.jsonl: {NOT_RECORDED}")
+    records = archive_meta.value
+    if not records:
+        return missing("levels/archive.jsonl is empty: the archive holds no levels")
+    return (f'<p class="note">{len(records)} archived level(s); # is the number under each level in the '
+            f"archive grid.</p>" + records_table(records, index_column="#") + note_list([archive_meta.note]))
+
+def section_qd(report) -> str:
+    qd_grid = read_json_object(report.run_dir / "qd_grid.json")
+    if qd_grid.value is None:
+        return missing(qd_grid.note or f"qd_grid.json: {NOT_RECORDED}")
+    g = qd_grid.value
+    try:
+        names, quality, ranges = g["descriptors"], g["quality"], g["ranges"]
+        coverage, score, filled = float(g["coverage"]), float(g["qd_score"]), int(g["filled"])
+    except (KeyError, TypeError, ValueError) as e:
+        return missing(f"qd_grid.json lacks a field or has a wrong one ({type(e).__name__}: {e})")
+    if filled == 0:
+        return missing(f"the QD grid is empty: none of the {g.get('levels_offered', 0)} judged levels was "
+                       f"playable and novel")
+    note = (f'<p class="note">Every level the run judged (G\'s samples and the designer\'s), filed by '
+            f"{esc(names[0])} and {esc(names[1])}; a cell keeps its best playable, novel level. "
+            f"Coverage {coverage:.3f} ({filled} cells), QD-score {score:.1f}, "
+            f"{g.get('levels_offered', '?')} levels offered.</p>")
+    return note + img_tag(qd_heatmap_png(quality, names, ranges), "QD grid heat map")
+
+def section_evidence(report) -> str:
+    evidence = read_json_object(report.run_dir / "evidence.json")
+    if evidence.value is None:
+        reason = evidence.note or f"evidence.json: {NOT_RECORDED}"
+        return missing(f"{reason}. Run benchmarks/clm_evidence.py to measure the three problems "
+                       f"(it writes the evidence tables that this section shows).")
+    ev = evidence.value
+    keys = list(EVIDENCE_TITLES) + [k for k in ev if k not in EVIDENCE_TITLES]
+    out = []
+    for k in keys:
+        body = _evidence_block(ev[k]) if k in ev else missing(f"{k}: {NOT_RECORDED}")
+        out.append(f"<h3>{esc(EVIDENCE_TITLES.get(k, k))}</h3>" + body)
+    return "".join(out)
+
+def _evidence_block(block: Any) -> str:
+    """One problem's evidence: tables for lists of records, a key/value
+    table for scalars, notes as paragraphs; any shape is shown."""
+    if isinstance(block, list):
+        records = [r for r in block if isinstance(r, dict)]
+        return records_table(records) if records else f"<pre>{esc(json.dumps(block, indent=2))}</pre>"
+    if not isinstance(block, dict):
+        return f"<p>{esc(fmt_value(block))}</p>"
+    out = []
+    scalars = []
+    for key, value in block.items():
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            if key != "rows":
+                out.append(f"<h4>{esc(key)}</h4>")
+            out.append(records_table(value))
+        elif key in ("note", "notes", "conclusion") and isinstance(value, str):
+            continue
+        elif isinstance(value, dict):
+            out.append(f"<h4>{esc(key)}</h4>" + _evidence_block(value))
+        else:
+            scalars.append((key, value))
+    if scalars:
+        out.append(table_html(["key", "value"], scalars, ["text", "number"]))
+    for key in ("note", "notes", "conclusion"):
+        if isinstance(block.get(key), str):
+            out.append(f'<p class="note"><b>{esc(key)}:</b> {esc(block[key])}</p>')
+    return "".join(out) or missing("empty")
