@@ -13,11 +13,12 @@ from clm.cli import gan
 from clm.cli import levels
 from clm.cli import report
 from clm.cli import run
+from clm.cli import serve
 from clm.cli import tune
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress]
+GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,54 +17,80 @@ from clm.levels_clm.search import cmaes_search, designer_search, load_run, rando
 SEARCHES = ("designer", "random", "cmaes")
 
 
-def generate(args) -> int:
-    """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
-    if args.search not in (None, *SEARCHES):
-        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
-    args.search = args.search or "designer"
-    lo, hi = 1, 10**9
-    if args.difficulty:
-        try:
-            lo, hi = (int(v) for v in args.difficulty.split(":"))
-        except ValueError:
-            raise UsageError(f"--difficulty must be LO:HI in optimal pushes (e.g. 4:12), got '{args.difficulty}'")
-        if lo < 1 or hi < lo:
-            raise UsageError(f"--difficulty {args.difficulty}: need 1 <= LO <= HI")
-    run = load_run(args.run_dir)
-    k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
+def parse_difficulty(text: str | None, name: str = "--difficulty") -> tuple[int, int]:
+    """``LO:HI`` optimal pushes as (lo, hi); None or "" is any difficulty."""
+    if not text:
+        return 1, 10**9
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise UsageError(f"{name} must be LO:HI in optimal pushes (e.g. 4:12), got '{text}'")
+    if lo < 1 or hi < lo:
+        raise UsageError(f"{name} {text}: need 1 <= LO <= HI")
+    return lo, hi
+
+
+def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, rng: np.random.Generator,
+                max_evaluations: int = 0, avoid: list | None = None) -> tuple[list, list, int]:
+    """Up to ``n`` levels of a loaded run (``load_run``) that are playable, of
+    ``lo``..``hi`` optimal pushes, at least ``min_novelty`` from the corpus,
+    the archive, ``avoid`` and each other, found by ``search`` within
+    ``max_evaluations`` G evaluations (0: 500 n). Returns (levels, their
+    records, G evaluations spent); fewer than ``n`` when the budget ran out."""
+    if search not in SEARCHES:
+        raise UsageError(f"search {search!r} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
+    if search == "designer" and run.designer is None:
+        raise UsageError("this run has no designer (designer_search was off); use --search random or cmaes")
+    k = min_novelty
     run.judge.min_novelty = k
     chosen: list = []
     records: list = []
+    avoid_tiles = levels_to_tiles(avoid) if avoid else None
 
     def accept(levels, j):
         """Playable, in the difficulty range, novel to the corpus/archive and to
         the levels chosen so far; taken in order."""
         keep = np.zeros(len(levels), bool)
         for i in np.flatnonzero(j.playable & (j.pushes >= lo) & (j.pushes <= hi) & (j.novelty >= k)):
-            if len(chosen) >= args.n:
+            if len(chosen) >= n:
                 break
-            if chosen and novelty(levels_to_tiles([levels[i]]), levels_to_tiles(chosen))[0] < max(k, 1):
+            tiles = levels_to_tiles([levels[i]])
+            if chosen and novelty(tiles, levels_to_tiles(chosen))[0] < max(k, 1):
+                continue
+            if avoid_tiles is not None and novelty(tiles, avoid_tiles)[0] < max(k, 1):
                 continue
             chosen.append(levels[i])
             keep[i] = True
         return keep
 
-    budget = args.max_evaluations or 500 * args.n
-    rng = np.random.default_rng(args.seed)
-    step = max(64, 4 * args.n)
+    budget = max_evaluations or 500 * n
+    step = max(64, 4 * n)
     spent = 0
-    while len(chosen) < args.n and spent < budget:
+    while len(chosen) < n and spent < budget:
         part = min(step, budget - spent)
-        if args.search == "random":
+        if search == "random":
             found = random_search(run.G, run.D, run.judge, part, rng, accept)
-        elif args.search == "cmaes":
+        elif search == "cmaes":
             found = cmaes_search(run.G, run.D, run.judge, part, int(rng.integers(2**31)), accept)
         else:
-            if run.designer is None:
-                raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use --search random or cmaes")
             found = designer_search(run.designer, part, accept)
         records.extend(found.records)
         spent += found.evaluations
+    return chosen, records[: len(chosen)], spent
+
+
+def generate(args) -> int:
+    """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
+    if args.search not in (None, *SEARCHES):
+        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
+    args.search = args.search or "designer"
+    lo, hi = parse_difficulty(args.difficulty)
+    run = load_run(args.run_dir)
+    if args.search == "designer" and run.designer is None:
+        raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use --search random or cmaes")
+    k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
+    chosen, records, spent = find_levels(run, args.n, args.search, lo, hi, k, np.random.default_rng(args.seed),
+                                         args.max_evaluations)
     if len(chosen) < args.n:
         raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} G evaluations; widen "
                          f"--difficulty, lower --min-novelty or raise --max-evaluations")
@@ -72,7 +98,7 @@ def generate(args) -> int:
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"
     write_levels(out, chosen)
-    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
+    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
           f"with {args.search} search")
     return 0

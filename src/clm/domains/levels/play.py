@@ -177,7 +177,7 @@ PLAYER_JS = r"""
     }
     board.innerHTML = cells.join("");
     var st = $("clm-play-status");
-    if (solved(S)) { st.textContent = "Solved in " + S.moves.length + " moves (" + S.pushes + " pushes)!"; st.className = "play-status solved"; }
+    if (solved(S)) { st.textContent = "Solved in " + S.moves.length + " moves (" + S.pushes + (S.pushes === 1 ? " push)!" : " pushes)!"); st.className = "play-status solved"; }
     else { st.textContent = S.moves.length + " moves, " + S.pushes + " pushes"; st.className = "play-status"; }
     board.setAttribute("data-solved", solved(S) ? "yes" : "no");
     board.setAttribute("data-moves", String(S.moves.length));
@@ -230,6 +230,8 @@ PLAYER_JS = r"""
     else if (e.key === "u" || e.key === "Backspace") { e.preventDefault(); if (undo(S)) draw(); }
     else if (e.key === "r") { e.preventDefault(); restart(); }
   });
-  window.clmPlayer = {open: open, data: data, reload: function (d) { data = d; }};
+  // for pages that load levels later (clm serve): replace the data, ask which level is open
+  window.clmPlayer = {open: open, reload: function (d) { data = d; },
+                      current: function () { return level; }, levels: function () { return data; }};
 })();
 """
