@@ -12,7 +12,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clm.core.errors import UserError
-from clm.core.html import missing
 from clm.core.plots import figure_png
 from clm.core.rundata import NOT_RECORDED, Loaded, read_json_object, read_jsonl
 from clm.core.templating import render
@@ -134,7 +133,7 @@ def section_play(report) -> str:
         shown.append((gid, title, list(loaded.value)[:limit] if loaded.value is not None else [], prefix))
     everything = [lv for _, _, levels, _ in shown for lv in levels]
     if not everything:
-        return missing("no levels to play: the run directory holds no readable level file")
+        return render(_PACKAGE, "no_levels.html.j2")
     solves = solve_for_play(everything)
     out, at = [], 0
     for gid, title, levels, prefix in shown:
