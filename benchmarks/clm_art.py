@@ -7,7 +7,7 @@ the same budget (rounds, painter env steps, GAN updates):
 - **strokes**: the same with ``fragments=false`` (the painter never sees G's
   fragments: what G's data does for the agent, at equal steps);
 - **plain**: the couplings off (``archive_feedback=false
-  painter_fake_fraction=0 unfinished_fake_fraction=0 kept_weight=0``): G and
+  unfinished_fake_fraction=0 kept_weight=0``): G and
   D never see the painter's canvases, so G's samples from a blank canvas are
   the plain GAN's.
 
@@ -39,7 +39,7 @@ import numpy as np
 from benchstats import ci95, clm_run
 
 ARMS = {"clm": [], "strokes": ["fragments=false"],
-        "plain": ["archive_feedback=false", "painter_fake_fraction=0", "unfinished_fake_fraction=0", "kept_weight=0"]}
+        "plain": ["archive_feedback=false", "unfinished_fake_fraction=0", "kept_weight=0"]}
 
 
 def distinct_creative(canvases: np.ndarray, creative: np.ndarray, eps: float = 1e-3) -> int:

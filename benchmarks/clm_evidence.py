@@ -32,7 +32,7 @@ import numpy as np
 from benchstats import ci95, clm_run
 
 SCALE = ["rounds=20", "eval_every=2", "eval_levels=100", "report=false"]
-REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", "player_steers_generator=false",
+REAL_ONLY = ["generated_to_player=false", "archive_feedback=false", 
              "designer_search=false"]
 
 
@@ -52,36 +52,39 @@ def solve_curve(run: Path) -> list[tuple[float, float]]:
 
 def search_yields(plain: Path, clm: Path, budget: int, seed: int) -> dict[str, dict]:
     """Creative-level yield per 1,000 G evaluations for each search method."""
-    from clm.levels_clm.search import cmaes_search, designer_search, load_run, random_search
+    from clm.levels_clm.qd import run_qd_search
+    from clm.levels_clm.search import load_run
 
     judged_by = load_run(clm)  # one judge (corpus, archive-free novelty, the CLM's D) for every method
     judged_by.judge.archive_tiles = None
     base = load_run(plain)
 
-    def creative(levels, j):
-        return j.creative
+    J, D = judged_by.judge, judged_by.D
 
-    def run(name, fn):
-        found = fn()
-        pushes = [r["pushes"] for r in found.records]
+    def run(search, G, search_seed):
+        found: list = []  # (layout, pushes) of every creative level, repeats included
+
+        def creative(levels, j):
+            found.extend((levels[i].key(), int(j.pushes[i])) for i in np.flatnonzero(j.creative))
+            return False
+
+        p = run_qd_search(search, G, D, J, budget, search_seed, designer=judged_by.designer, on_judged=creative)
         # Yield counts distinct layouts: a search that keeps re-finding one level has found one level.
-        first = {}
-        for lv, p in zip(found.levels, pushes):
-            first.setdefault(lv.key(), p)
-        return {"creative_with_repeats": len(found.levels), "evaluations": found.evaluations,
-                "yield_per_1000": 1000 * len(first) / max(found.evaluations, 1),
+        first: dict = {}
+        for key, pushes in found:
+            first.setdefault(key, pushes)
+        return {"creative_with_repeats": len(found), "evaluations": p.evaluations,
+                "yield_per_1000": 1000 * len(first) / max(p.evaluations, 1),
                 "difficulty_mean": float(np.mean(list(first.values()))) if first else None}
 
-    rng = lambda k: np.random.default_rng(seed * 100 + k)  # noqa: E731
-    J, D = judged_by.judge, judged_by.D
     out = {
-        "random (plain G)": run("r0", lambda: random_search(base.G, D, J, budget, rng(1), creative)),
-        "cmaes (plain G)": run("c0", lambda: cmaes_search(base.G, D, J, budget, seed + 1, creative)),
-        "random (G after feedback)": run("r1", lambda: random_search(judged_by.G, D, J, budget, rng(2), creative)),
-        "cmaes (G after feedback)": run("c1", lambda: cmaes_search(judged_by.G, D, J, budget, seed + 2, creative)),
+        "random (plain G)": run("random", base.G, seed * 100 + 1),
+        "cmaes (plain G)": run("cmaes", base.G, seed + 1),
+        "random (G after feedback)": run("random", judged_by.G, seed * 100 + 2),
+        "cmaes (G after feedback)": run("cmaes", judged_by.G, seed + 2),
     }
     if judged_by.designer is not None:
-        out["designer DQN"] = run("d", lambda: designer_search(judged_by.designer, budget, creative))
+        out["designer DQN"] = run("designer", judged_by.G, seed + 3)
     return out
 
 

@@ -9,9 +9,9 @@ seed, for three pools:
   with the solver's demonstrations (the default ``clm run``);
 * ``classic``: real plus as many fresh levels per round from the project's
   classic generator, which made the corpus (``pool_source=classic``): the
-  oracle, the ceiling a generator can reach here;
-* ``clm_frontier`` and ``classic_frontier``: the same pools, admitting only
-  new levels that the player's greedy policy fails (``generated_filter=unsolved``).
+  oracle, the ceiling a generator can reach here.
+(The frontier and novelty arms went with ``generated_filter`` in issue 24;
+docs/results.md keeps their figures.)
 
     .venv/bin/python benchmarks/clm_problem1.py --seeds 5 --corpus-sizes 50,100,800 --rounds 15 --jobs 2
 
@@ -35,11 +35,6 @@ ARMS = {
     "real": ["generated_to_player=false"],
     "clm": [],
     "classic": ["pool_source=classic"],
-    # the same two pools admitting only the levels the player's greedy policy fails (its frontier)
-    "clm_frontier": ["generated_filter=unsolved"],
-    "classic_frontier": ["pool_source=classic", "generated_filter=unsolved"],
-    # G's levels at least min_novelty cells from every corpus and archive level
-    "clm_novel": ["generated_filter=novel"],
 }
 
 
@@ -114,7 +109,7 @@ def summarize(results: list[dict], sizes: list[int], arms: list[str], args) -> N
                 row[f"{arm}_minus_real"] = {"mean": m, "ci95": [lo, hi], "seeds": len(seeds)}
                 text += f" (vs real {m:+.3f} [{lo:+.3f}, {hi:+.3f}])"
             parts.append(text)
-        for gen, oracle in (("clm", "classic"), ("clm_frontier", "classic_frontier"), ("clm_frontier", "classic")):
+        for gen, oracle in (("clm", "classic"),):
             g, o = row.get(f"{gen}_minus_real"), row.get(f"{oracle}_minus_real")
             if g and o and o["mean"] > 0:
                 row[f"{gen}_share_of_{oracle}_gain"] = g["mean"] / o["mean"]

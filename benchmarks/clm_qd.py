@@ -36,7 +36,7 @@ from benchstats import ci95, clm_run
 # stuck_rounds=0: the plain run's player (no demonstrations, and never touching G) may solve nothing for
 # 10 rounds, which would otherwise stop the run.
 SCALE = ["rounds=12", "player_steps=1600", "eval_every=12", "eval_levels=50", "report=false", "stuck_rounds=0"]
-PLAIN = ["archive_feedback=false", "designer_search=false", "player_steers_generator=false",
+PLAIN = ["archive_feedback=false", "designer_search=false", 
          "generated_to_player=false", "player_demos=false"]
 DESIGNERS = ("designer",)
 

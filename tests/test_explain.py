@@ -19,7 +19,7 @@ from clm.agents.networks import QNetwork  # noqa: E402
 from clm.cli.main import main  # noqa: E402
 from clm.domains.levels import levels_to_onehot, write_levels  # noqa: E402
 from clm.domains.levels.generator import generate_levels  # noqa: E402
-from clm.tools.explain import (SANITY_MAX_RANDOM_SPEARMAN, SANITY_MIN_CONTROL_SPEARMAN, attribute, layers,  # noqa: E402
+from clm.engine.attribution import (SANITY_MAX_RANDOM_SPEARMAN, SANITY_MIN_CONTROL_SPEARMAN, attribute, layers,  # noqa: E402
                                 realism_logit, spearman_of_magnitudes)
 from clm.levels_clm.search import load_run  # noqa: E402
 

@@ -98,13 +98,14 @@ def test_a_cell_keeps_the_better_level():
     assert grid.add([A2], judgement([3], score=[2.4])) == 0  # worse: the elite stays
     assert grid.add([A2], judgement([3], score=[2.5])) == 0  # a tie keeps the older
     cell = tuple(grid.cells(grid.descriptors([A], judgement([3])))[0])
-    assert grid.levels[cell] is A
+    assert grid.level_at(cell) is A
     assert grid.add([A2], judgement([3], score=[3.25])) == 1
-    assert grid.quality[cell] == 3.25 and grid.levels[cell] is A2
+    assert grid.quality[cell] == 3.25 and grid.level_at(cell) is A2
     assert grid.add([B], judgement([3], score=[2.0])) == 1  # another wall density: another cell
     assert grid.filled == 2 and grid.qd_score == pytest.approx(3.25 + 2.0)
     gains = grid.offer([A, A], judgement([3, 3], score=[3.5, 4.0]))
-    assert gains == pytest.approx([0.25, 0.5])  # each against the elite before it
+    assert gains == pytest.approx([0.25, 0.75])  # pyribs: each against the elite before the batch
+    assert grid.quality[cell] == 4.0 and grid.qd_score == pytest.approx(4.0 + 2.0)
 
 
 def test_grid_state_round_trips_with_its_elites():
@@ -168,7 +169,7 @@ def test_each_search_spends_exactly_its_budget(tiny, name):
     p = run_qd_search(name, G, D, judge, budget, seed=0, second="box_goal_distance", designer=designer)
     assert p.evaluations == budget and p.grid.offered == budget and judge.evaluations - before == budget
     assert p.curve[-1][0] == budget and 0.0 <= p.grid.coverage <= 1.0
-    assert designer.envs.judge is judge  # the designer's env is given back as it was
+    assert designer.envs.judge is judge  # the search used an env of its own
 
 
 def test_designer_observation_is_the_envs(tiny):

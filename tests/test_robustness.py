@@ -108,25 +108,12 @@ def test_obs_noise_perturbs_the_training_batches_only():
     assert abs(noise.std().item() - 0.5) < 0.03 and abs(noise.mean().item()) < 0.03
 
 
-def test_instance_noise_is_added_to_what_d_reads():
-    from clm.gan.steps import AdversarialPair
-    from clm.gan.train import GanConfig
-
-    cfg = GanConfig(instance_noise=0.2)
-    lin = torch.nn.Linear(2, 2)
-    pair = AdversarialPair(lin, lin, cfg)
-    x = torch.zeros(20_000, 4)
-    assert abs(pair._d_input(x).std().item() - 0.2) < 0.01
-    pair.cfg = GanConfig()
-    assert torch.equal(pair._d_input(x), x)
-
-
 def test_a_run_reports_robustness_with_every_option_on(tmp_path, capsys):
     from test_hybrid import TINY
 
     out = tmp_path / "r"
     assert main(["run", "--out", str(out), "--json", "report=false", *TINY, "robustness_eval=true",
-                 "pool_symmetries=true", "d_adversarial_flips=2", "gan.instance_noise=0.1", "player.obs_noise=0.3"]) == 0
+                 "d_adversarial_flips=2", "player.obs_noise=0.3"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     for key in ("player_solve_rate_clean", "player_solve_rate_noise", "player_solve_rate_wall_moved",
                 "player_solve_rate_mirrored", "player_solve_rate_rotated", "player_solve_rate_perturbed",
@@ -138,26 +125,3 @@ def test_a_run_reports_robustness_with_every_option_on(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "bad"), "d_adversarial_fraction=0"]) == 2
 
 
-def test_pool_wall_moves_put_solvable_edited_levels_in_the_players_pool(tmp_path):
-    from test_hybrid import TINY
-
-    from clm.core.config import load_config
-    from clm.levels_clm.config import CLMConfig
-    from clm.levels_clm.domain import SokobanCLM
-
-    cfg = load_config(CLMConfig, None, [*TINY, "pool_wall_moves=true"])
-    from types import SimpleNamespace
-
-    from clm.agents.dqn import DQN
-
-    domain = SokobanCLM(cfg, torch.device("cpu"))
-    G, D = domain.build_gan(tuple(domain.real_data().shape[1:]), torch.device("cpu"))
-    gan = SimpleNamespace(sampler=G, D=D)
-    agent = DQN(domain.agent_config(), envs=domain.agent_env(gan))
-    domain.attach(gan, agent, torch.device("cpu"))
-    assert len(domain.wall_moved) >= len(domain.corpus) // 2
-    assert all(r.solved for r in solve_levels(domain.wall_moved[:20]))
-    corpus_keys = {lv.key() for lv in domain.corpus}
-    assert not any(lv.key() in corpus_keys for lv in domain.wall_moved)
-    pool = domain._pool([])
-    assert len(pool) == len(domain.corpus) + len(domain.wall_moved)

@@ -35,18 +35,18 @@ from clm.domains.images.canvas import CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
 from clm.gan import metrics
 from clm.gan.models import ImageDiscriminator, ImageGenerator
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import AdversarialConfig
+from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
 
 
-def _gan() -> GanConfig:
+def _gan() -> AdversarialConfig:
     # The digits GAN's MLP pair; D without the minibatch-std feature, so that a canvas's realism (the
     # painter's reward) does not depend on the other canvases of its batch.
-    return GanConfig(data="digits", z_dim=32, g_width=64, d_width=64, arch="mlp", lr_g=2e-4, lr_d=2e-4,
-                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
-                     divergence_patience=300, final_eval=False, device="cpu")
+    return AdversarialConfig(z_dim=32, g_width=64, d_width=64, lr_g=2e-4, lr_d=2e-4, spectral_norm=True,
+                             label_smoothing=0.1, ema=True, ema_decay=0.99, divergence_patience=300)
 
 
 def _painter() -> DQNConfig:
@@ -62,6 +62,14 @@ class ArtConfig:
     """Settings of ``clm run --domain art`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=128``)."""
 
     domain: ClassVar[str] = "art"
+    #: options removed in issue 24
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "painter_fake_fraction": "D then chased the painter and its canvases ended less real (docs/results.md, "
+                                 "'The CLM on art (issue 14)')",
+        "schedule": "the adaptive schedule gave nothing (docs/results.md, 'Problem 3: complexity against efficiency')",
+        "designer_steps": "the art domain has no designer (the painter is the agent)",
+        "stuck_rounds": "a painter has no success flag to be stuck on",
+    }
 
     data: str = "digits"  #: digits (scikit-learn's, embedded) | mnist:PATH_TO_IMAGES_IDX (labels beside)
     seed: int = 0  #: seed of everything
@@ -92,12 +100,11 @@ class ArtConfig:
     archive_feedback: bool = True  #: the archive feeds D's real batches
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive
     unfinished_fake_fraction: float = 0.25  #: share of D's fake batches that are the painter's unfinished canvases (the first half of each episode, less those equal to the finished work): D learns that junk and half-works are not real, without chasing the painter's finished works
-    painter_fake_fraction: float = 0.0  #: share of D's fake batches that are the painter's recent canvases (0.25 in a 12-round probe: D then chased the painter, whose greedy canvases ended less real to D than a random painter's)
     eval_canvases: int = 128  #: canvases the greedy painter paints at each evaluation
     eval_every: int = 5  #: rounds between evaluations
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
+    gan: AdversarialConfig = field(default_factory=_gan)  #: G (conditioned on the canvas) and D
     player: DQNConfig = field(default_factory=_painter)  #: the painter DQN
 
     def validate(self) -> None:
@@ -110,9 +117,7 @@ class ArtConfig:
                   (self.rounds >= 1 and self.player_steps >= 1 and self.gan_steps >= 0, "rounds and player_steps must be >= 1"),
                   (0 < self.min_confidence < 1, "min_confidence must lie in (0, 1)"),
                   (0 <= self.archive_real_fraction < 1, "archive_real_fraction must lie in [0, 1)"),
-                  (0 <= self.painter_fake_fraction < 1, "painter_fake_fraction must lie in [0, 1)"),
-                  (0 <= self.unfinished_fake_fraction < 1 and self.painter_fake_fraction + self.unfinished_fake_fraction < 1,
-                   "unfinished_fake_fraction must lie in [0, 1), and with painter_fake_fraction below 1"),
+                  (0 <= self.unfinished_fake_fraction < 1, "unfinished_fake_fraction must lie in [0, 1)"),
                   (self.gan_warmup_steps >= 0, "gan_warmup_steps must be >= 0"),
                   (min(self.samples_per_round, self.archive_size, self.eval_canvases, self.eval_every) >= 1,
                    "samples_per_round, archive_size, eval_canvases and eval_every must be >= 1"),
@@ -122,47 +127,12 @@ class ArtConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad art config: {msg}", exit_code=2)
-        if unused := [f"gan.{k}" for k in ART_GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
-            raise UserError("clm run --domain art does not use " + ", ".join(unused) + " (its G is an MLP conditioned "
-                            "on the canvas, its D an MLP): drop these keys", exit_code=2)
 
 
-#: GanConfig keys the art CLM does not read (the levels', the command's own, and the architecture it fixes)
-ART_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
-                       "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
-                       "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                       "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
-                       "arch", "res_blocks", "refine_blocks", "gumbel_tau", "tile_sample", "minibatch_std",
-                       *REFINER_KEYS)
-
-
-@dataclass
-class CanvasArchive:
-    """The best creative canvases so far (at most ``capacity``, the lowest-scored leave first)."""
-
-    capacity: int = 256
-    canvases: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1, 1), np.float32))
-    records: list = field(default_factory=list)
-
-    def add(self, canvases: np.ndarray, judged: dict[str, np.ndarray], source: str, round_: int) -> int:
-        """Add the creative ones of a judged batch that differ from every archived canvas; returns how many."""
-        added = 0
-        for i in np.flatnonzero(judged["creative"]):
-            c = canvases[i: i + 1]
-            if len(self.records) and metrics.nearest_distances(c.reshape(1, -1),
-                                                               self.canvases.reshape(len(self.canvases), -1))[0] < 1e-3:
-                continue
-            self.canvases = c.copy() if not len(self.records) else np.concatenate([self.canvases, c])
-            self.records.append({k: float(judged[k][i]) for k in ("realism", "confidence", "novelty", "score")}
-                                | {"label": int(judged["label"][i]), "source": source, "round": round_})
-            added += 1
-        if len(self.records) > self.capacity:
-            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
-            self.canvases, self.records = self.canvases[keep], [self.records[i] for i in keep]
-        return added
-
-    def __len__(self) -> int:
-        return len(self.records)
+def canvas_key(canvas: np.ndarray) -> bytes:
+    """A canvas's identity in the archive: its pixels to 3 decimals (-0.0 made 0.0), so a canvas
+    within rounding of an archived one is not news."""
+    return (np.round(np.asarray(canvas, np.float32), 3) + 0.0).tobytes()
 
 
 class ArtCLM(ProposalDomain):
@@ -188,12 +158,11 @@ class ArtCLM(ProposalDomain):
         # novelty's unit: the median held-out image's distance to its nearest training image
         self.novelty_scale = float(np.median(metrics.nearest_distances(split.test_x.reshape(len(split.test_x), -1).numpy(),
                                                                        self.flat_train)))
-        self.archive = CanvasArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.realism_bar = 0.5
         self.g_evaluations = 0
         self.kept: list[tuple[np.ndarray, np.ndarray]] = []  # (a canvas on the way, the creative canvas it became)
         self.states = np.full((1, 1, cfg.canvas_size, cfg.canvas_size), -1.0, np.float32)  # the painter's canvases
-        self.recent = np.zeros((0, 1, cfg.canvas_size, cfg.canvas_size), np.float32)  # its latest finished works
         self.feedback_x: torch.Tensor | None = None
         self.last_strips: list[np.ndarray] = []
 
@@ -222,7 +191,7 @@ class ArtCLM(ProposalDomain):
         memorised = dist < self.ref.memorised_threshold
         if len(self.archive):  # novel also to the archive: the same canvas again is not news (as for levels)
             dist = np.minimum(dist, metrics.nearest_distances(x.reshape(len(x), -1),
-                                                              self.archive.canvases.reshape(len(self.archive), -1)))
+                                                              self.archive_canvases().reshape(len(self.archive), -1)))
         nov = dist / self.novelty_scale
         # recognisability and novelty count only for a canvas D finds real enough: the creative criteria
         # in the order a viewer applies them (a recognisable but unreal canvas is not a work)
@@ -282,18 +251,17 @@ class ArtCLM(ProposalDomain):
         blank = np.full((cfg.samples_per_round, 1, s, s), -1.0, np.float32)
         plain = self.propose(blank, rng)[:, 0]
         jp = self.judge(plain)
-        self.archive.add(plain, jp, "generator", rnd)
+        self._archive(plain, jp, "generator", rnd)
         row = {"generated_realism_mean": float(jp["realism"].mean()),
                "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
         episodes = self.env.pop_finished()
         if episodes:
             finals = np.stack([e["canvases"][-1] for e in episodes])[:, None]
             ja = self.judge(finals)
-            self.archive.add(finals, ja, "painter", rnd)
+            self._archive(finals, ja, "painter", rnd)
             row.update(painter_creative_fraction=float(ja["creative"].mean()),
                        painter_realism_mean=float(ja["realism"].mean()),
                        painter_confidence_mean=float(ja["confidence"].mean()))
-            self.recent = np.concatenate([self.recent, finals])[-512:]
             # unfinished canvases for D's fakes and G's conditions: the first half of each episode, less any
             # canvas already equal to the finished work (a painter that takes a proposal and keeps it would
             # otherwise have its finished works judged as unfinished, and D would chase its style again)
@@ -311,7 +279,7 @@ class ArtCLM(ProposalDomain):
     # -- steps 3 and 5 ------------------------------------------------------------------------------
     def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
         cfg = self.cfg
-        self.feedback_x = (torch.from_numpy(self.archive.canvases).to(self.device)
+        self.feedback_x = (torch.from_numpy(self.archive_canvases()).to(self.device)
                            if cfg.archive_feedback and len(self.archive) else None)
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
@@ -319,16 +287,11 @@ class ArtCLM(ProposalDomain):
         return mixed_real_batch(real_x, self.feedback_x, self.cfg.archive_real_fraction, n)
 
     def other_fakes(self, n: int) -> torch.Tensor | None:
-        """The painter's unfinished canvases (``unfinished_fake_fraction`` of
-        D's fakes) and its latest finished works (``painter_fake_fraction``)."""
-        parts = []
+        """The painter's unfinished canvases (``unfinished_fake_fraction`` of D's fakes)."""
         k = int(round(n * self.cfg.unfinished_fake_fraction))
-        if k:
-            parts.append(self.states[torch.randint(len(self.states), (k,)).numpy()])
-        k = int(round(n * self.cfg.painter_fake_fraction))
-        if k and len(self.recent):
-            parts.append(self.recent[torch.randint(len(self.recent), (k,)).numpy()])
-        return torch.from_numpy(np.concatenate(parts)).to(self.device) if parts else None
+        if not k:
+            return None
+        return torch.from_numpy(self.states[torch.randint(len(self.states), (k,)).numpy()]).to(self.device)
 
     def g_condition(self, n: int, device) -> torch.Tensor:
         """Canvases G learns to continue: a third blank, a third real digits
@@ -397,20 +360,32 @@ class ArtCLM(ProposalDomain):
                 f"{prefix}_novelty_mean": float(j["novelty"].mean()),
                 f"{prefix}_fd_clf_ratio": float(m["fd_clf_ratio"]), f"{prefix}_coverage": float(m["coverage"])}
 
+    # -- the archive ----------------------------------------------------------------------------------
+    def _archive(self, canvases: np.ndarray, judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Offer a judged batch's creative canvases to the archive; returns how many it took."""
+        idx = np.flatnonzero(judged["creative"])
+        records = [{k: float(judged[k][i]) for k in ("realism", "confidence", "novelty", "score")}
+                   | {"label": int(judged["label"][i]), "source": source, "round": round_} for i in idx]
+        return self.archive.add([canvases[i] for i in idx], [canvas_key(canvases[i]) for i in idx], records)
+
+    def archive_canvases(self) -> np.ndarray:
+        """(N, 1, H, W) the archived canvases."""
+        size = self.cfg.canvas_size
+        return np.stack(self.archive.items) if len(self.archive) else np.zeros((0, 1, size, size), np.float32)
+
     # -- checkpoint ---------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
-        st = {"archive_canvases": self.archive.canvases, "archive_records": self.archive.records,
+        st = {"archive": self.archive.state_dict(self.archive_canvases()),
               "g_evaluations": self.g_evaluations, "states": self.states, "realism_bar": self.realism_bar,
-              "recent": self.recent,
               "kept_from": np.concatenate([k[0] for k in self.kept]) if self.kept else None,
               "kept_to": np.concatenate([k[1] for k in self.kept]) if self.kept else None,
               "exact": True}
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
-        self.archive.canvases, self.archive.records = np.asarray(st["archive_canvases"], np.float32), list(st["archive_records"])
+        self.archive.load_state_dict(st["archive"], list(np.asarray(st["archive"]["items"], np.float32)))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
-        self.states, self.recent = np.asarray(st["states"], np.float32), np.asarray(st["recent"], np.float32)
+        self.states = np.asarray(st["states"], np.float32)
         self.kept = [] if st["kept_from"] is None else [(a[None], b[None]) for a, b in zip(st["kept_from"], st["kept_to"])]
         return True
 
@@ -440,9 +415,9 @@ class ArtCLM(ProposalDomain):
         strips = getattr(self, "eval_strips", None) or self.last_strips
         nearest = None
         if len(self.archive):
-            d = np.stack([np.linalg.norm(self.flat_train - c.reshape(1, -1), axis=1) for c in self.archive.canvases])
+            d = np.stack([np.linalg.norm(self.flat_train - c.reshape(1, -1), axis=1) for c in self.archive.items])
             nearest = self.split.train_x.numpy()[d.argmin(1)]
-        write_art_pictures(run_dir / "pictures", strips, self.archive.canvases if len(self.archive) else None,
+        write_art_pictures(run_dir / "pictures", strips, self.archive_canvases() if len(self.archive) else None,
                            nearest, plain, self.split.train_x[:64].numpy())
         atomic_write_text(run_dir / "pictures" / "archive.jsonl",
                           "".join(json.dumps(r) + "\n" for r in self.archive.records))

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("-n", type=int, required=True, help="number of levels, canvases or words")
     gen.add_argument("--out", required=True, help="levels: Boxoban .txt file; art: .png file (metrics: FILE.jsonl); text: .txt file")
     gen.add_argument("--search", default=None,
-                     help="levels: designer (default), random or cmaes over G's latent space; "
+                     help="the run domain's searches: levels: designer (default), random, cmaes, map_elites or cma_me "
+                          "over G's latent space; "
                           "art: painter (default: the run's painter DQN) or random (G's plain samples); "
                           "text: writer (default: the run's writer DQN) or random (G's plain samples)")
     gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")

@@ -120,7 +120,10 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     types_ = _field_types(cls)
     kwargs = {}
     defaults = None
+    removed = getattr(cls, "REMOVED_KEYS", {})
     for key, value in data.items():
+        if key not in types_ and key in removed:
+            raise UserError(f"config key '{key}' in {where} was removed: {removed[key]}. Drop it")
         if key not in types_:
             raise _unknown_key(key, list(types_), where)
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):

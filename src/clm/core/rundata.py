@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clm.core.errors import UserError
 
 NOT_RECORDED = "not recorded"
 

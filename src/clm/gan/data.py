@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -82,9 +82,6 @@ class GanDomain(Protocol):
 
     def load(self, cfg) -> GanData:
         """The data ``cfg.data`` names, split as the config says."""
-
-    def extra_g_loss(self, cfg, train_x) -> tuple[Callable | None, Callable[[], dict]]:
-        """A loss term of the domain's own for G's fakes (or None), and the log values it adds."""
 
     def picture(self, G, z, cond, cfg, data: GanData, device) -> np.ndarray:
         """An RGB uint8 grid (H, W, 3) of G's samples for ``z`` (and ``cond``)."""

@@ -86,13 +86,8 @@ class AdversarialPair:
         return torch.autocast(next(self.G.parameters()).device.type, dtype=torch.bfloat16)
 
     def _d_input(self, x: torch.Tensor) -> torch.Tensor:
-        """What D reads: ``x`` under DiffAugment, plus instance noise (Gaussian,
-        ``cfg.instance_noise`` std, fresh each call) when on: real and fake
-        data then overlap a little, which keeps D's gradients informative and
-        its score from hinging on single cells or pixels."""
-        x = diff_augment(x, self.aug)
-        sigma = self.cfg.instance_noise
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+        """What D reads: ``x`` under DiffAugment (instance noise was removed in issue 24: it did not change D)."""
+        return diff_augment(x, self.aug)
 
     def d_step(self, real: torch.Tensor, cond_real=None, cond_fake=None,
                other_fakes: torch.Tensor | None = None, z: torch.Tensor | None = None,

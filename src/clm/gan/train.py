@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -29,27 +29,30 @@ from clm.core.errors import UserError
 from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
 from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
-from clm.gan.augment import parse_policy
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
 from clm.gan.refiner import Refinement, attach, load_refiner, save_refiner, train_refiner
+from clm.gan.config import TileGanConfig
 from clm.gan.steps import AdversarialPair
 
 
 @dataclass
-class GanConfig:
-    """Hyperparameters of ``clm gan train`` (``key=value`` on the command line)."""
+class GanConfig(TileGanConfig):
+    """Hyperparameters of ``clm gan train`` (``key=value`` on the command line): the tile GAN's
+    (:mod:`clm.gan.config`) and the command's data, schedule, evaluation and levels-decoding keys."""
+
+    #: options removed in issue 24 after docs/results.md and docs/benchmarks.md measured them as giving nothing
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "pattern_matching": "it did not lower the decoded tile-pattern KL (docs/benchmarks.md, the GAN on levels)",
+        "instance_noise": "it did not change D's robustness (docs/results.md, 'Robustness: the player and D under "
+                          "perturbations')",
+    }
 
     data: str = "digits"  # digits | mnist:PATH (IDX images, labels beside) | levels:PATH (Boxoban file/folder)
     seed: int = 0  # seed of weights, noise and batch order
     device: str = "auto"  # cpu | cuda | auto
     threads: int = 1  # torch CPU threads (0: min(2, cores)); 1 is fastest for these small nets and a shared CPU (measured 16x faster than 2 under load)
     steps: int = 3000  # generator updates
-    batch_size: int = 128  # real and fake samples per D step
-    z_dim: int = 32  # latent size
-    arch: Literal["dcgan", "mlp", "resconv"] = "mlp"  # MLP (default: 8x8 too small for DCGAN depth, 4x faster on CPU), DCGAN conv, or resconv: residual 3x3 convs at the grid's own resolution (levels: cells modelled jointly)
-    res_blocks: int = 3  # resconv: residual blocks in G (D has one fewer, at least 1)
-    refine_blocks: int = 0  # residual 3x3 conv blocks that refine G's output map at the grid's resolution, any arch (0: off)
     live_boxes: bool = False  # levels: the decoder places goals first, then boxes only on cells from which a box can be pushed to a goal (no simple deadlocks)
     refiner_sweeps: int = 0  # tile grids: Gibbs sweeps of a learned cell refiner over G's sampled probabilities (gan/refiner.py): a model of each cell's tile given its neighbours, fitted to the training grids after G, each cell redrawn from p_G^refiner_g_power * p_refiner^refiner_power (0: off)
     refiner_g_power: float = 0.5  # refiner: exponent of G's probabilities in the product of experts
@@ -59,28 +62,7 @@ class GanConfig:
     refiner_player_moves: int = 0  # levels: Metropolis-Hastings proposals that move each decoded level's player to an empty cell, accepted by the cell refiner's pseudo-likelihood (trains the refiner too; 0: off)
     refiner_player_beta: float = 0.5  # levels: inverse temperature of those moves (1 overshoots: the player beside a box in 77% of levels against Boxoban's 57%)
     rejection: int = 1  # levels: decode this many candidates per sample (same condition) and keep the one D scores most realistic (discriminator rejection sampling, best of k; 1: off); used by the final metrics and clm gan sample
-    g_width: int = 128  # G's base channel count (MLP hidden = 4x)
-    d_width: int = 64  # D's base channel count (MLP hidden = 4x)
     conditional: bool = True  # condition G and D on the class (digits) or box count (levels)
-    loss: Literal["ns", "hinge", "wgan-gp"] = "ns"  # ns: the seed's non-saturating loss
-    gp_weight: float = 10.0  # WGAN-GP gradient penalty weight
-    d_steps: int = 1  # D updates per G update (WGAN-GP wants 5)
-    lr_g: float = 2e-4  # Adam learning rate of G
-    lr_d: float = 2e-4  # Adam learning rate of D
-    beta1: float = 0.5  # Adam beta1 (DCGAN's 0.5; WGAN-GP uses 0.0)
-    beta2: float = 0.999  # Adam beta2
-    spectral_norm: bool = False  # spectral normalisation on D's layers
-    ema: bool = True  # sample from an exponential moving average of G
-    ema_decay: float = 0.999  # EMA decay per G step
-    pattern_matching: float = 0.0  # levels: weight of the 2x2 tile-pattern matching term in G's loss (0: off)
-    feature_matching: float = 0.0  # weight of the feature-matching term in G's loss (0: off)
-    label_smoothing: float = 0.1  # one-sided: real target = 1 - this (ns loss only); 0.1 took the digits' FD-clf ratio from 1.52 to 1.38
-    minibatch_std: bool = True  # minibatch standard-deviation channel in D (anti mode collapse)
-    instance_noise: float = 0.0  # std of Gaussian noise added to everything D reads, real and fake (instance noise; 0: off)
-    diffaug: str = ""  # DiffAugment policies, comma list of color,translation,cutout,flip ('' off)
-    amp: bool = False  # bfloat16 autocast of G's and D's forward passes, on CPU and CUDA (losses and Adam stay float32)
-    gumbel_tau: float = 1.0  # Gumbel-softmax temperature of the tile generator (levels)
-    tile_sample: Literal["gumbel", "argmax"] = "gumbel"  # levels: G's one-hot from a Gumbel draw or its argmax (both straight-through)
     level_decode: Literal["sample", "top"] = "sample"  # levels: boxes and goals drawn from G's probabilities (as D saw G's cells) or on its most probable cells
     room_calibration: bool = True  # levels: open the cells below the wall-score threshold that gives the corpus's mean room size (off: argmax)
     test_fraction: float = 0.25  # held-out share of the data (digits/MNIST; levels without a valid split)
@@ -94,41 +76,27 @@ class GanConfig:
     eval_samples: int = 0  # samples for the final metrics (0: as many as training examples, at most 2000)
     classifier_epochs: int = 30  # epochs of the FD-clf feature classifier
     fid_weights: str = ""  # local torch-fidelity InceptionV3 weights: adds FID/KID (nothing is downloaded)
-    divergence_patience: int = 1000  # stop when D's loss stays below divergence_loss this many steps
-    divergence_loss: float = 1e-3  # D loss counted as "collapsed to zero" (ns and hinge)
     final_eval: bool = True  # compute the metrics into summary.json at the end (off: quick runs, tests)
     solve_samples: int = 200  # levels: decoded samples given to the solver (0: skip)
     solve_time_limit: float = 2.0  # levels: solver seconds per level
     solver_jobs: int = 1  # levels: workers for the solver checks: Ray's tasks when ray.init has run in this process, else this many worker processes (1: in this process; results are the same)
 
     def validate(self) -> None:
-        checks = [(self.steps >= 0, "steps must be >= 0"), (self.batch_size >= 2, "batch_size must be >= 2"),
-                  (self.z_dim >= 1, "z_dim must be >= 1"), (self.d_steps >= 1, "d_steps must be >= 1"),
-                  (self.res_blocks >= 1, "res_blocks must be >= 1"), (self.rejection >= 1, "rejection must be >= 1"),
-                  (self.refine_blocks >= 0, "refine_blocks must be >= 0"),
+        super().validate()
+        checks = [(self.steps >= 0, "steps must be >= 0"), (self.rejection >= 1, "rejection must be >= 1"),
                   (self.refiner_sweeps >= 0, "refiner_sweeps must be >= 0"),
                   (self.refiner_player_moves >= 0, "refiner_player_moves must be >= 0"),
                   (self.refiner_player_beta > 0, "refiner_player_beta must be > 0"), (self.refiner_steps >= 1, "refiner_steps must be >= 1"),
                   (self.refiner_kernel >= 3 and self.refiner_kernel % 2 == 1, "refiner_kernel must be odd and >= 3"),
-                  (self.refiner_g_power >= 0 and self.refiner_power > 0, "refiner_g_power must be >= 0, refiner_power > 0"), (min(self.g_width, self.d_width) >= 2, "widths must be >= 2"),
-                  (0.0 <= self.label_smoothing < 0.5, "label_smoothing must lie in [0, 0.5)"),
-                  (0.0 < self.ema_decay < 1.0, "ema_decay must lie in (0, 1)"),
-                  (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
-                  (self.gumbel_tau > 0, "gumbel_tau must be > 0"), (self.solver_jobs >= 1, "solver_jobs must be >= 1"), (self.instance_noise >= 0, "instance_noise must be >= 0"),
+                  (self.refiner_g_power >= 0 and self.refiner_power > 0, "refiner_g_power must be >= 0, refiner_power > 0"),
+                  (self.solver_jobs >= 1, "solver_jobs must be >= 1"),
                   (min(self.log_every, self.image_every, self.checkpoint_every) >= 1, "*_every must be >= 1")]
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad config: {msg}")
-        try:
-            parse_policy(self.diffaug)
-        except ValueError as e:
-            raise UserError(f"bad config: {e}")
 
 
 REFINER_FILE = "refiner.safetensors"  # a run's cell refiner (refiner_sweeps > 0), beside its checkpoints
-#: the GanConfig keys of the cell refiner (the CLM's domains list them among the keys they do not use)
-REFINER_KEYS = ("refiner_sweeps", "refiner_g_power", "refiner_power", "refiner_kernel", "refiner_steps",
-                "refiner_player_moves", "refiner_player_beta")
 
 
 def uses_refiner(cfg: GanConfig) -> bool:
@@ -142,15 +110,10 @@ class GanDiverged(UserError):
 
 def check_data_parallel(cfg: GanConfig, world: int) -> None:
     """What data-parallel training over ``world`` processes needs of a config
-    (clear errors, exit code 2): a global batch that splits into equal
-    slices, and no loss term whose state lives in one process."""
+    (clear errors, exit code 2): a global batch that splits into equal slices."""
     if world <= 1:
         return
     distributed.local_share(cfg.batch_size, "batch_size", world)
-    if cfg.pattern_matching > 0:
-        raise UserError("pattern_matching keeps a running estimate of the corpus's tile patterns from each batch, "
-                        "which data-parallel ranks would each keep apart; use pattern_matching=0 under torchrun",
-                        exit_code=2)
 
 
 def build_models(cfg: GanConfig, data: GanData) -> tuple[torch.nn.Module, ImageDiscriminator]:
@@ -253,7 +216,6 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
     G, D = build_models(cfg, data)
     pair = AdversarialPair(G.to(device), D.to(device), cfg, amp=cfg.amp)
     cond = (lambda c: c) if cfg.conditional else (lambda c: None)
-    extra_loss, extra_log = domain.extra_g_loss(cfg, train_x)  # e.g. the levels' tile-pattern matching
     # fixed noise for the sample grids, from its own generator so it never shifts the training stream
     fixed_z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(device)
     fixed_c = data.train_cond[torch.arange(64) % n_train].to(device) if cfg.conditional else None
@@ -318,7 +280,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
             z = draws.randn(batch, cfg.z_dim)  # noise before conditions, as ever
             c_fake = train_c[draws.randint(n_train, batch)]
             g = pair.g_step(len(z), device, cond(c_fake), real_for_features=real,
-                            cond_for_features=cond(c_real), z=z, extra_loss=extra_loss)
+                            cond_for_features=cond(c_real), z=z)
             step += 1
             stop_now = stop.requested
             if draws.distributed:  # the global batch's figures on every rank, and one decision to stop
@@ -333,7 +295,7 @@ def train(cfg: GanConfig, run_dir: Path, domain: GanDomain, resume: bool = False
             # (4) logging, images, checkpoints (rank 0 writes; every rank takes part in a save)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 logger.log(step, {"loss_d": d["d_loss"], "loss_g": g["g_loss"], "d_real": d["d_real"],
-                                  "d_fake": g["d_fake"], **extra_log()})
+                                  "d_fake": g["d_fake"]})
                 logger.progress(step, loss_d=d["d_loss"], loss_g=g["g_loss"])
             if main and (step % cfg.image_every == 0 or step == cfg.steps):
                 refresh_sampler()

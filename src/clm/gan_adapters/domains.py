@@ -50,9 +50,6 @@ class ImagesGan:
         d.train_cond, d.test_cond = _one_hot(s.train_y, s.n_classes), _one_hot(s.test_y, s.n_classes)
         return d
 
-    def extra_g_loss(self, cfg, train_x):
-        return None, dict
-
     def picture(self, G, z, cond, cfg, data, device) -> np.ndarray:
         from clm.domains.images import image_grid
 
@@ -109,14 +106,6 @@ class LevelsGan:
                        cond(train_levels), cond(test_levels),
                        {"train_levels": train_levels, "test_levels": test_levels, "test_source": source},
                        categorical=True)
-
-    def extra_g_loss(self, cfg, train_x):
-        if cfg.pattern_matching <= 0:
-            return None, dict
-        from clm.domains.levels.patterns import PatternMatching
-
-        patterns = PatternMatching(train_x)
-        return (lambda fake: cfg.pattern_matching * patterns(fake)), (lambda: {"pattern_kl": patterns.value})
 
     def picture(self, G, z, cond, cfg, data, device) -> np.ndarray:
         from clm.domains.levels.decode import decode_generated

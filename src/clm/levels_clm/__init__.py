@@ -9,8 +9,14 @@ from clm.levels_clm.config import PRESETS, CLMConfig
 from clm.levels_clm.domain import SokobanCLM
 from clm.levels_clm.explain import explain_level_run
 from clm.levels_clm.generate import generate
-from clm.levels_clm.report import (HEADLINE_FIGURES, section_archive_table, section_evidence, section_levels,
-                                   section_play, section_qd)
+from clm.levels_clm.report import (
+    HEADLINE_FIGURES,
+    section_archive_table,
+    section_evidence,
+    section_levels,
+    section_play,
+    section_qd,
+)
 
 
 def _summary_line(summary: dict) -> str:

@@ -4,22 +4,22 @@ network (the GAN, the player DQN, the designer DQN)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import TileGanConfig
 from clm.levels_clm.qd_grid import SECOND_AXES
 
 
-def _gan() -> GanConfig:
+def _gan() -> TileGanConfig:
     # MLP G and D: on 7x7 grids they were 5x faster per step than the DCGAN pair (17 vs 100 ms for D).
     # Spectral norm on D: without it D's loss fell to ~0.1 within 1,200 steps on the 7x7 corpus (G's loss
     # climbing to 9); with it D's loss held at ~1.27 and the tile KL to the corpus fell to 0.34 (from 0.50).
-    return GanConfig(data="levels:", z_dim=16, g_width=32, d_width=32, arch="mlp", lr_g=5e-4, lr_d=5e-4,
-                     spectral_norm=True, label_smoothing=0.0,  # as in the CLM evidence runs
-                     diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
-                     divergence_patience=300, final_eval=False, device="cpu")
+    return TileGanConfig(z_dim=16, g_width=32, d_width=32, arch="mlp", lr_g=5e-4, lr_d=5e-4, spectral_norm=True,
+                         label_smoothing=0.0,  # as in the CLM evidence runs
+                         diffaug="", minibatch_std=True, ema=True, ema_decay=0.99, gumbel_tau=1.0,
+                         divergence_patience=300)
 
 
 def _player() -> DQNConfig:
@@ -63,24 +63,17 @@ class CLMConfig:
     designer_horizon: int = 8  #: designer actions per episode before a fresh random z
     samples_per_round: int = 64  #: raw G samples judged per round (playable ones may join the pool)
     generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
-    player_steers_generator: bool = False  #: coupling: the player's Q-net steers G toward a target difficulty (off by default: for a player that plays well, low values mean unplayable levels, and the steer cut G's playable samples from 0.9+ to 0.1-0.6)
     designer_search: bool = True  #: coupling: a designer DQN searches G's latent space
     archive_feedback: bool = True  #: coupling: the archive feeds D's real data and the player's pool
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)
     demo_symmetries: bool = True  #: demonstrations under the 8 symmetries of the square too (square levels)
-    pool_symmetries: bool = False  #: augmentation: every level of the player's pool also under a random one of the 8 symmetries of the square (square levels; they keep solvability and optimal pushes)
-    pool_wall_moves: bool = False  #: augmentation: the player's pool (and its demonstrations) also holds each training level with one wall moved, kept only where the solver still solves it (domains/levels/perturb.moved_wall)
     d_adversarial_flips: int = 0  #: adversarial training of D: this many gradient-guided wall/floor flips (each lowering D's score most) on a share of D's real batches, still labelled real (0: off)
     d_adversarial_fraction: float = 0.5  #: the share of D's real batches so flipped (with d_adversarial_flips)
     robustness_eval: bool = False  #: at the end, the player's held-out solve rate under perturbations and D's realism under adversarial flips, into the summary (hybrid/robustness.py)
     robustness_noise: float = 0.5  #: std of the observation noise of that evaluation
     pool_source: Literal["generator", "classic"] = "generator"  #: where the player's extra levels come from: G's verified levels (the CLM), or as many fresh levels per round from the project's classic generator (the oracle of the evidence runs; the archive then stays out of the pool)
-    generated_filter: Literal["all", "unsolved", "novel"] = "all"  #: which new verified extra levels join the player's pool: all; unsolved: only those its greedy policy fails (its frontier, after Prioritized Level Replay); novel: only those at least min_novelty cells from every corpus and archive level (G's levels only)
     generated_fraction: float = 0.3  #: share of the player's pool that is generated (when coupled)
-    feedback_levels: Literal["archive", "qd_elites"] = "archive"  #: what feeds D's real batches (with archive_feedback): the archive's best-scored creative levels, or the QD grid's elites (one per cell, spread over the descriptors)
     archive_real_fraction: float = 0.2  #: share of D's real batches drawn from the archive (when coupled)
-    steer_weight: float = 0.1  #: weight of the difficulty term in G's loss
-    steer_quantile: float = 0.3  #: target value: this quantile of the player's V over real levels (lower: harder)
     min_novelty: int = 3  #: creative: at least this many cells differ from every corpus/archive level
     target_pushes: float = 8.0  #: difficulty term saturates at this many optimal pushes
     solve_time_limit: float = 1.0  #: solver seconds per judged level
@@ -92,9 +85,27 @@ class CLMConfig:
     stuck_rounds: int = 10  #: stop as player_stuck if the player solved nothing in this round and after (0: never)
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline" (no account), "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
+    gan: TileGanConfig = field(default_factory=_gan)  #: the GAN (loss, stabilisers, widths, learning rates)
     player: DQNConfig = field(default_factory=_player)  #: the player DQN
     designer: DQNConfig = field(default_factory=_designer)  #: the designer DQN (acts in G's latent space)
+
+    #: options removed in issue 24 after docs/results.md measured them as giving nothing
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "schedule": "the adaptive schedule changed neither the solve rate nor the time to the bar (docs/results.md, "
+                    "'Problem 3: complexity against efficiency')",
+        "player_steers_generator": "the player's difficulty steer cut G's playable samples and helped nothing "
+                                   "(docs/results.md, 'The player: DQfD on the exact solver's demonstrations')",
+        "steer_weight": "it weighted the removed difficulty steer (see player_steers_generator)",
+        "steer_quantile": "it set the removed difficulty steer's target (see player_steers_generator)",
+        "pool_symmetries": "it did not make the player more robust (docs/results.md, 'Robustness: the player and D "
+                           "under perturbations')",
+        "pool_wall_moves": "it did not make the player more robust (docs/results.md, 'Robustness: the player and D "
+                           "under perturbations')",
+        "generated_filter": "neither 'unsolved' nor 'novel' raised the held-out solve rate (docs/results.md, "
+                            "'Problem 1: does generated data train the agent?')",
+        "feedback_levels": "feeding D the QD grid's elites gave nothing over the archive (docs/results.md, "
+                           "'Problem 2 (QD)')",
+    }
 
     def validate(self) -> None:
         if unused := _unused_keys_set(self):
@@ -121,39 +132,15 @@ class CLMConfig:
             raise UserError("rounds and player_steps must be >= 1, gan_steps >= 0")
         if not 0 <= self.generated_fraction < 1 or not 0 <= self.archive_real_fraction < 1:
             raise UserError("generated_fraction and archive_real_fraction must lie in [0, 1)")
-
-
         if self.qd_descriptor not in SECOND_AXES:
             raise UserError(f"unknown qd_descriptor '{self.qd_descriptor}': valid ones are {', '.join(SECOND_AXES)} "
                             f"(the first axis is always pushes)", exit_code=2)
-        if self.feedback_levels not in ("archive", "qd_elites"):
-            raise UserError(f"unknown feedback_levels '{self.feedback_levels}': use archive or qd_elites", exit_code=2)
-        if self.generated_filter not in ("all", "unsolved", "novel"):
-            raise UserError(f"unknown generated_filter '{self.generated_filter}': use all, unsolved or novel")
         if self.pool_source not in ("generator", "classic"):
             raise UserError(f"unknown pool_source '{self.pool_source}': use generator or classic")
         if not (self.data in ("generated",) or self.data.startswith("boxoban:") or self.data):
             raise UserError(f"unknown data '{self.data}': use generated, boxoban:DIR or a Boxoban file/folder")
 
 
-#: GanConfig keys that ``clm gan train`` reads and ``clm run`` does not, with where the CLM sets them
-GAN_KEYS_NOT_IN_CLM = {
-    "data": "the CLM's corpus is the top-level data key", "seed": "the top-level seed seeds everything",
-    "device": "the top-level device is used by every network", "threads": "use the top-level threads",
-    "steps": "use gan_steps (per round) and rounds", "conditional": "the CLM's G and D are unconditional",
-    "pattern_matching": "the CLM's G loss is D's feedback plus the player's steer",
-    "level_decode": "the CLM decodes G's most probable tiles", "room_calibration": "the CLM decodes G's most probable tiles",
-    "test_fraction": "use heldout_size", "split_seed": "the CLM's split follows seed",
-    "levels_reference": "the CLM's held-out levels come from its corpus", "max_levels": "use corpus_size",
-    "max_boxes": "the CLM's G is unconditional", "log_every": "the CLM logs every round",
-    "image_every": "the CLM's report draws its levels", "checkpoint_every": "the CLM saves every round",
-    "eval_samples": "use samples_per_round", "classifier_epochs": "a digits metric", "fid_weights": "an image metric",
-    "final_eval": "the CLM's summary has its own figures", "rejection": "the CLM's judge scores every level by D",
-    "live_boxes": "the CLM decodes G's most probable tiles", "solve_samples": "use samples_per_round",
-    "solve_time_limit": "use the top-level solve_time_limit", "solver_jobs": "use the top-level solver_jobs",
-    **{k: "the cell refiner is a post-step of clm gan train; the CLM decodes G's most probable tiles"
-       for k in REFINER_KEYS},
-}
 #: DQNConfig keys of the player and the designer that ``clm run`` sets itself
 DQN_KEYS_SET_BY_CLM = {
     "env_id": "the player plays the corpus, the designer G's latent space",
@@ -175,7 +162,7 @@ DESIGNER_KEYS_NOT_IN_CLM = {**DQN_KEYS_SET_BY_CLM,
 def _unused_keys_set(cfg: CLMConfig) -> list[str]:
     """``section.key (why)`` for each key set to other than its default that clm run does not use."""
     out = []
-    for section, keys, default in (("gan", GAN_KEYS_NOT_IN_CLM, _gan()), ("player", DQN_KEYS_SET_BY_CLM, _player()),
+    for section, keys, default in (("player", DQN_KEYS_SET_BY_CLM, _player()),
                                    ("designer", DESIGNER_KEYS_NOT_IN_CLM, _designer())):
         mine = getattr(cfg, section)
         out += [f"{section}.{k} ({why})" for k, why in keys.items() if getattr(mine, k) != getattr(default, k)]

@@ -3,11 +3,9 @@
 - ``LevelJudge``: scores generated levels on the four creative criteria:
   realism (D), playable and difficulty (the exact solver), novelty (distance
   to the corpus and the archive).
-- ``CreativeArchive``: the best creative levels; fed back to D as real data
+- ``archive_creative``: the best creative levels go into the run's archive
+  (:class:`clm.engine.archive.ScoredArchive`); fed back to D as real data
   and to the player's pool (creative data -> data generation).
-- ``difficulty_steering_loss``: the player's Q-network scores G's levels and
-  pushes them toward a target difficulty for the current player (agent ->
-  generator).
 - ``player_solve_rate``: the player's greedy solve rate on given levels.
 - ``DemonstrationFeed``: the exact solver's solutions of levels new to the
   player's pool (real or generated) as DQfD demonstrations.
@@ -22,10 +20,11 @@ import numpy as np
 import torch
 
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles, tiles_to_levels
+from clm.domains.levels.demos import solver_demonstrations
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.metrics import novelty
-from clm.domains.levels.demos import solver_demonstrations
 from clm.domains.levels.solver import solve_levels
+from clm.engine.archive import ScoredArchive
 
 
 @dataclass
@@ -103,66 +102,21 @@ def levels_from_state(state: dict) -> list[Level]:
     return [] if state["tiles"] is None else tiles_to_levels(state["tiles"], names=state["names"])
 
 
-@dataclass
-class CreativeArchive:
-    """The best creative levels found so far, one per layout, at most ``capacity``
-    (the lowest-scored leave first and are not taken back)."""
-
-    capacity: int = 500
-    levels: list[Level] = field(default_factory=list)
-    records: list[dict] = field(default_factory=list)
-    _keys: set = field(default_factory=set)
-
-    def add(self, levels: list[Level], j: Judgement, source: str, round_: int) -> int:
-        """Add the creative, not yet archived levels of a judged batch; returns how many."""
-        added = 0
-        for i in np.flatnonzero(j.creative):
-            key = levels[i].key()
-            if key in self._keys:
-                continue
-            self._keys.add(key)
-            self.levels.append(levels[i])
-            self.records.append({"novelty": float(j.novelty[i]), "pushes": int(j.pushes[i]),
-                                 "realism": float(j.realism[i]), "score": float(j.score[i]),
-                                 "source": source, "round": round_})
-            added += 1
-        if len(self.levels) > self.capacity:
-            keep = np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity]
-            keep = np.sort(keep)
-            self.levels = [self.levels[i] for i in keep]
-            self.records = [self.records[i] for i in keep]
-            # _keys keeps the evicted layouts too: a level once dropped is not news again.
-        return added
-
-    def tiles(self) -> np.ndarray | None:
-        return levels_to_tiles(self.levels) if self.levels else None
-
-    def state_dict(self) -> dict:
-        """Plain data for a checkpoint: the levels, their records, and every layout seen."""
-        return {**levels_state(self.levels), "records": self.records, "keys": sorted(self._keys)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.levels, self.records, self._keys = levels_from_state(state), list(state["records"]), set(state["keys"])
-
-    def __len__(self) -> int:
-        return len(self.levels)
+def archive_creative(archive: ScoredArchive, levels: list[Level], j: Judgement, source: str, round_: int) -> int:
+    """Offer a judged batch's creative levels to the run's archive (one per layout); returns how many it took."""
+    idx = np.flatnonzero(j.creative)
+    records = [{"novelty": float(j.novelty[i]), "pushes": int(j.pushes[i]), "realism": float(j.realism[i]),
+                "score": float(j.score[i]), "source": source, "round": round_} for i in idx]
+    return archive.add([levels[i] for i in idx], [levels[i].key() for i in idx], records)
 
 
-def start_state_values(q_net: torch.nn.Module, onehot: torch.Tensor) -> torch.Tensor:
-    """The player's value of each level's start state, max_a Q(s0, a)."""
-    return q_net(onehot).max(dim=1).values
+def archive_state(archive: ScoredArchive) -> dict:
+    """The levels archive as plain data for a checkpoint."""
+    return archive.state_dict(levels_state(archive.items))
 
 
-def difficulty_steering_loss(q_net: torch.nn.Module, fake: torch.Tensor, target_value: float,
-                             scale: float = 1.0) -> torch.Tensor:
-    """((V(G(z)) - target) / scale)^2: gradients reach G through its
-    straight-through one-hot samples; the player's weights are left
-    untouched. ``scale`` (the spread of V over real levels) keeps the term's
-    size independent of the player's value scale: a player pre-trained on
-    demonstrations has values ten times a fresh one's, and the raw square
-    then outweighed D's feedback (raw G samples playable fell from 0.95 to
-    0.56 in ``make run``)."""
-    return ((start_state_values(q_net, fake) - target_value) / scale).pow(2).mean()
+def load_archive_state(archive: ScoredArchive, state: dict) -> None:
+    archive.load_state_dict(state, levels_from_state(state["items"]))
 
 
 def player_solves(policy, levels: list[Level], num_envs: int = 64, max_steps: int = 120) -> np.ndarray:

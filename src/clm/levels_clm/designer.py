@@ -17,7 +17,8 @@ import torch
 
 from clm.core.errors import UserError
 from clm.domains.levels.decode import decode_levels
-from clm.levels_clm.couplings import CreativeArchive, Judgement, LevelJudge
+from clm.engine.archive import ScoredArchive
+from clm.levels_clm.couplings import Judgement, LevelJudge, archive_creative
 
 
 def decode_latents(G: torch.nn.Module, z: np.ndarray, n_boxes: int | None = None) -> list:
@@ -43,7 +44,7 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
-    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, archive: CreativeArchive | None,
+    def __init__(self, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, archive: ScoredArchive | None,
                  num_envs: int = 8, horizon: int = 8, step_size: float = 0.5, seed: int = 0):
         self.G, self.D, self.judge, self.archive = G, D, judge, archive
         self.num_envs, self.horizon, self.step_size = num_envs, horizon, step_size
@@ -79,7 +80,7 @@ class LatentDesignerEnv(gym.vector.VectorEnv):
         levels = decode_latents(self.G, z, self.judge.n_boxes)
         j = self.judge.judge(self.D, levels)
         if self.archive is not None:
-            self.found += self.archive.add(levels, j, "designer", self.round)
+            self.found += archive_creative(self.archive, levels, j, "designer", self.round)
         if self.on_judged is not None:
             self.on_judged(levels, j)
         return levels, j

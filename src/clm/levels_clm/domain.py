@@ -26,16 +26,28 @@ from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
-from clm.domains.levels.perturb import moved_wall, random_symmetries
+from clm.engine.archive import ScoredArchive
 from clm.engine.parts import mixed_real_batch
 from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus, player_pool
-from clm.levels_clm.couplings import (CreativeArchive, DemonstrationFeed, LevelJudge, difficulty_steering_loss,
-                                  levels_from_state, levels_state, player_solve_rate,
-                                  player_solves, start_state_values)
+from clm.levels_clm.couplings import (
+    DemonstrationFeed,
+    LevelJudge,
+    archive_creative,
+    archive_state,
+    levels_from_state,
+    levels_state,
+    load_archive_state,
+    player_solve_rate,
+)
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 from clm.levels_clm.qd_grid import QDGrid
-from clm.levels_clm.robustness import d_robustness, flip_attack, inner_cells, player_robustness
+from clm.levels_clm.robustness import (
+    d_robustness,
+    flip_attack,
+    inner_cells,
+    player_robustness,
+)
 from clm.levels_clm.search import build_gan
 
 
@@ -66,7 +78,7 @@ class SokobanCLM:
         self.judge = LevelJudge(levels_to_tiles(self.corpus), cfg.min_novelty, cfg.target_pushes, cfg.solve_time_limit,
                                  solver_jobs=cfg.solver_jobs)
         self.judge.n_boxes = self.judge.usual_box_count(self.corpus)
-        self.archive = CreativeArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.grid = QDGrid(cfg.qd_descriptor, min_novelty=cfg.min_novelty)  # every judged level, G's and the designer's
         return SokobanVecEnv(player_pool(self.corpus, [], 0.0), num_envs=cfg.player.num_envs, seed=cfg.seed)
 
@@ -87,23 +99,16 @@ class SokobanCLM:
         self.designer_cfg = dcfg
         self.designer = DQN(dcfg, envs=self.designer_env) if cfg.designer_search else None
         self.gan, self.agent = gan, agent  # D for the adversarial flips, the player for the robustness figures
-        self.pool_rng = np.random.default_rng(cfg.seed + 104_729)  # the pool's random symmetries
         self.classic = LevelSampler(cfg.level_size, cfg.n_boxes, cfg.min_pushes)
         self.classic_rng = np.random.default_rng(cfg.seed + 7_919)
         if agent.cfg.uses_demonstrations:
             self.demos = DemonstrationFeed(cfg.demo_symmetries, cfg.solve_time_limit)
-        # the corpus with one wall moved (solver-checked), drawn once from the seed: the same on resume
-        self.wall_moved = (moved_wall(self.corpus, np.random.default_rng(cfg.seed + 15_485_863),
-                                      time_limit=cfg.solve_time_limit, n_jobs=cfg.solver_jobs)[0]
-                           if cfg.pool_wall_moves else [])
 
     def start(self, agent, timer) -> dict[str, float]:
         if self.demos is None:
-            if self.cfg.pool_wall_moves or self.cfg.pool_symmetries:  # the augmented pool from the first round
-                agent.envs.set_source(self._pool(self._feedback()))
             return {}
         with timer.part("player"):
-            self.demos.feed(agent, self.corpus + self.wall_moved)
+            self.demos.feed(agent, self.corpus)
             if agent.cfg.pretrain_steps:
                 agent.pretrain()
         agent.envs.set_source(self._pool(self._feedback()))
@@ -116,36 +121,28 @@ class SokobanCLM:
     # -- step 2: G generates; the solver verifies; the archive keeps the creative ones -------------
     def generate(self, gan, agent, rng, rnd) -> dict[str, float]:
         cfg, judge, corpus = self.cfg, self.judge, self.corpus
-        judge.archive_tiles = self.archive.tiles() if cfg.archive_feedback else None
+        fed_back = cfg.archive_feedback and len(self.archive)
+        judge.archive_tiles = levels_to_tiles(self.archive.items) if fed_back else None
         judge.refresh_bar(gan.D, [corpus[i] for i in rng.choice(len(corpus), 128)])
         z = rng.standard_normal((cfg.samples_per_round, cfg.gan.z_dim)).astype(np.float32)
         samples = decode_latents(gan.sampler, z, judge.n_boxes)
         j = judge.judge(gan.D, samples)
-        self.archive.add(samples, j, "generator", rnd)
+        archive_creative(self.archive, samples, j, "generator", rnd)
         self.grid.offer(samples, j)
-        keep = j.playable & (j.novelty >= cfg.min_novelty) if cfg.generated_filter == "novel" else j.playable
-        new_levels = [s for s, ok in zip(samples, keep) if ok]
+        new_levels = [s for s, ok in zip(samples, j.playable) if ok]
         if cfg.pool_source == "classic":  # the oracle: as many levels from the generator that made the corpus
             new_levels = self.classic(self.classic_rng, len(new_levels)) if new_levels else []
-        if cfg.generated_filter == "unsolved" and new_levels:  # only the player's frontier
-            new_levels = [lv for lv, ok in zip(new_levels, player_solves(agent.greedy_actions, new_levels)) if not ok]
         self.generated = (self.generated + new_levels)[-2000:]
         self.playable_fraction = float(j.playable.mean())
         return {"generated_playable_fraction": self.playable_fraction,
                 "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
 
-    # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback + the player's steer -----
+    # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback --------------------------
     def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Any, dict[str, float]]:
-        cfg = self.cfg
-        target_value, value_scale = _target_value(agent, real_x, cfg.steer_quantile)
-        steer = None
-        if cfg.player_steers_generator:
-            def steer(fake):
-                return cfg.steer_weight * difficulty_steering_loss(agent.q, fake, target_value, value_scale)
-        fed = self.archive.levels if cfg.feedback_levels == "archive" else self.grid.elites()
+        fed = self.archive.items
         self.feedback_x = (torch.from_numpy(levels_to_onehot(fed)).float().to(self.device)
-                           if cfg.archive_feedback and len(fed) else None)
-        return steer, {"steer_target_value": target_value}
+                           if self.cfg.archive_feedback and len(fed) else None)
+        return None, {}  # no agent term in G's loss (the player's difficulty steer was removed in issue 24)
 
     def d_real_batch(self, real_x: torch.Tensor, n: int) -> torch.Tensor:
         """D's real data: the corpus, with a share from the archive when it feeds
@@ -213,9 +210,9 @@ class SokobanCLM:
 
     # -- checkpoint -------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict[str, torch.Tensor], dict]:
-        st = {"g_evaluations": self.judge.evaluations, "archive": self.archive.state_dict(),
+        st = {"g_evaluations": self.judge.evaluations, "archive": archive_state(self.archive),
               "generated": levels_state(self.generated), "classic_rng": self.classic_rng.bit_generator.state,
-              "qd_grid": self.grid.state_dict(), "pool_rng": self.pool_rng.bit_generator.state, "exact": True}
+              "qd_grid": self.grid.state_dict(), "exact": True}
         if self.demos is not None:
             st.update(demo_keys=sorted(self.demos.seen), demo_transitions=self.demos.transitions)
         if self.designer is None:
@@ -226,12 +223,10 @@ class SokobanCLM:
 
     def restore(self, weights, st, where: str) -> bool:
         self.judge.evaluations = int(st["g_evaluations"])
-        self.archive.load_state_dict(st["archive"])
+        load_archive_state(self.archive, st["archive"])
         self.generated = levels_from_state(st["generated"])
         self.classic_rng.bit_generator.state = st["classic_rng"]
         self.grid.load_state_dict(st["qd_grid"])
-        if "pool_rng" in st:  # checkpoints before pool_symmetries have none (and drew nothing from it)
-            self.pool_rng.bit_generator.state = st["pool_rng"]
         if self.demos is not None:
             self.demos.seen, self.demos.transitions = set(st["demo_keys"]), st["demo_transitions"]
         if self.designer is None:
@@ -252,7 +247,7 @@ class SokobanCLM:
             z = np.random.default_rng(cfg.seed + 99).standard_normal((64, cfg.gan.z_dim)).astype(np.float32)
             write_levels(run_dir / "levels" / "samples.txt", decode_latents(gan.sampler, z, self.judge.n_boxes))
             if len(archive):
-                write_levels(run_dir / "levels" / "archive.txt", archive.levels)
+                write_levels(run_dir / "levels" / "archive.txt", archive.items)
                 atomic_write_text(run_dir / "levels" / "archive.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in archive.records))
         write_qd_grid(run_dir / "qd_grid.json", self.grid)
@@ -265,23 +260,19 @@ class SokobanCLM:
         return {**robust, "creative_levels": len(archive),
                 "generated_playable_fraction": getattr(self, "playable_fraction", None),
                 **self._archive_means(),
-                "tile_kl": tile_pattern_kl(archive.levels, self.corpus) if len(archive) else None,
+                "tile_kl": tile_pattern_kl(archive.items, self.corpus) if len(archive) else None,
                 "g_evaluations": self.judge.evaluations,
                 "qd_coverage": self.grid.coverage, "qd_score": self.grid.qd_score}
 
     # -- small pieces --------------------------------------------------------------------------------
     def _pool(self, extra: list):
-        """The player's pool (with ``pool_wall_moves``, the corpus's wall-moved copies among the real
-        levels); with ``pool_symmetries`` every level twice: as it is and under a random symmetry."""
-        tiles = player_pool(self.corpus + self.wall_moved, extra, self.cfg.generated_fraction)
-        if not self.cfg.pool_symmetries:
-            return tiles
-        return np.concatenate([tiles, random_symmetries(tiles, self.pool_rng)])
+        """The player's pool: the corpus, with ``extra`` as ``generated_fraction`` of it."""
+        return player_pool(self.corpus, extra, self.cfg.generated_fraction)
 
     def _feedback(self) -> list:
         cfg = self.cfg
         # The classic oracle's pool holds the classic generator's levels only, none of G's.
-        extra = list(self.archive.levels) if cfg.archive_feedback and cfg.pool_source == "generator" else []
+        extra = list(self.archive.items) if cfg.archive_feedback and cfg.pool_source == "generator" else []
         return extra + (self.generated if cfg.generated_to_player else [])
 
     def _archive_means(self) -> dict[str, float | None]:
@@ -298,13 +289,3 @@ def write_qd_grid(path: Path, grid: QDGrid) -> None:
         "descriptors": list(grid.names), "bins": list(grid.bins), "ranges": [list(r) for r in grid.ranges],
         "quality": quality, "coverage": grid.coverage, "qd_score": grid.qd_score,
         "levels_offered": grid.offered, "filled": grid.filled}))
-
-
-@torch.no_grad()
-def _target_value(player: DQN, real_x: torch.Tensor, quantile: float) -> tuple[float, float]:
-    """The steer's target, a low quantile of the player's start-state values
-    on real levels (levels somewhat harder than the typical real one), and
-    the spread of those values (their standard deviation, at least 0.1)."""
-    idx = torch.randint(len(real_x), (256,))
-    v = start_state_values(player.q, real_x[idx])
-    return float(torch.quantile(v, quantile)), max(float(v.std()), 0.1)

@@ -11,8 +11,18 @@ import torch
 from torch import nn
 
 from clm.core.errors import UserError
-from clm.engine.attribution import (MARKER, captum_attr, IG_STEPS, CONTEXT_SIZE, attribution_record, attribute,
-                                    cell_maps, needs_context, randomisation_check, realism_logit)
+from clm.engine.attribution import (
+    CONTEXT_SIZE,
+    IG_STEPS,
+    MARKER,
+    attribute,
+    attribution_record,
+    captum_attr,
+    cell_maps,
+    needs_context,
+    randomisation_check,
+    realism_logit,
+)
 
 
 def explain_levels(player: nn.Module, D: nn.Module, levels: list, context: torch.Tensor | None,

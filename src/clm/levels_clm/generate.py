@@ -1,4 +1,5 @@
-"""``clm generate`` for a levels run: new levels, each verified by the solver."""
+"""``clm generate`` for a levels run: new levels, each verified by the solver.
+:func:`find_levels` is the search itself (``clm serve`` asks it too)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ from clm.core.errors import UsageError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import levels_to_tiles, write_levels
 from clm.domains.levels.metrics import novelty
-from clm.levels_clm.search import cmaes_search, designer_search, load_run, random_search
-
-#: the searches ``clm generate --search`` takes for a levels run (the first is the default)
-SEARCHES = ("designer", "random", "cmaes")
+from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES, run_qd_search
+from clm.levels_clm.search import load_run
 
 
 def parse_difficulty(text: str | None, name: str = "--difficulty") -> tuple[int, int]:
@@ -30,17 +29,18 @@ def parse_difficulty(text: str | None, name: str = "--difficulty") -> tuple[int,
     return lo, hi
 
 
-def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, rng: np.random.Generator,
+def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, seed: int,
                 max_evaluations: int = 0, avoid: list | None = None) -> tuple[list, list, int]:
     """Up to ``n`` levels of a loaded run (``load_run``) that are playable, of
     ``lo``..``hi`` optimal pushes, at least ``min_novelty`` from the corpus,
-    the archive, ``avoid`` and each other, found by ``search`` within
-    ``max_evaluations`` G evaluations (0: 500 n). Returns (levels, their
-    records, G evaluations spent); fewer than ``n`` when the budget ran out."""
+    the archive, ``avoid`` and each other, found by the QD search ``search``
+    within ``max_evaluations`` G evaluations (0: 500 n). Returns (levels,
+    their records, G evaluations spent); fewer than ``n`` when the budget ran out."""
     if search not in SEARCHES:
         raise UsageError(f"search {search!r} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
-    if search == "designer" and run.designer is None:
-        raise UsageError("this run has no designer (designer_search was off); use --search random or cmaes")
+    if search in NEEDS_DESIGNER and run.designer is None:
+        raise UsageError(f"this run has no designer (designer_search was off); use another search "
+                         f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
     k = min_novelty
     run.judge.min_novelty = k
     chosen: list = []
@@ -48,9 +48,8 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, rn
     avoid_tiles = levels_to_tiles(avoid) if avoid else None
 
     def accept(levels, j):
-        """Playable, in the difficulty range, novel to the corpus/archive and to
-        the levels chosen so far; taken in order."""
-        keep = np.zeros(len(levels), bool)
+        """Playable, in the difficulty range, novel to the corpus/archive, to ``avoid`` and to
+        the levels chosen so far; taken in order. True (stop the search) once it has ``n``."""
         for i in np.flatnonzero(j.playable & (j.pushes >= lo) & (j.pushes <= hi) & (j.novelty >= k)):
             if len(chosen) >= n:
                 break
@@ -60,37 +59,28 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, rn
             if avoid_tiles is not None and novelty(tiles, avoid_tiles)[0] < max(k, 1):
                 continue
             chosen.append(levels[i])
-            keep[i] = True
-        return keep
+            records.append({"realism": float(j.realism[i]), "pushes": int(j.pushes[i]),
+                            "novelty": float(j.novelty[i]), "score": float(j.score[i])})
+        return len(chosen) >= n
 
     budget = max_evaluations or 500 * n
-    step = max(64, 4 * n)
-    spent = 0
-    while len(chosen) < n and spent < budget:
-        part = min(step, budget - spent)
-        if search == "random":
-            found = random_search(run.G, run.D, run.judge, part, rng, accept)
-        elif search == "cmaes":
-            found = cmaes_search(run.G, run.D, run.judge, part, int(rng.integers(2**31)), accept)
-        else:
-            found = designer_search(run.designer, part, accept)
-        records.extend(found.records)
-        spent += found.evaluations
-    return chosen, records[: len(chosen)], spent
+    problem = run_qd_search(search, run.G, run.D, run.judge, budget, seed, run.cfg.qd_descriptor,
+                            designer=run.designer, on_judged=accept)
+    return chosen, records, problem.evaluations
 
 
 def generate(args) -> int:
     """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
     if args.search not in (None, *SEARCHES):
         raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
-    args.search = args.search or "designer"
+    search = args.search or "designer"
     lo, hi = parse_difficulty(args.difficulty)
     run = load_run(args.run_dir)
-    if args.search == "designer" and run.designer is None:
-        raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use --search random or cmaes")
+    if search in NEEDS_DESIGNER and run.designer is None:
+        raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use another --search "
+                         f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
     k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
-    chosen, records, spent = find_levels(run, args.n, args.search, lo, hi, k, np.random.default_rng(args.seed),
-                                         args.max_evaluations)
+    chosen, records, spent = find_levels(run, args.n, search, lo, hi, k, args.seed, args.max_evaluations)
     if len(chosen) < args.n:
         raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} G evaluations; widen "
                          f"--difficulty, lower --min-novelty or raise --max-evaluations")
@@ -98,7 +88,7 @@ def generate(args) -> int:
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"
     write_levels(out, chosen)
-    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
     print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
-          f"with {args.search} search")
+          f"with {search} search")
     return 0

@@ -6,23 +6,26 @@ one ``LatentQDProblem``, which decodes z with G, judges the levels with the
 run's ``LevelJudge``, files them in the grid and stops at the budget, so
 every search is measured by the same grid at the same cost:
 
-- ``random``: z ~ N(0, I) (``search.random_search``);
-- ``cmaes``: CMA-ES maximising the judge's score (``search.cmaes_search``, the
-  ``cma`` package), a single-objective optimiser, not a QD method;
+- ``random``: z ~ N(0, I);
+- ``cmaes``: CMA-ES maximising the judge's score (the ``cma`` package,
+  restarted every 40 generations), a single-objective optimiser, not a QD
+  method;
 - ``map_elites``: MAP-Elites with pyribs' GridArchive, GaussianEmitter and
   Scheduler;
 - ``cma_me``: CMA-ME, pyribs' EvolutionStrategyEmitter with the two-stage
   improvement ranker (Fontaine et al. 2020), as in the illumination of GAN
   latent spaces for game levels;
 - ``designer``: a CLM run's trained designer DQN acting epsilon-greedily in
-  its latent-space env (as ``search.designer_search``);
+  a latent-space env of its own that judges through the problem;
 (The designer-QD variants, MAP-Elites asking the designer for proposals and
 a designer rewarded by its QD gains, measured as no better than the
 designer alone and were removed; docs/results.md keeps their figures.)
 
 The grid here is the measuring instrument, identical for every search; the
 ribs searches keep their own GridArchive (same cells) as their algorithm's
-state, which is what pyribs is for.
+state, which is what pyribs is for. ``clm generate --search NAME`` takes the
+same names: it runs the search with an ``on_judged`` callback that keeps the
+levels it asks for, and stops the problem once it has them.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from dataclasses import dataclass, field, fields
 from types import SimpleNamespace
 from typing import Callable
 
+import cma
 import numpy as np
 import torch
-
 from ribs.archives import GridArchive
 from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
 from ribs.schedulers import Scheduler
@@ -42,9 +45,11 @@ from clm.agents.dqn import DQN
 from clm.core.errors import UserError
 from clm.domains.levels import Level
 from clm.levels_clm.couplings import Judgement, LevelJudge
-from clm.levels_clm.qd_grid import QDGrid, descriptor_values  # noqa: F401 - part of this module's API
-from clm.levels_clm.designer import decode_latents
-from clm.levels_clm.search import cmaes_search, random_search
+from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
+from clm.levels_clm.qd_grid import (  # noqa: F401 - part of this module's API
+    QDGrid,
+    descriptor_values,
+)
 
 
 class BudgetSpent(Exception):
@@ -67,11 +72,14 @@ class LatentQDProblem:
     budget: int
     evaluations: int = 0
     curve: list = field(default_factory=list)
-    last_gains: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: called with (levels, judgement) after each judged batch; a true answer stops the search
+    #: (``clm generate`` keeps the levels it asks for and stops once it has them)
+    on_judged: Callable[[list, Judgement], bool] | None = None
+    stopped: bool = False  #: no budget remains (``on_judged`` said stop)
 
     @property
     def remaining(self) -> int:
-        return self.budget - self.evaluations
+        return 0 if self.stopped else self.budget - self.evaluations
 
     @property
     def z_dim(self) -> int:
@@ -81,22 +89,24 @@ class LatentQDProblem:
     def n_boxes(self) -> int | None:
         return self.judge.n_boxes
 
-    def judge_levels(self, levels: list[Level], latents: np.ndarray | None = None) -> Judgement:
+    def judge_levels(self, levels: list[Level]) -> Judgement:
         """Judge the first ``remaining`` levels of a batch; returns their judgement (maybe shorter)."""
         levels = levels[: max(self.remaining, 0)]
         if not levels:
             return Judgement(**{f.name: np.zeros(0) for f in fields(Judgement)})
         j = self.judge.judge(self.D, levels)
         self.evaluations += len(levels)
-        self.last_gains = self.grid.offer(levels, j, None if latents is None else latents[: len(levels)])
+        self.grid.offer(levels, j)
         self.curve.append((self.evaluations, self.grid.coverage, self.grid.qd_score))
+        if self.on_judged is not None and self.on_judged(levels, j):
+            self.stopped = True
         return j
 
     def evaluate(self, z: np.ndarray) -> tuple[list[Level], Judgement]:
         """Decode latent vectors with G and judge them (at most the remaining budget)."""
         z = np.asarray(z, dtype=np.float32)[: max(self.remaining, 0)]
         levels = decode_latents(self.G, z, self.n_boxes) if len(z) else []
-        return levels, self.judge_levels(levels, z)
+        return levels, self.judge_levels(levels)
 
     def as_judge(self, strict: bool = False) -> SimpleNamespace:
         """A stand-in for the ``LevelJudge`` (``.judge(D, levels)``, ``.n_boxes``) that goes
@@ -111,18 +121,27 @@ class LatentQDProblem:
 
 
 # -- searches -------------------------------------------------------------------------------------
-def search_random(p: LatentQDProblem, seed: int, **_) -> None:
-    """z ~ N(0, I), judged in batches of 64."""
-    random_search(p.G, p.D, p.as_judge(), p.budget, np.random.default_rng(seed), accept=_none)
+def search_random(p: LatentQDProblem, seed: int, batch: int = 64, **_) -> None:
+    """z ~ N(0, I), judged in batches of ``batch``."""
+    rng = np.random.default_rng(seed)
+    while p.remaining > 0:
+        p.evaluate(rng.standard_normal((min(batch, p.remaining), p.z_dim)).astype(np.float32))
 
 
-def search_cmaes(p: LatentQDProblem, seed: int, **_) -> None:
-    """CMA-ES maximising the judge's score, restarted every 40 generations (``search.cmaes_search``)."""
-    cmaes_search(p.G, p.D, p.as_judge(), p.budget, seed, accept=_none)
-
-
-def _none(levels, j):
-    return np.zeros(len(levels), bool)  # the grid keeps what counts; the searches' own lists are not needed
+def search_cmaes(p: LatentQDProblem, seed: int, popsize: int = 16, restart_every: int = 40, **_) -> None:
+    """CMA-ES maximising the judge's score over z; restarts from a fresh mean every
+    ``restart_every`` generations so that it keeps finding new levels."""
+    rng = np.random.default_rng(seed)
+    while p.remaining > 0:
+        es = cma.CMAEvolutionStrategy(rng.standard_normal(p.z_dim), 1.0,
+                                      {"popsize": popsize, "seed": int(rng.integers(1, 2**31)), "verbose": -9})
+        for _ in range(restart_every):
+            if p.remaining <= 0:
+                break
+            z = np.asarray(es.ask(), dtype=np.float32)
+            _, j = p.evaluate(z)
+            if len(j.score) == popsize:
+                es.tell(list(z.astype(np.float64)), list(-j.score))
 
 
 FEATURES = ("realism", "playable", "novelty", "pushes")  # judge figures ribs carries to the emitters
@@ -172,20 +191,21 @@ def search_cma_me(p: LatentQDProblem, seed: int, sigma0: float = 1.0, emitters: 
 
 def search_designer(p: LatentQDProblem, seed: int, designer: DQN | None = None, epsilon: float = 0.1,
                     **_) -> None:
-    """The trained designer DQN acting epsilon-greedily in its own latent-space env (as
-    ``search.designer_search``), every level it makes judged through the problem."""
-    env = _require_designer(designer).envs
-    saved = env.judge, env.archive, env.G, env.D
-    env.judge, env.archive, env.G, env.D = p.as_judge(strict=True), None, p.G, p.D
-    designer.rng = np.random.default_rng(seed)
+    """The trained designer DQN acting epsilon-greedily in a latent-space env of the
+    search's own (the designer's horizon and step size), every level judged through the problem."""
+    walks = _require_designer(designer).envs
+    env = LatentDesignerEnv(p.G, p.D, p.as_judge(strict=True), None, num_envs=walks.num_envs,
+                            horizon=walks.horizon, step_size=walks.step_size, seed=seed)
+    rng = np.random.default_rng(seed)
     try:
         obs, _ = env.reset(seed=seed)
         while p.remaining > 0:
-            obs, *_ = env.step(designer.act(obs, epsilon))
+            explore = rng.random(len(obs)) < epsilon
+            actions = np.where(explore, rng.integers(env.single_action_space.n, size=len(obs)),
+                               designer.greedy_actions(obs))
+            obs, *_ = env.step(actions)
     except BudgetSpent:
         pass
-    finally:
-        env.judge, env.archive, env.G, env.D = saved
 
 
 def _require_designer(designer):
@@ -208,15 +228,16 @@ NEEDS_DESIGNER = ("designer",)
 
 def run_qd_search(name: str, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, budget: int, seed: int,
                   second: str = "wall_density", designer: DQN | None = None, grid: QDGrid | None = None,
-                  **options) -> LatentQDProblem:
-    """Run the named search for exactly ``budget`` G evaluations; returns the problem
-    (its ``grid`` has coverage and QD-score, its ``curve`` their course)."""
+                  on_judged: Callable[[list, Judgement], bool] | None = None, **options) -> LatentQDProblem:
+    """Run the named search for exactly ``budget`` G evaluations (fewer if ``on_judged`` stops
+    the problem); returns the problem (its ``grid`` has coverage and QD-score, its ``curve``
+    their course)."""
     if name not in SEARCHES:
         raise UserError(f"unknown QD search '{name}': valid ones are {', '.join(SEARCHES)}")
     if budget < 1:
         raise UserError(f"the budget of G evaluations must be >= 1, got {budget}")
     grid = grid if grid is not None else QDGrid(second, min_novelty=judge.min_novelty)
-    problem = LatentQDProblem(G, D, judge, grid, budget)
+    problem = LatentQDProblem(G, D, judge, grid, budget, on_judged=on_judged)
     torch.manual_seed(seed)
     SEARCHES[name](problem, seed, designer=designer, **options)
     return problem

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ribs.archives import GridArchive
 
 from clm.core.errors import UserError
-from clm.domains.levels import Level, levels_to_tiles
+from clm.domains.levels import Level, levels_to_tiles, tiles_to_levels
 from clm.domains.levels.level import WALL
 from clm.levels_clm.couplings import Judgement
 
@@ -86,7 +87,7 @@ def _rows(j: Judgement, idx) -> Judgement:
 
 # -- the grid ---------------------------------------------------------------------------------
 class QDGrid:
-    """The creative archive as a grid over (optimal pushes, ``second``).
+    """The creative archive as a grid over (optimal pushes, ``second``), on pyribs' ``GridArchive``.
 
     Quality of a level: the judge's score (``Judgement.score``: realism +
     playable + capped novelty + capped difficulty, each weighted) for a level
@@ -97,9 +98,11 @@ class QDGrid:
     times the number of filled cells.
 
     Cells: each axis splits [low, high] into ``bins`` equal bins; a value
-    outside the range goes to the edge bin (as pyribs' GridArchive does), so
-    e.g. the top pushes bin holds every level at or above its lower edge. A
-    cell keeps the best-quality level offered to it (a tie keeps the older).
+    outside the range goes to the edge bin (pyribs' rule), so e.g. the top
+    pushes bin holds every level at or above its lower edge. A cell keeps the
+    best-quality level offered to it. The archive's solution is the level's
+    number in ``self._levels`` (a level is a grid of tiles, not a vector to
+    search), so the elites' levels come back exactly.
     """
 
     def __init__(self, second: str = "wall_density", bins: tuple[int, int] | None = None,
@@ -122,11 +125,10 @@ class QDGrid:
         self.bins = tuple(int(b) for b in bins)
         self.ranges = tuple((float(lo), float(hi)) for lo, hi in ranges)
         self.min_novelty = min_novelty
-        self.quality = np.full(self.bins, np.nan)  # NaN: empty cell
-        self.levels = np.empty(self.bins, dtype=object)
-        self.measures = np.full((*self.bins, 2), np.nan)
-        self.latents = np.empty(self.bins, dtype=object)  # the z of each elite, when the search gave it
-        self.offered = 0  # levels offered to add(), eligible or not
+        self.archive = GridArchive(solution_dim=1, dims=self.bins, ranges=self.ranges)
+        self._levels: dict[int, Level] = {}  # level number -> level, for the elites
+        self._next = 0
+        self.offered = 0  # levels offered to offer(), eligible or not
 
     # -- per-level figures
     def descriptors(self, levels: list[Level], j: Judgement) -> np.ndarray:
@@ -138,94 +140,98 @@ class QDGrid:
         return np.asarray(j.playable, bool) & (np.asarray(j.novelty) >= self.min_novelty)
 
     def cells(self, measures: np.ndarray) -> np.ndarray:
-        """(N, 2) int cell of each row of descriptors; out-of-range values go to the edge bins.
-        The small epsilon is pyribs' own: a value on a bin edge lands in the upper bin despite
-        rounding (0.3 * 10 is 2.9999999999999996 in floating point)."""
-        measures = np.atleast_2d(np.asarray(measures, dtype=np.float64))
-        out = np.empty(measures.shape, dtype=np.int64)
-        for k, ((lo, hi), b) in enumerate(zip(self.ranges, self.bins)):
-            out[:, k] = np.clip(np.floor((b * (measures[:, k] - lo) + 1e-6) / (hi - lo)), 0, b - 1)
-        return out
+        """(N, 2) int cell of each row of descriptors (pyribs' binning)."""
+        index = self.archive.index_of(np.atleast_2d(np.asarray(measures, dtype=np.float64)))
+        return np.stack(np.unravel_index(index, self.bins), axis=1)
 
     # -- filling
-    def offer(self, levels: list[Level], j: Judgement, latents: np.ndarray | None = None) -> np.ndarray:
-        """File a judged batch in order; returns each level's gain in QD-score (its
-        quality for a new cell, the improvement over the old elite, else 0)."""
+    def offer(self, levels: list[Level], j: Judgement) -> np.ndarray:
+        """File a judged batch; returns each level's gain in QD-score as pyribs
+        counts it within the batch (its quality for a new cell, the improvement
+        over the old elite, else 0)."""
         self.offered += len(levels)
         gains = np.zeros(len(levels))
-        ok = self.eligible(j)
-        if not ok.any():
+        idx = np.flatnonzero(self.eligible(j))
+        if not len(idx):
             return gains
-        idx = np.flatnonzero(ok)
         sub = [levels[i] for i in idx]
-        sub_j = _rows(j, idx)
-        measures = self.descriptors(sub, sub_j)
-        cells = self.cells(measures)
-        for k, i in enumerate(idx):
-            c = tuple(cells[k])
-            q = float(j.score[i])
-            old = self.quality[c]
-            if np.isnan(old) or q > old:
-                gains[i] = q if np.isnan(old) else q - old
-                self.quality[c] = q
-                self.levels[c] = levels[i]
-                self.measures[c] = measures[k]
-                self.latents[c] = None if latents is None else np.array(latents[i], dtype=np.float32)
+        ids = np.arange(self._next, self._next + len(idx))
+        self._next += len(idx)
+        info = self.archive.add(ids[:, None].astype(np.float64), np.asarray(j.score, np.float64)[idx],
+                                self.descriptors(sub, _rows(j, idx)))
+        gains[idx] = np.where(info["status"] > 0, info["value"], 0.0)
+        kept = set(self.archive.data("solution")[:, 0].astype(np.int64).tolist())
+        self._levels = {k: v for k, v in self._levels.items() if k in kept}
+        self._levels.update({int(n): lv for n, lv in zip(ids, sub) if int(n) in kept})
         return gains
 
-    def add(self, levels: list[Level], j: Judgement, latents: np.ndarray | None = None) -> int:
+    def add(self, levels: list[Level], j: Judgement) -> int:
         """File a judged batch; returns how many cells it filled or improved."""
-        before = self.quality.copy()
-        self.offer(levels, j, latents)
-        improved = ~np.isnan(self.quality) & (np.isnan(before) | (self.quality > before))
-        return int(improved.sum())
+        before = self.quality
+        self.offer(levels, j)
+        after = self.quality
+        return int((~np.isnan(after) & (np.isnan(before) | (after > before))).sum())
 
     # -- figures
     @property
     def filled(self) -> int:
-        return int((~np.isnan(self.quality)).sum())
+        return int(self.archive.stats.num_elites)
 
     @property
     def coverage(self) -> float:
         """Filled cells / all cells."""
-        return self.filled / self.quality.size
+        return float(self.archive.stats.coverage)
 
     @property
     def qd_score(self) -> float:
         """Sum of the filled cells' qualities."""
-        return float(np.nansum(self.quality))
+        return float(self.archive.stats.qd_score) if self.filled else 0.0
+
+    @property
+    def quality(self) -> np.ndarray:
+        """(pushes bins, second bins) array of cell qualities, NaN where empty."""
+        q = np.full(int(np.prod(self.bins)), np.nan)
+        data = self.archive.data(["index", "objective"])
+        q[data["index"]] = data["objective"]
+        return q.reshape(self.bins)
 
     def heatmap(self) -> np.ndarray:
         """(pushes bins, second bins) array of cell qualities, NaN where empty (row: pushes bin)."""
-        return self.quality.copy()
+        return self.quality
+
+    def level_at(self, cell: tuple[int, int]) -> Level | None:
+        """The elite level of a cell (None: empty)."""
+        occupied, data = self.archive.retrieve_single(self._cell_centre(cell))
+        return self._levels[int(data["solution"][0])] if occupied else None
+
+    def _cell_centre(self, cell: tuple[int, int]) -> np.ndarray:
+        return np.array([lo + (c + 0.5) * (hi - lo) / b for c, (lo, hi), b in zip(cell, self.ranges, self.bins)])
 
     def elites(self) -> list[Level]:
         """The filled cells' levels, in cell order."""
-        return [lv for lv in self.levels.ravel() if lv is not None]
+        data = self.archive.data(["index", "solution"])
+        order = np.argsort(data["index"])
+        return [self._levels[int(n)] for n in data["solution"][order, 0]]
 
     def state_dict(self) -> dict:
-        """Arrays only (checkpoints hold no pickles): qualities, descriptors, the
-        elites as tile grids with their flat cell index, and the offered count."""
-        cells = np.flatnonzero(~np.isnan(self.quality.ravel()))
-        elites = [self.levels.ravel()[c] for c in cells]
-        return {"quality": self.quality.copy(), "measures": self.measures.copy(), "offered": self.offered,
-                "cells": cells, "tiles": levels_to_tiles(elites) if elites else np.zeros((0, 0, 0), np.int8)}
+        """Arrays only (checkpoints hold no pickles): each elite's flat cell, quality and
+        descriptors, its level as a tile grid, and the offered count."""
+        data = self.archive.data(["index", "objective", "measures", "solution"])
+        order = np.argsort(data["index"])
+        elites = [self._levels[int(n)] for n in data["solution"][order, 0]]
+        return {"bins": list(self.bins), "cells": data["index"][order], "quality": data["objective"][order],
+                "measures": data["measures"][order], "offered": self.offered,
+                "tiles": levels_to_tiles(elites) if elites else np.zeros((0, 0, 0), np.int8)}
 
     def load_state_dict(self, state: dict) -> None:
-        from clm.domains.levels import tiles_to_levels
-
-        if np.shape(state["quality"]) != self.bins:
-            raise UserError(f"the checkpoint's QD grid has {np.shape(state['quality'])} cells; this config's "
-                            f"has {self.bins}: resume with the config the run started with")
-        self.quality[...], self.measures[...], self.offered = state["quality"], state["measures"], int(state["offered"])
-        flat = self.levels.reshape(-1)
-        for c, lv in zip(state["cells"], tiles_to_levels(state["tiles"]) if len(state["cells"]) else []):
-            flat[int(c)] = lv
-
-    def elite_latents(self) -> np.ndarray:
-        """(M, z_dim) latent vectors of the elites whose search gave them (possibly none)."""
-        zs = [z for z in self.latents.ravel() if z is not None]
-        return np.stack(zs) if zs else np.empty((0, 0), np.float32)
-
-
-# -- the problem every search spends its budget on ---------------------------------------------
+        if "bins" not in state or tuple(state["bins"]) != self.bins:
+            raise UserError(f"the checkpoint's QD grid has {state.get('bins')} cells; this config's has "
+                            f"{self.bins}: resume with the config the run started with")
+        self.archive.clear()
+        levels = tiles_to_levels(state["tiles"]) if len(state["cells"]) else []
+        self._levels = dict(enumerate(levels))
+        self._next = len(levels)
+        if levels:
+            self.archive.add(np.arange(len(levels), dtype=np.float64)[:, None], np.asarray(state["quality"]),
+                             np.asarray(state["measures"]))
+        self.offered = int(state["offered"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from clm.agents.dqn import DQN, q_network_args
@@ -19,27 +18,12 @@ from clm.core.errors import UserError
 from clm.core.rundir import require_run_dir
 from clm.domains.levels import levels_to_onehot, levels_to_tiles, read_levels
 from clm.domains.levels.sim import N_ACTIONS
+from clm.engine.archive import ScoredArchive
 from clm.gan.models import ImageDiscriminator, TileGenerator
 from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus
-from clm.levels_clm.couplings import CreativeArchive, Judgement, LevelJudge
-from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
-
-
-@dataclass
-class Found:
-    """Levels a search judged, with their figures (parallel lists)."""
-
-    levels: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-    evaluations: int = 0
-
-    def take(self, levels: list, j: Judgement, keep) -> None:
-        self.evaluations += len(levels)
-        for i in np.flatnonzero(keep):
-            self.levels.append(levels[i])
-            self.records.append({"realism": float(j.realism[i]), "pushes": int(j.pushes[i]),
-                                 "novelty": float(j.novelty[i]), "score": float(j.score[i])})
+from clm.levels_clm.couplings import LevelJudge
+from clm.levels_clm.designer import LatentDesignerEnv
 
 
 def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -50,62 +34,6 @@ def build_gan(cfg: CLMConfig, shape: tuple[int, int, int], device) -> tuple[torc
     D = ImageDiscriminator(shape, g.d_width, 0, g.arch, g.spectral_norm, g.minibatch_std,
                            max(1, g.res_blocks - 1)).to(device)
     return G, D
-
-
-def random_search(G, D, judge: LevelJudge, budget: int, rng: np.random.Generator, accept, batch: int = 64) -> Found:
-    """Judge ``budget`` levels from z ~ N(0, I)."""
-    found = Found()
-    while found.evaluations < budget:
-        z = rng.standard_normal((min(batch, budget - found.evaluations), G.z_dim)).astype(np.float32)
-        levels = decode_latents(G, z, judge.n_boxes)
-        j = judge.judge(D, levels)
-        found.take(levels, j, accept(levels, j))
-    return found
-
-
-def cmaes_search(G, D, judge: LevelJudge, budget: int, seed: int, accept, popsize: int = 16,
-                 restart_every: int = 40) -> Found:
-    """CMA-ES maximising the judge's score over z; restarts from a fresh mean
-    every ``restart_every`` generations so that it keeps finding new levels."""
-    import cma
-
-    found = Found()
-    rng = np.random.default_rng(seed)
-    while found.evaluations < budget:
-        es = cma.CMAEvolutionStrategy(rng.standard_normal(G.z_dim), 1.0,
-                                      {"popsize": popsize, "seed": int(rng.integers(1, 2**31)), "verbose": -9})
-        for _ in range(restart_every):
-            if found.evaluations >= budget:
-                break
-            z = np.asarray(es.ask(), dtype=np.float32)[: budget - found.evaluations]
-            levels = decode_latents(G, z, judge.n_boxes)
-            j = judge.judge(D, levels)
-            found.take(levels, j, accept(levels, j))
-            if len(z) == popsize:
-                es.tell(list(z.astype(np.float64)), list(-j.score))
-    return found
-
-
-def designer_search(designer: DQN, budget: int, accept, epsilon: float = 0.1) -> Found:
-    """Let the trained designer act (epsilon-greedy) in its latent-space env."""
-    env: LatentDesignerEnv = designer.envs
-    found = Found()
-    orig_judge = env.judge.judge
-
-    def judge_and_take(D, levels):  # every level the designer makes is a candidate
-        j = orig_judge(D, levels)
-        if found.evaluations < budget:
-            found.take(levels, j, accept(levels, j))
-        return j
-
-    env.judge.judge = judge_and_take
-    try:
-        obs, _ = env.reset(seed=int(designer.rng.integers(2**31)))
-        while found.evaluations < budget:
-            obs, *_ = env.step(designer.act(obs, epsilon))
-    finally:
-        env.judge.judge = orig_judge
-    return found
 
 
 @dataclass
@@ -151,7 +79,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     judge.refresh_bar(D, corpus[:256])
     designer = None
     if any(k.startswith("designer.") for k in weights):
-        env = LatentDesignerEnv(G, D, judge, CreativeArchive(0), num_envs=cfg.designer.num_envs,
+        env = LatentDesignerEnv(G, D, judge, ScoredArchive(0), num_envs=cfg.designer.num_envs,
                                 horizon=cfg.designer_horizon, step_size=cfg.designer_step_size, seed=cfg.seed)
         designer = DQN(replace(cfg.designer, device=device), envs=env)
         designer.load_training_state(strip_prefix(weights, "designer."), None, {"kind": "dqn"}, where=str(run_dir / "checkpoints" / "clm"))

@@ -35,21 +35,22 @@ from clm.domains.text.corpus import DEFAULT_ALPHABET, load_word_split
 from clm.domains.text.edit_env import WordEditVecEnv, edit_action_names
 from clm.domains.text.metrics import TextReference, nearest_words
 from clm.gan.models import ImageDiscriminator, TileGenerator
-from clm.gan.train import REFINER_KEYS, GanConfig
+from clm.gan.config import CategoricalGanConfig
+from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
 
 
-def _gan() -> GanConfig:
+def _gan() -> CategoricalGanConfig:
     # An MLP G over the (C, 1, L) one-hot word whose letters are its argmax (all randomness from z: letters
     # drawn cell by cell are independent and read as noise), and a residual conv D over letter windows. In a
     # 2,000-step probe (seed 0, 512 samples) this pair's words had fluency 0.61 and NLL 2.76 nats per symbol
     # against 0.32 / 3.79 for an MLP D with Gumbel letters. D has no minibatch-std feature, so that a word's
     # realism (the writer's reward) does not depend on the other words of its batch.
-    return GanConfig(data="words", z_dim=32, g_width=128, d_width=128, arch="mlp", lr_g=2e-4, lr_d=5e-4,
-                     spectral_norm=True, minibatch_std=False, label_smoothing=0.1, ema=True, ema_decay=0.99,
-                     tile_sample="argmax", divergence_patience=300, final_eval=False, device="cpu")
+    return CategoricalGanConfig(z_dim=32, g_width=128, d_width=128, lr_g=2e-4, lr_d=5e-4, spectral_norm=True,
+                                label_smoothing=0.1, ema=True, ema_decay=0.99, tile_sample="argmax",
+                                divergence_patience=300)
 
 
 def _writer() -> DQNConfig:
@@ -64,6 +65,12 @@ class TextConfig:
     """Settings of ``clm run --domain text`` (``key=value``; nested: ``player.lr=1e-3``, ``gan.g_width=256``)."""
 
     domain: ClassVar[str] = "text"
+    #: options removed in issue 24
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "schedule": "the adaptive schedule gave nothing (docs/results.md, 'Problem 3: complexity against efficiency')",
+        "designer_steps": "the text domain has no designer (the writer is the agent)",
+        "stuck_rounds": "a writer has no success flag to be stuck on",
+    }
 
     data: str = "cmudict"  #: cmudict (the CMU Pronouncing Dictionary's words, shipped in the package) | a text file of words, one per line (path:FILE or FILE)
     alphabet: str = DEFAULT_ALPHABET  #: the letters words are made of (a corpus word with another character is an error)
@@ -101,7 +108,7 @@ class TextConfig:
     eval_every: int = 5  #: rounds between evaluations
     wandb: Literal["", "offline", "online"] = ""  #: Weights & Biases logging: "" off, "offline", "online"
     report: bool = True  #: write report.html at the end
-    gan: GanConfig = field(default_factory=_gan)  #: G (conditioned on the word) and D
+    gan: CategoricalGanConfig = field(default_factory=_gan)  #: G (conditioned on the word) and D
     player: DQNConfig = field(default_factory=_writer)  #: the writer DQN
 
     def validate(self) -> None:
@@ -124,48 +131,10 @@ class TextConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(f"bad text config: {msg}", exit_code=2)
-        if unused := [f"gan.{k}" for k in TEXT_GAN_KEYS_UNUSED if getattr(self.gan, k) != getattr(_gan(), k)]:
-            raise UserError("clm run --domain text does not use " + ", ".join(unused) + " (its G is an MLP over the "
-                            "one-hot word conditioned on the word it continues, its D an MLP): drop these keys",
-                            exit_code=2)
+        if self.gan.diffaug:
+            raise UserError(f"gan.diffaug={self.gan.diffaug!r}: DiffAugment's image policies do not apply to words; "
+                            "drop the key", exit_code=2)
         parse_constraint(self.constraint, self.alphabet, self.min_len, self.max_len)
-
-
-#: GanConfig keys the text CLM does not read (the levels' and images', the command's own, the architecture it fixes)
-TEXT_GAN_KEYS_UNUSED = ("data", "seed", "device", "threads", "steps", "conditional", "pattern_matching", "level_decode",
-                        "room_calibration", "test_fraction", "split_seed", "levels_reference", "max_levels",
-                        "max_boxes", "log_every", "image_every", "checkpoint_every", "eval_samples", "classifier_epochs",
-                        "fid_weights", "final_eval", "rejection", "live_boxes", "solve_samples", "solve_time_limit", "solver_jobs",
-                        "arch", "res_blocks", "refine_blocks", "minibatch_std", "diffaug", *REFINER_KEYS)
-
-
-@dataclass
-class WordArchive:
-    """The best creative words so far (at most ``capacity``, the lowest-scored leave first)."""
-
-    capacity: int = 512
-    words: list = field(default_factory=list)
-    records: list = field(default_factory=list)
-
-    def add(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
-        """Add the creative words of a judged batch not archived yet; returns how many."""
-        have, added = set(self.words), 0
-        for i in np.flatnonzero(judged["creative"]):
-            w = words[i]
-            if w in have:
-                continue
-            have.add(w)
-            self.words.append(w)
-            self.records.append({"word": w, **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
-                                 "source": source, "round": round_})
-            added += 1
-        if len(self.words) > self.capacity:
-            keep = np.sort(np.argsort([-r["score"] for r in self.records], kind="stable")[: self.capacity])
-            self.words, self.records = [self.words[i] for i in keep], [self.records[i] for i in keep]
-        return added
-
-    def __len__(self) -> int:
-        return len(self.words)
 
 
 class TextCLM(ProposalDomain):
@@ -185,7 +154,7 @@ class TextCLM(ProposalDomain):
         self.train_x = torch.from_numpy(self.alphabet.onehot(self.split.train, self.L)).to(device)
         self.bar_words = [self.split.train[i] for i in np.random.default_rng(0).choice(len(self.split.train), 256,
                                                                                         replace=len(self.split.train) < 256)]
-        self.archive = WordArchive(cfg.archive_size)
+        self.archive = ScoredArchive(cfg.archive_size)
         self.realism_bar = 0.5
         self.g_evaluations = 0
         self.states: list[str] = [""]  # the writer's words on the way (G's conditions)
@@ -300,14 +269,14 @@ class TextCLM(ProposalDomain):
         self.realism_bar = self.median_real_realism()
         plain = self.sample_words(cfg.samples_per_round, rng)
         jp = self.judge(plain)
-        self.archive.add(plain, jp, "generator", rnd)
+        self._archive(plain, jp, "generator", rnd)
         row = {"generated_realism_mean": float(jp["realism"].mean()), "generated_fluency_mean": float(jp["fluency"].mean()),
                "generated_creative_fraction": float(jp["creative"].mean()), "realism_bar": self.realism_bar}
         episodes = self.env.pop_finished()
         if episodes:
             finals = [self.words_of(e["words"][-1:])[0] for e in episodes]
             ja = self.judge(finals)
-            self.archive.add(finals, ja, "writer", rnd)
+            self._archive(finals, ja, "writer", rnd)
             row.update(writer_creative_fraction=float(ja["creative"].mean()),
                        writer_realism_mean=float(ja["realism"].mean()), writer_fluency_mean=float(ja["fluency"].mean()),
                        writer_novel_fraction=float(ja["novel"].mean()))
@@ -331,7 +300,7 @@ class TextCLM(ProposalDomain):
 
     # -- steps 3 and 5 -------------------------------------------------------------------------------
     def gan_round(self, agent, real_x) -> tuple[Any, dict[str, float]]:
-        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.words)).to(self.device)
+        self.feedback_x = (torch.from_numpy(self.onehot(self.archive.items)).to(self.device)
                            if self.cfg.archive_feedback and len(self.archive) else None)
         return self._g_term, {"kept_pairs": float(len(self.kept))}
 
@@ -419,14 +388,14 @@ class TextCLM(ProposalDomain):
 
     # -- checkpoint -----------------------------------------------------------------------------------
     def checkpoint(self) -> tuple[dict, dict]:
-        st = {"archive_words": list(self.archive.words), "archive_records": self.archive.records,
+        st = {"archive": self.archive.state_dict(list(self.archive.items)),
               "g_evaluations": self.g_evaluations, "states": list(self.states), "realism_bar": self.realism_bar,
               "unfinished": list(self.unfinished),
               "kept": [list(k) for k in self.kept], "exact": True}
         return {}, st
 
     def restore(self, weights, st, where: str) -> bool:
-        self.archive.words, self.archive.records = list(st["archive_words"]), list(st["archive_records"])
+        self.archive.load_state_dict(st["archive"], list(st["archive"]["items"]))
         self.g_evaluations, self.realism_bar = int(st["g_evaluations"]), float(st["realism_bar"])
         self.states, self.unfinished = list(st["states"]), list(st["unfinished"])
         self.kept = [(a, b) for a, b in st["kept"]]
@@ -470,11 +439,18 @@ class TextCLM(ProposalDomain):
         atomic_write_text(words_dir / "plain_gan.txt", "\n".join(plain) + "\n")
         return out
 
+    def _archive(self, words: list[str], judged: dict[str, np.ndarray], source: str, round_: int) -> int:
+        """Offer a judged batch's creative words to the archive; returns how many it took."""
+        idx = np.flatnonzero(judged["creative"])
+        records = [{"word": words[i], **{k: float(judged[k][i]) for k in ("realism", "fluency", "score")},
+                    "source": source, "round": round_} for i in idx]
+        return self.archive.add([words[i] for i in idx], [words[i] for i in idx], records)
+
     def records_of_archive(self) -> list[dict]:
         """The archive's records, each with its nearest training word and edit distance."""
         if not len(self.archive):
             return []
-        dist, near = nearest_words(self.archive.words, self.split.train)
+        dist, near = nearest_words(self.archive.items, self.split.train)
         return [{**r, "nearest": near[i], "edit_distance": int(dist[i])} for i, r in enumerate(self.archive.records)]
 
 
