@@ -25,7 +25,8 @@ from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import Level, read_levels, write_levels
 from clm.domains.levels.play import level_payload, solve_for_play
-from clm.levels_clm.generate import SEARCHES, find_levels
+from clm.levels_clm.generate import find_levels
+from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES
 from clm.levels_clm.search import load_run
 
 FAVOURITES = "favourites.txt"
@@ -69,14 +70,19 @@ class RunLevels:
         self.run = load_run(self.run_dir)
         self.rng = np.random.default_rng(seed)
         self.min_novelty = int(self.run.cfg.min_novelty)
-        self.searches = [s for s in SEARCHES if s != "designer" or self.run.designer is not None]
+        self.searches = [s for s in SEARCHES if s not in NEEDS_DESIGNER or self.run.designer is not None]
+        if "designer" in self.searches:  # the run's own designer first: clm generate's default
+            self.searches.remove("designer")
+            self.searches.insert(0, "designer")
 
     def generate(self, n: int, search: str, lo: int, hi: int, min_novelty: int, max_evaluations: int,
                  avoid: list[Level]) -> tuple[list[Level], list[dict[str, Any]], int]:
         if search not in self.searches:
             raise UserError(f"search {search!r} is not available for this run; choose one of "
                             f"{', '.join(self.searches)}")
-        return find_levels(self.run, n, search, lo, hi, min_novelty, self.rng, max_evaluations, avoid)
+        # each request a new seed from the server's generator: asking again gives new levels
+        return find_levels(self.run, n, search, lo, hi, min_novelty, int(self.rng.integers(2**31)), max_evaluations,
+                           avoid)
 
 
 class Favourites:
