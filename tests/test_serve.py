@@ -128,6 +128,8 @@ def test_app_generates_keeps_favourites_and_answers_bad_requests_with_4xx_json(t
     r = client.post("/api/generate", json={"difficulty": "hard"})
     assert r.status_code == 400 and "LO:HI" in r.json()["detail"]
     assert client.post("/api/favourites", json={"id": "g999"}).status_code == 404
+    assert client.get("/api/nothing").json() == {"detail": "Not Found"}  # FastAPI's own 4xx are JSON too
+    assert client.get("/api/generate").status_code == 405
     assert client.post("/api/favourites", json={}).status_code == 422
     # two favourites, one of them twice: the file holds each once, in order, as a Boxoban file
     for level_id in (levels[0]["id"], levels[2]["id"], levels[0]["id"]):
