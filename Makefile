@@ -1,11 +1,12 @@
-# Two commands do everything: `make run` and `make test`.
-# Both install what is missing into .venv first (make setup).
+# Two commands do everything: `make run` and `make test` (the fast tier, minutes).
+# Both install what is missing into .venv first (make setup). `make test-all` adds
+# the slow learning and end-to-end tests (CI runs it).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.clm-installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-all bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +21,9 @@ run: setup
 	$(BIN)/clm run --out runs/main-$$(date +%Y%m%d-%H%M%S)
 
 test: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup
 	$(BIN)/python -m pytest
 
 clean:
