@@ -18,6 +18,7 @@ import numpy as np
 
 from clm.core.errors import UserError
 from clm.domains.images.canvas import CanvasEnv, CanvasVecEnv
+from clm.domains.images.digits import load_image_data, resize_split
 from clm.domains.levels.env import SokobanEnv, SokobanVecEnv
 from clm.domains.levels.generator import generate_levels
 from clm.domains.levels.io import read_levels
@@ -72,8 +73,6 @@ def make_sokoban_vec(num_envs: int = 1, levels: str | None = None, size: int = 7
 def digit_reference(data: str, size: int) -> tuple[np.ndarray, float]:
     """Training images (N, S, S) float32 in [-1, 1], and the median distance of
     a held-out image to its nearest training image (realism's unit)."""
-    from clm.domains.images.digits import load_image_data, resize_split
-
     split = resize_split(load_image_data(data), size)
     train = split.train_x[:, 0].numpy().astype(np.float32)
     test = split.test_x[:, 0].numpy().astype(np.float32)[:256]
