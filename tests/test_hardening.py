@@ -303,10 +303,15 @@ def test_boxoban_splits_of_different_sizes_are_a_clear_error(tmp_path, capsys):
 def test_preset_as_a_key_selects_the_preset():
     from argparse import Namespace
 
-    from clm.cli.run import _preset_key
+    from clm.cli.run import _preset
+    from clm.engine import registry
 
-    assert _preset_key(Namespace(overrides=["preset=boxoban", "seed=1"], config=None, resume=None)) == "boxoban"
-    assert _preset_key(Namespace(overrides=["seed=1"], config=None, resume=None)) is None
+    levels = registry.get("levels")
+    args = Namespace(overrides=["preset=boxoban", "seed=1"], config=None, resume=None, preset=None)
+    assert _preset(args, levels) == "boxoban"
+    assert _preset(Namespace(overrides=["seed=1"], config=None, resume=None, preset=None), levels) is None
+    with pytest.raises(UserError, match="the art domain has no presets"):
+        _preset(Namespace(overrides=["preset=small"], config=None, resume=None, preset=None), registry.get("art"))
 
 
 def test_clm_run_honours_the_gan_keys_it_documents(tmp_path):
