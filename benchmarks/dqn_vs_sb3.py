@@ -65,10 +65,11 @@ def run_sb3(seed: int) -> dict:
 
 def run_solve(seed: int) -> dict:
     from clm.agents.dqn import DQN, DQNConfig
+    from clm.agents.training import learn
 
     cfg = DQNConfig(seed=seed, target_return=475, stop_at_target=True)  # the default config
     t = time.perf_counter()
-    summary = DQN(cfg).learn()
+    summary = learn(DQN(cfg))
     return {"seconds_to_475": summary["target_reached_seconds"],
             "steps_to_475": summary["target_reached_env_steps"],
             "best_eval_return": summary["best_eval_return"], "total_seconds": time.perf_counter() - t}

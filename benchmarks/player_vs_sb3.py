@@ -81,7 +81,6 @@ def corpus_for(rung: str, player: list[str] | None = None, extra_levels: int = 0
 
 def run_learner(kind: str, seed: int, rung: str, steps: int, wall: float, every: int,
                 player: list[str] | None = None, extra_levels: int = 0) -> dict:
-    import numpy as np
     import torch
 
     from clm.core.runtime import set_threads

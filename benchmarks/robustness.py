@@ -4,9 +4,7 @@ Arms (each a ``clm run`` of the levels CLM with ``robustness_eval=true``,
 the same seeds, the same budget):
 
 * ``baseline``: the defaults;
-* ``obs_noise``: ``player.obs_noise=0.5`` (noise injection into the player's training batches,
-  at the evaluation's noise level), and ``obs_noise_0.15`` (a milder one);
-  (the arms pool_symmetries, pool_wall_moves and instance_noise went with those options in issue 24;
+  (the arms obs_noise, pool_symmetries, pool_wall_moves and instance_noise went with those options in issue 24;
   docs/results.md keeps their figures);
 * ``d_adversarial``: ``d_adversarial_flips=2`` (D learns that real levels with 2 adversarial flips are real).
 
@@ -34,8 +32,6 @@ from benchstats import ci95, clm_run
 
 ARMS = {
     "baseline": [],
-    "obs_noise": ["player.obs_noise=0.5"],
-    "obs_noise_0.15": ["player.obs_noise=0.15"],
     "d_adversarial": ["d_adversarial_flips=2"],
 }
 PLAYER = ("clean", "noise", "wall_moved", "mirrored", "rotated", "perturbed")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from clm.agents.dqn import DQN, DQNConfig
+from clm.agents.training import learn, train_round
 
 
 class CountEnv(gym.Env):
@@ -67,13 +68,13 @@ def test_double_dqn_target_matches_direct_computation():
         agent.q_target.head.weight.neg_()
         agent.q_target.head.bias.neg_()
     b = agent.replay.sample(32, np.random.default_rng(0))
-    got = agent.td_targets(b, agent.q_target(b.next_obs).detach())
+    got = agent.learner.td_targets(b, agent.q_target(b.next_obs).detach())
     q_online, q_target = agent.q(b.next_obs).detach().numpy(), agent.q_target(b.next_obs).detach().numpy()
     direct = np.array([b.returns[i].item() + b.discounts[i].item() * q_target[i, q_online[i].argmax()]
                        for i in range(32)])
     assert np.allclose(got.numpy(), direct, atol=1e-5)
     agent.cfg.double_dqn = False
-    vanilla = agent.td_targets(b, torch.as_tensor(q_target)).numpy()
+    vanilla = agent.learner.td_targets(b, torch.as_tensor(q_target)).numpy()
     assert np.allclose(vanilla, b.returns.numpy() + b.discounts.numpy() * q_target.max(1), atol=1e-5)
     assert not np.allclose(vanilla, got.numpy())
 
@@ -111,12 +112,56 @@ def test_same_seed_same_numbers():
     assert _losses_after(DQN(cfg), 800) == _losses_after(DQN(cfg), 800)
 
 
+class _Rows:
+    """A logger that keeps the rows ``learn`` logs."""
+
+    def __init__(self):
+        self.rows = []
+
+    def log(self, step, metrics):
+        self.rows.append((step, set(metrics)))
+
+    def progress(self, step, **postfix):
+        pass
+
+
+def test_learn_evaluates_logs_and_checkpoints_at_the_first_step_past_each_interval(tmp_path):
+    """With 3 envs the counter moves in steps of 3: each event falls on the first multiple of 3 at or past
+    a multiple of its interval (computed here directly), and the final evaluation closes the run."""
+    cfg = DQNConfig(num_envs=3, total_steps=600, learning_starts=90, train_freq=30, gradient_steps=2,
+                    buffer_size=3_000, hidden=(8,), log_interval=100, eval_interval=250, eval_episodes=2, checkpoint_interval=280)
+    agent, rows = DQN(cfg), _Rows()
+    summary = learn(agent, logger=rows, checkpoint_dir=tmp_path)
+    first_past = lambda k: -(-k // 3) * 3  # noqa: E731
+    evals = [s for s, keys in rows.rows if "eval_return_mean" in keys]
+    logs = [s for s, keys in rows.rows if "epsilon" in keys]
+    assert logs == [first_past(k) for k in range(100, 601, 100)]
+    assert evals == [first_past(250), first_past(500), 600]  # the last: the final evaluation
+    assert summary["env_steps"] == 600 == agent.env_steps and summary["episodes"] == agent.episodes
+    assert (tmp_path / "latest" / "meta.json").is_file() and (tmp_path / "best" / "meta.json").is_file()
+
+
+def test_train_round_counts_the_rounds_episodes():
+    """train_round: at least one vector step, the round's own episodes and successes, the loss popped."""
+    cfg = DQNConfig(num_envs=2, learning_starts=50, train_freq=20, gradient_steps=2, hidden=(8,), eval_interval=0)
+    agent, twin = DQN(cfg), DQN(cfg)
+    first = train_round(agent, 1)  # fewer env steps than envs: one vector step still
+    assert agent.env_steps == 2 and first.loss is None and first.episodes == 0
+    figures = train_round(agent, 299)
+    while twin.env_steps < 300:  # the same seed, stepped by hand
+        twin.collect_step()
+    assert agent.env_steps == 300 and figures.episodes == twin.episodes > 0
+    assert figures.successes == 0  # CartPole sets no success flag
+    assert figures.mean_return == pytest.approx(float(np.mean(twin.recent_returns)))
+    assert figures.loss == pytest.approx(twin.pop_mean_loss()) and agent.pop_mean_loss() is None
+
+
 @pytest.mark.slow
 def test_cartpole_learns():
     """Greedy return >= 200 within a short budget (default config)."""
     cfg = DQNConfig(total_steps=40_000, eval_interval=2_500, eval_episodes=10,
                     target_return=200, stop_at_target=True)
-    summary = DQN(cfg).learn()
+    summary = learn(DQN(cfg))
     assert summary["best_eval_return"] >= 200, summary
 
 
@@ -127,7 +172,7 @@ def test_minatar_runs_with_a_conv_network():
                     eval_interval=0, eval_episodes=2)
     agent = DQN(cfg)
     assert agent.q.channels_last and isinstance(agent.q.features[0], torch.nn.Conv2d)
-    summary = agent.learn()
+    summary = learn(agent)
     assert summary["env_steps"] == 600 and agent.gradient_steps > 0
 
 
@@ -169,7 +214,7 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
     cfg = DQNConfig(total_steps=2000, learning_starts=300, train_freq=10**6, hidden=(32, 32), batch_size=16,
                     eval_interval=0, max_grad_norm=max_grad_norm)
     agent = DQN(cfg)
-    assert agent._fast is not None
+    assert agent.learner.fast is not None
     while agent.env_steps < 400:
         agent.collect_step()
     ref = copy.deepcopy(agent.q)
@@ -183,9 +228,10 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
         torch.nn.functional.smooth_l1_loss(q, target).backward()
         torch.nn.utils.clip_grad_norm_(ref.parameters(), max_grad_norm)
         opt.step()
-        grads, _ = agent._td_gradients(b.obs, b.actions, agent.td_targets(b, agent.target_q_values(b.next_obs)),
-                                       b.weights)
-        agent._update(grads)
+        learner = agent.learner
+        grads, _ = learner.td_gradients(b.obs, b.actions, learner.td_targets(b, learner.target_q_values(b.next_obs)),
+                                        b.weights)
+        learner.apply(grads)
     for p, r in zip(agent.q.parameters(), ref.parameters()):
         torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
 
@@ -195,11 +241,11 @@ def test_amp_runs_the_q_network_in_bfloat16_on_the_cpu():
     Q-values agree with float32's to bf16's precision, and the losses stay finite while it learns."""
     cfg = DQNConfig(total_steps=1500, learning_starts=200, eval_interval=0, eval_episodes=2, seed=3)
     fp32, bf16 = DQN(cfg), DQN(dataclasses.replace(cfg, amp=True))
-    assert fp32._fast is not None and bf16._fast is None
+    assert fp32.learner.fast is not None and bf16.learner.fast is None
     obs = torch.randn(256, 4)
-    q32, q16 = fp32.online_q_values(obs), bf16.online_q_values(obs)  # same seed, same weights
+    q32, q16 = fp32.learner.online_q_values(obs), bf16.learner.online_q_values(obs)  # same seed, same weights
     assert q16.dtype == torch.float32 and not torch.equal(q16, q32)
     assert torch.allclose(q16, q32, rtol=0.02, atol=0.02)
-    summary = bf16.learn()
+    summary = learn(bf16)
     assert math.isfinite(summary["eval_return_mean"]) and bf16.gradient_steps > 0
     assert all(torch.isfinite(p).all() for p in bf16.q.parameters())

@@ -81,3 +81,41 @@ def test_exponent_without_a_dot_is_a_number(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("lr: 5e-4\n")
     assert load_config(Cfg, p).lr == 5e-4
+
+
+# -- bfloat16 support and thread counts (issue 29's bad input) --------------------------------------------------
+def test_bf16_flags_are_read_from_cpuinfo():
+    from clm.core.runtime import cpu_has_bf16
+
+    assert cpu_has_bf16("processor : 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    assert cpu_has_bf16("flags : fpu amx_bf16 amx_tile\n")
+    assert not cpu_has_bf16("flags : fpu sse avx2 avx512f\n")
+    assert not cpu_has_bf16("model name : avx512_bf16 in a name, not a flag\n")
+
+
+def test_amp_without_bf16_support_notes_it_and_computes_in_float32(capsys):
+    import torch
+
+    from clm.core import runtime
+
+    ok, why = runtime.bf16_support("cpu")
+    assert runtime.use_amp(False, "cpu") is False
+    assert runtime.use_amp(True, "cpu") is ok
+    err = capsys.readouterr().err
+    assert (err == "") if ok else ("computing in float32" in err and why in err)
+    if not torch.cuda.is_available():
+        assert runtime.use_amp(True, "cuda") is False
+
+
+def test_threads_beyond_the_cores_warn_naming_both(capsys):
+    import os
+
+    from clm.core.runtime import set_threads
+
+    cores = os.cpu_count()
+    try:
+        set_threads(cores + 3)
+        err = capsys.readouterr().err
+        assert f"threads={cores + 3}" in err and f"{cores} cores" in err
+    finally:
+        set_threads(1)

@@ -85,10 +85,10 @@ def test_margin_loss_matches_hand_computation():
     q = torch.tensor([[1.0, 2.0], [3.0, 0.5]])
     expert = torch.tensor([1, 0])
     # row 0: max(1 + .8, 2) - 2 = 0; row 1: max(3, .5 + .8) - 3 = 0 -> both 0
-    assert float(agent.margin_loss(q, expert)) == pytest.approx(0.0)
+    assert float(agent.learner.margin_loss(q, expert)) == pytest.approx(0.0)
     expert = torch.tensor([0, 1])
     # row 0: max(1, 2.8) - 1 = 1.8; row 1: max(3.8, .5) - .5 = 3.3
-    assert float(agent.margin_loss(q, expert)) == pytest.approx((1.8 + 3.3) / 2)
+    assert float(agent.learner.margin_loss(q, expert)) == pytest.approx((1.8 + 3.3) / 2)
 
 
 def test_demonstrations_need_the_switch_and_the_shape(levels):
@@ -121,4 +121,4 @@ def test_dqfd_pretraining_learns_the_demonstrated_levels(levels):
     # then training mixes both buffers: a quarter of each batch is demonstrations
     for _ in range(300):
         agent.collect_step()
-    assert agent.gradient_steps > 1000 and agent._demo_rows() == 16
+    assert agent.gradient_steps > 1000 and agent.learner.demo_rows() == 16

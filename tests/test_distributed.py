@@ -368,13 +368,14 @@ def _demonstrations():
 
 def _dqn_worker(rank: int, world: int, out: str, modes: tuple) -> None:
     from clm.agents.dqn import DQN, DQNConfig
+    from clm.agents.training import learn
 
     for ddp_data in modes:
         for name, extra in DQN_VARIANTS.items():
             agent = DQN(DQNConfig(**DQN_BASE, **extra, ddp_data=ddp_data), data_parallel=world > 1)
             if agent.cfg.uses_demonstrations:
                 agent.add_demonstrations(*_demonstrations())
-            agent.learn()
+            learn(agent)
             n = len(agent.replay)
             save_file({**{k: v.contiguous() for k, v in agent.q.state_dict().items()},
                        "replay_obs": torch.from_numpy(agent.replay.obs[:n].copy())},

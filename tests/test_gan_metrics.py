@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from clm.core.errors import UserError
 from clm.gan import metrics

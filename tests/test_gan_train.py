@@ -1,7 +1,6 @@
 """GAN training on the digits: it learns, it resumes exactly, it stops on
 divergence, and bad data is named."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import torch
 
 from clm.core.config import load_config
 from clm.core.errors import UserError
-from clm.gan import metrics
 from clm.gan.data import from_arrays
 from clm.gan_adapters.domains import gan_domain, load_gan_data, train_gan
 from clm.gan.train import GanConfig, GanDiverged, build_models, evaluate_generator, load_generator

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clm.agents.dqn import DQN, DQNConfig
+from clm.agents.training import check_finite
 from clm.cli.main import main
 from clm.core.checkpoint import decode_state, encode_state, load_checkpoint, save_checkpoint
 from clm.core.errors import UserError
@@ -141,7 +142,7 @@ def test_dqn_stops_on_non_finite_weights_naming_the_last_good_checkpoint(tmp_pat
     with torch.no_grad():
         next(agent.q.parameters()).fill_(float("nan"))
     with pytest.raises(UserError, match=r"NaN or infinite.*last good checkpoint: .*latest \(env step 0\)"):
-        agent._check_finite(tmp_path)
+        check_finite(agent, tmp_path)
 
 
 # -- interrupted runs resume to the same numbers ------------------------------------------------------
@@ -264,7 +265,7 @@ def test_a_command_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_p
     (["dqn", "train", "lr=.inf"], ["lr", "finite"]),
     (["dqn", "train", "lrr=1"], ["unknown config key 'lrr'", "Did you mean 'lr'"]),
     (["run", "eval_every=0"], ["eval_every", ">= 1"]),
-    (["run", "gan.steps=5"], ["gan.steps", "gan_steps"]),
+    (["run", "gan.steps=5"], ["'steps'", "gan_steps"]),
     (["run", "player.total_steps=5"], ["player.total_steps", "player_steps"]),
     (["run", "designer.seed=5"], ["designer.seed"]),
     (["run", "preset=huge"], ["unknown preset", "small"]),
@@ -370,7 +371,7 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, capsys, tmp_path_
     line starting 'error:' on stderr), never exit 1 (a failure of the program)
     nor a traceback; the training itself is replaced by a stub (this tests the
     argument handling), and a command that would write runs in a fresh folder."""
-    import clm.agents.dqn
+    import clm.agents.training
     import clm.cli.run
     import clm.engine.loop
     import clm.gan.train
@@ -378,7 +379,7 @@ def test_cli_raises_no_traceback_on_any_arguments(monkeypatch, capsys, tmp_path_
     def stub(*args, **kwargs):
         raise _WouldTrain
 
-    monkeypatch.setattr(clm.agents.dqn.DQN, "learn", stub)
+    monkeypatch.setattr(clm.agents.training, "learn", stub)
     monkeypatch.setattr(clm.engine.loop, "run_clm", stub)
     monkeypatch.setattr(clm.cli.run, "run_clm", stub)
     monkeypatch.setattr(clm.gan.train, "train", stub)

@@ -9,7 +9,7 @@ import torch
 from clm.cli.main import main
 from clm.domains.levels import Level, levels_to_onehot, levels_to_tiles
 from clm.domains.levels.generator import generate_levels
-from clm.gan.models import ImageDiscriminator, TileGenerator
+from clm.gan.models import ImageDiscriminator
 from clm.levels_clm.corpus import player_pool
 from clm.engine.archive import ScoredArchive
 from clm.levels_clm.couplings import (LevelJudge, archive_creative,

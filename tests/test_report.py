@@ -193,10 +193,10 @@ def test_cli_report_writes_to_out_and_rejects_non_run_dirs(tmp_path, capsys):
     assert clm_main(["report", str(run), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert out.read_text().startswith("<!DOCTYPE html>")
-    assert clm_main(["report", str(tmp_path / "nope")]) == 1
+    assert clm_main(["report", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
     (tmp_path / "plain").mkdir()
-    assert clm_main(["report", str(tmp_path / "plain")]) == 1
+    assert clm_main(["report", str(tmp_path / "plain")]) == 2
     assert "not a run directory" in capsys.readouterr().err
 
 

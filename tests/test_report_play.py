@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clm.domains.levels import read_levels
+from clm.domains.levels import parse_levels, read_levels
 from clm.domains.levels.sim import ReferenceSokoban
 from clm.domains.levels.solver import solve_level
 from clm.report import write_report
@@ -55,8 +55,6 @@ def test_level_names_cannot_close_the_script_element():
 
 
 def read_levels_from_text(text: str):
-    from clm.domains.levels import parse_levels
-
     return parse_levels(text)[0]
 
 

@@ -11,7 +11,11 @@ import json
 import re
 from pathlib import Path
 
+from clm.art_clm.report import section_art_archive, section_art_pictures
 from clm.report import build_report_html
+from clm.report.html import RunReport
+from clm.text_clm.report import section_text_edits, section_text_gallery
+from report_domain_runs import make_art_run, make_text_run
 from test_report import make_run_dir
 
 GOLDEN = Path(__file__).parent / "data" / "report_sections_levels.json"
@@ -77,11 +81,6 @@ def test_every_value_from_the_run_folder_is_escaped(tmp_path):
 def test_art_and_text_sections_have_the_content_of_the_f_string_renderer(tmp_path):
     """The art and text runs' own sections against the f-string functions' output (written from main's
     art_clm/report.py and text_clm/report.py before the templates; tests/data/report_sections_art_text.json)."""
-    from clm.art_clm.report import section_art_archive, section_art_pictures
-    from clm.report.html import RunReport
-    from clm.text_clm.report import section_text_edits, section_text_gallery
-    from report_domain_runs import make_art_run, make_text_run
-
     want = json.loads((GOLDEN.parent / "report_sections_art_text.json").read_text())
     art, text = make_art_run(tmp_path), make_text_run(tmp_path)
     for run, sections in ((art, [section_art_pictures, section_art_archive]),

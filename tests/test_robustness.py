@@ -95,25 +95,12 @@ def test_the_flip_attack_finds_the_best_flip_of_a_direct_search():
     assert figures["d_realism_clean"] > figures["d_realism_flip1"] > figures["d_realism_flip2"]
 
 
-def test_obs_noise_perturbs_the_training_batches_only():
-    from clm.agents.dqn import DQN, DQNConfig
-
-    agent = DQN(DQNConfig(total_steps=400, learning_starts=100, eval_interval=0, obs_noise=0.5, seed=0))
-    agent.learn()
-    b = agent._sample_burst(4, 64, 0, None)
-    clean = agent._draw_burst(4, 64, 0, None)
-    assert b.obs.shape == clean.obs.shape and b.obs.dtype == torch.float32
-    # the same rows are drawn again from the same replay slots: what differs is noise of the stated size
-    noise = b.obs - agent.replay.gather(b.indices).obs.float()
-    assert abs(noise.std().item() - 0.5) < 0.03 and abs(noise.mean().item()) < 0.03
-
-
 def test_a_run_reports_robustness_with_every_option_on(tmp_path, capsys):
     from test_hybrid import TINY
 
     out = tmp_path / "r"
     assert main(["run", "--out", str(out), "--json", "report=false", *TINY, "robustness_eval=true",
-                 "d_adversarial_flips=2", "player.obs_noise=0.3"]) == 0
+                 "d_adversarial_flips=2"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     for key in ("player_solve_rate_clean", "player_solve_rate_noise", "player_solve_rate_wall_moved",
                 "player_solve_rate_mirrored", "player_solve_rate_rotated", "player_solve_rate_perturbed",

@@ -22,7 +22,7 @@ import clm
 from clm.cli.main import main as clm_main
 from clm.cli.serve import check_port
 from clm.core.errors import UserError
-from clm.domains.levels import levels_to_tiles, read_levels
+from clm.domains.levels import levels_to_tiles, parse_levels, read_levels
 from clm.domains.levels.generator import generate_levels
 from clm.domains.levels.metrics import novelty
 from clm.domains.levels.solver import solve_level
@@ -147,8 +147,6 @@ def test_app_generates_keeps_favourites_and_answers_bad_requests_with_4xx_json(t
 
 
 def read_levels_from_rows(rows):
-    from clm.domains.levels import parse_levels
-
     return parse_levels("\n".join(rows))[0]
 
 

@@ -21,6 +21,7 @@ digits (scikit-learn's set, resized to the canvas; MNIST by IDX path):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -31,15 +32,16 @@ import torch
 from clm.agents.dqn import DQNConfig
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
+from clm.domains.images.art_pictures import write_art_pictures
 from clm.domains.images.canvas import CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
-from clm.gan import metrics
-from clm.gan.models import ImageDiscriminator, ImageGenerator
-from clm.gan.config import AdversarialConfig
 from clm.engine.archive import ScoredArchive
 from clm.engine.domain import ProposalDomain
 from clm.engine.parts import mixed_real_batch
 from clm.engine.runs import load_domain_run
+from clm.gan import metrics
+from clm.gan.config import AdversarialConfig
+from clm.gan.models import ImageDiscriminator, ImageGenerator
 
 
 def _gan() -> AdversarialConfig:
@@ -401,10 +403,6 @@ class ArtCLM(ProposalDomain):
 
     # -- outputs --------------------------------------------------------------------------------------
     def finish(self, run_dir: Path, gan, status: str) -> dict[str, Any]:
-        import json
-
-        from clm.domains.images.art_pictures import write_art_pictures
-
         out: dict[str, Any] = {"creative_canvases": len(self.archive), "g_evaluations": self.g_evaluations}
         if status == "gan_diverged":
             return out

@@ -9,20 +9,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from clm.engine.attribution import (MARKER, captum_attr, CONTEXT_SIZE, Attribution, greedy_decisions, attribution_record, attribute,
-                                    needs_context, randomisation_check, realism_logit)
+from clm.art_clm.domain import load_art_run
+from clm.core.rundir import atomic_write_bytes, atomic_write_text
+from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
+from clm.domains.images.art_pictures import canvas_heatmap, canvas_picture
+from clm.domains.images.canvas import BLANK
+from clm.engine.attribution import (
+    CONTEXT_SIZE,
+    MARKER,
+    Attribution,
+    attribute,
+    attribution_record,
+    captum_attr,
+    greedy_decisions,
+    needs_context,
+    randomisation_check,
+    realism_logit,
+)
 
 
 def explain_art_run(run_dir: str | Path, out: Path, n: int = 4, sanity: bool = True) -> dict[str, Any]:
     """The painter's last decision of ``n`` greedy episodes (over its canvas
     and G's proposals) and D's realism of the finished canvases, explained per
     pixel, into ``out``."""
-    from clm.core.rundir import atomic_write_bytes, atomic_write_text
-    from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
-    from clm.domains.images.art_pictures import canvas_heatmap, canvas_picture
-    from clm.domains.images.canvas import BLANK
-    from clm.art_clm.domain import load_art_run
-
     captum_attr()
     art, painter = load_art_run(run_dir)
     D, cfg = art.gan.D, art.cfg

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
 from clm.core.errors import UsageError
 from clm.core.rundir import dumps_line
+from clm.tools.compress import CompressionSpec, compress_run, markdown_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from clm.tools.compress import CompressionSpec, compress_run, markdown_table
-
     spec = CompressionSpec(args.prune, args.quantize or "")  # checks the fraction before anything is read
     if spec.prune == 0 and not spec.quantize:
         raise UsageError("nothing to do: give --prune F (0 < F < 1) and/or --quantize int8")

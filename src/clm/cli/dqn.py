@@ -7,12 +7,22 @@ import json
 import sys
 from pathlib import Path
 
-from clm.core.config import load_config, read_yaml, save_config
-from clm.core.errors import UsageError
-from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
-from clm.core.checkpoint import checkpoint_exists, read_meta
-from clm.core.rundir import dumps_line, require_run_dir, write_summary
+import gymnasium as gym
+import numpy as np
 
+from clm.agents.dqn import DQN, DQNConfig, check_data_parallel
+from clm.agents.training import train_dqn
+from clm.cli.common import (
+    add_training_arguments,
+    config_and_run_dir,
+    removed_on_failure,
+)
+from clm.core import distributed
+from clm.core.checkpoint import checkpoint_exists, read_meta
+from clm.core.config import load_config, read_yaml
+from clm.core.errors import UsageError
+from clm.core.rundir import dumps_line, require_run_dir
+from clm.core.runtime import set_threads
 
 #: DQNConfig keys that may change when a run is resumed (budgets, intervals, threads, device)
 DQN_RESUMABLE = ("total_steps", "eval_interval", "eval_episodes", "log_interval", "checkpoint_interval",
@@ -48,15 +58,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Under torchrun every process runs this, with a data-parallel learner
     (``ddp_data``): all read and check the config, rank 0 alone makes and
     writes the run folder and prints."""
-    from clm.core import distributed
-
     overrides = list(args.overrides)
     if args.env:
         overrides.append(f"env_id={json.dumps(args.env)}")  # quoted: an id is never read as YAML
     launch = distributed.launch_env()
     main = launch is None or launch.rank == 0
 
-    from clm.agents.dqn import DQNConfig, check_data_parallel
 
     def check(cfg) -> None:  # before any folder is made: the errors DQN(...) would raise on every rank
         check_data_parallel(cfg, launch.world_size if launch else 1)
@@ -67,56 +74,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     with distributed.process_group(cfg.device):
         if main:
             return _train(args, cfg, run_dir)
-        agent = _agent(args, cfg, run_dir)
-        agent.learn()
+        train_dqn(cfg, run_dir, resume=bool(args.resume), data_parallel=distributed.active(), write=False)
     return 0
 
 
-def _agent(args: argparse.Namespace, cfg, run_dir: Path | None):
-    """The agent of ``clm dqn train`` (data-parallel under torchrun), resumed when asked."""
-    from clm.agents.dqn import DQN
-    from clm.core import distributed
-    from clm.core.runtime import seed_everything, set_threads
-
-    set_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    agent = DQN(cfg, data_parallel=distributed.active())
-    if args.resume:
-        agent.load(run_dir / "checkpoints" / "latest")
-    return agent
-
-
 def _train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
-    from clm.core.logging import MetricLogger
 
-    with removed_on_failure(run_dir, bool(args.resume)):
-        agent = _agent(args, cfg, run_dir)
-        if args.resume and agent.exact_resume is False:
-            if agent.world > 1 and not agent.replicated:
-                print("warning: a data-parallel run with ddp_data=rank saves rank 0's environments and replay only; "
-                      "the other ranks continue from them with fresh streams of their own (not bit-exact)",
-                      file=sys.stderr)
-            else:
-                print("warning: the environment state could not be saved whole; the resumed run restarts "
-                      "its episodes (not bit-exact)", file=sys.stderr)
-        save_config(cfg, run_dir / "config.yaml")
-        logger = MetricLogger(run_dir, total_steps=cfg.total_steps, quiet=args.json,
-                              initial_step=agent.env_steps, unit="step", resume=bool(args.resume))
-        try:
-            summary = agent.learn(logger=logger, checkpoint_dir=run_dir / "checkpoints")
-        except KeyboardInterrupt:
-            logger.close()
-            if checkpoint_exists(run_dir / "checkpoints" / "latest"):
-                _, meta = read_meta(run_dir / "checkpoints" / "latest")
-                print(f"\ninterrupted; the checkpoint at env step {meta.get('env_steps')} is whole. Continue with:\n"
-                      f"  clm dqn train --resume {run_dir}", file=sys.stderr)
-                return 130
-            raise
-    logger.close()
-    summary = {"env_id": cfg.env_id, **summary}
-    if agent.world > 1:
-        summary["world_size"] = agent.world
-    write_summary(run_dir, summary)
+    def warn(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr)
+
+    try:
+        with removed_on_failure(run_dir, bool(args.resume)):
+            summary = train_dqn(cfg, run_dir, resume=bool(args.resume), quiet=args.json,
+                                data_parallel=distributed.active(), note=warn)
+    except KeyboardInterrupt:
+        if checkpoint_exists(run_dir / "checkpoints" / "latest"):
+            _, meta = read_meta(run_dir / "checkpoints" / "latest")
+            print(f"\ninterrupted; the checkpoint at env step {meta.get('env_steps')} is whole. Continue with:\n"
+                  f"  clm dqn train --resume {run_dir}", file=sys.stderr)
+            return 130
+        raise
     if args.json:
         print(dumps_line({**summary, "run_dir": str(run_dir)}))
     else:
@@ -128,11 +105,6 @@ def _train(args: argparse.Namespace, cfg, run_dir: Path) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from clm.agents.dqn import DQN, DQNConfig
-    from clm.core.runtime import set_threads
-
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
     run_dir = require_run_dir(args.run_dir, "dqn")
@@ -155,8 +127,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
     try:
         import minatar.gym
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from clm.core.rundir import dumps_line
+from clm.tools.explain import explain_run, sanity_headline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from clm.tools.explain import explain_run, sanity_headline
-
     out, record = explain_run(args.run_dir, args.out, args.levels, args.n, sanity=not args.no_sanity)
     headline = {"out": str(out), "domain": record["domain"], "explained": len(record["items"]),
                 **sanity_headline(record)}

@@ -7,8 +7,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clm.cli.common import add_training_arguments, config_and_run_dir, removed_on_failure
+from clm.cli.common import (
+    add_training_arguments,
+    config_and_run_dir,
+    removed_on_failure,
+)
+from clm.core import distributed
+from clm.core.config import load_config
 from clm.core.errors import UsageError
+from clm.core.rundir import _json_safe, atomic_write_text, dumps_line, require_run_dir
+from clm.core.runtime import resolve_device, set_threads
+from clm.gan.train import (
+    GanConfig,
+    check_data_parallel,
+    evaluate_generator,
+    load_generator,
+    train,
+)
+from clm.gan_adapters.domains import gan_domain
 
 #: GanConfig keys that may change when a run is resumed (budgets, intervals, threads, device)
 GAN_RESUMABLE = ("steps", "log_every", "image_every", "checkpoint_every", "final_eval", "threads", "device",
@@ -48,8 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, as_json: bool) -> None:
-    from clm.core.rundir import dumps_line
-
     if as_json:
         print(dumps_line({"run_dir": str(run_dir), **summary}))
         return
@@ -64,10 +78,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Under torchrun every process runs this: all read the config and check
     it (the same errors on every rank), rank 0 alone makes the run folder,
     then all join the process group and train; rank 0 alone prints."""
-    from clm.core import distributed
-    from clm.gan.train import GanConfig, check_data_parallel, train
-    from clm.gan_adapters.domains import gan_domain
-
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data={json.dumps(args.data)}")  # quoted: a path is never read as YAML (010 -> 8)
@@ -93,12 +103,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _load_run(run_dir_arg: str):
-    from clm.core.config import load_config
-    from clm.core.runtime import resolve_device, set_threads
-    from clm.core.rundir import require_run_dir
-    from clm.gan.train import GanConfig, load_generator
-    from clm.gan_adapters.domains import gan_domain
-
     run_dir = require_run_dir(run_dir_arg, "gan")
     cfg = load_config(GanConfig, run_dir / "config.yaml")
     set_threads(cfg.threads)
@@ -126,8 +130,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from clm.core.rundir import atomic_write_text, _json_safe
-    from clm.gan.train import evaluate_generator
 
     run_dir, cfg, domain, data, G, D, device = _load_run(args.run_dir)
     if args.fid_weights:

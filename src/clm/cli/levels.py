@@ -6,8 +6,16 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from clm.core.errors import UsageError
 from clm.core.rundir import dumps_line
+from clm.domains.levels import metrics
+from clm.domains.levels.generator import generate_levels
+from clm.domains.levels.io import read_levels, write_levels
+from clm.domains.levels.metrics import difficulty_stats
+from clm.domains.levels.render import render_grid, save_png
+from clm.domains.levels.solver import solve_levels, warmup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,8 +81,6 @@ def _positive(name: str, value: float) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from clm.domains.levels.generator import generate_levels
-    from clm.domains.levels.io import write_levels
 
     if args.n < 1:
         raise UsageError(f"-n must be at least 1, got {args.n}")
@@ -94,14 +100,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _read(path: str):
-    from clm.domains.levels.io import read_levels
-
     return read_levels(path)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from clm.domains.levels.metrics import difficulty_stats
-    from clm.domains.levels.solver import solve_levels, warmup
 
     _positive("--time-limit", args.time_limit)
     if args.jobs < 1:
@@ -134,11 +136,6 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from clm.domains.levels import metrics
-    from clm.domains.levels.solver import solve_levels, warmup
-
     _positive("--time-limit", args.time_limit)
     levels = _read(args.path)
     warmup()
@@ -183,8 +180,6 @@ MAX_PIXELS = 100_000_000  #: largest picture a render draws (a bigger one takes 
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from clm.domains.levels.render import render_grid, save_png
-
     if args.cols < 1 or args.cell < 1 or args.max_levels < 1:
         raise UsageError("--cols, --cell and --max must be at least 1")
     if args.cell > MAX_CELL:

@@ -6,15 +6,8 @@ import argparse
 import sys
 
 from clm import __version__
-from clm.cli import compress
-from clm.cli import dqn
-from clm.cli import explain
-from clm.cli import gan
-from clm.cli import levels
-from clm.cli import report
-from clm.cli import run
-from clm.cli import serve
-from clm.cli import tune
+from clm.cli import compress, dqn, explain, gan, levels, report, run, serve, tune
+from clm.core.distributed import launch_env
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
@@ -55,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
 def _rank_prefix() -> str:
     """'' for a plain process and torchrun's rank 0; '[rank N] ' for the
     other ranks of a torchrun launch, whose messages would read as rank 0's."""
-    from clm.core.distributed import launch_env
-
     try:
         env = launch_env()
     except UserError:

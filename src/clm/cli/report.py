@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from clm.core.errors import UserError
+from clm.report import RUN_FILES, write_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,15 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from clm.report import RUN_FILES, write_report
-
     run_dir = Path(args.run_dir)
     if not run_dir.exists():
-        raise UserError(f"{run_dir}: no such directory")
+        raise UserError(f"{run_dir}: no such directory", exit_code=2)
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: not a directory; give the run directory that `clm run` wrote")
+        raise UserError(f"{run_dir}: not a directory; give the run directory that `clm run` wrote", exit_code=2)
     if not any((run_dir / name).exists() for name in RUN_FILES):
-        raise UserError(f"{run_dir}: not a run directory (none of {', '.join(RUN_FILES)} found)")
+        raise UserError(f"{run_dir}: not a run directory (none of {', '.join(RUN_FILES)} found)", exit_code=2)
     path = write_report(run_dir, out=args.out)
     print(path)
     return 0

@@ -6,7 +6,11 @@ import argparse
 import errno
 import socket
 
+import uvicorn
+
 from clm.core.errors import UserError
+from clm.serve.app import create_app
+from clm.serve.sources import RunLevels, check_levels_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +47,6 @@ def check_port(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from clm.serve.app import create_app
-    from clm.serve.sources import RunLevels, check_levels_run
-
     check_levels_run(args.run_dir)  # before the slow load: a wrong folder is said at once
     check_port(args.host, args.port)
     print(f"loading {args.run_dir} ...", flush=True)

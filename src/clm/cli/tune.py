@@ -237,8 +237,6 @@ def run_trial(plan: TrialPlan, number: int, params: dict[str, Any],
     run logs it on the way (it raises to stop the trial). The mean objective."""
     import math
 
-    from clm.core.rundir import write_summary
-
     t = plan.tunable
     settings = [f"{k}={json.dumps(v)}" for k, v in params.items()]
     cfg = trial_config(t, settings)
@@ -256,8 +254,6 @@ def run_trial(plan: TrialPlan, number: int, params: dict[str, Any],
                 report(offset + step, float(value))
 
         summary = _train(t, cfg, run_dir, listener)
-        if t.command == "dqn":
-            write_summary(run_dir, {"env_id": cfg.env_id, **summary})
         value = summary.get(plan.objective)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise UserError(f"--objective {plan.objective}: clm {t.command}'s summary has no number under this key "
@@ -272,18 +268,9 @@ def _train(t: Tunable, cfg, run_dir: Path, listener) -> dict[str, Any]:
 
     save_config(cfg, run_dir / "config.yaml")
     if t.command == "dqn":
-        from clm.agents.dqn import DQN
-        from clm.core.logging import MetricLogger
-        from clm.core.runtime import seed_everything, set_threads
+        from clm.agents.training import train_dqn
 
-        set_threads(cfg.threads)
-        seed_everything(cfg.seed)
-        agent = DQN(cfg)
-        logger = MetricLogger(run_dir, total_steps=cfg.total_steps, quiet=True, unit="step", listener=listener)
-        try:
-            return agent.learn(logger=logger, checkpoint_dir=run_dir / "checkpoints")
-        finally:
-            logger.close()
+        return train_dqn(cfg, run_dir, quiet=True, listener=listener)
     if t.command == "gan":
         from clm.gan.train import train
         from clm.gan_adapters.domains import gan_domain

@@ -28,9 +28,11 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, valid: list[str], where: str) -> UserError:
+def _unknown_key(key: str, valid: list[str], where: str, hints: dict[str, str] | None = None) -> UserError:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'?" if close else ""
+    if hints and key in hints:  # a key of another command that users reach for here
+        hint = f" {hints[key]}."
     return UserError(
         f"unknown config key '{key}' in {where}.{hint} Valid keys: {', '.join(sorted(valid))}"
     )
@@ -125,7 +127,7 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
         if key not in types_ and key in removed:
             raise UserError(f"config key '{key}' in {where} was removed: {removed[key]}. Drop it")
         if key not in types_:
-            raise _unknown_key(key, list(types_), where)
+            raise _unknown_key(key, list(types_), where, getattr(cls, "KEY_HINTS", None))
         if dataclasses.is_dataclass(types_[key]) and isinstance(value, dict):
             # A nested section overrides its parent's defaults for it, key by key.
             defaults = defaults if defaults is not None else cls()

@@ -36,6 +36,7 @@ from typing import Iterator, Mapping
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from clm.core.errors import UserError
 from clm.core.runtime import resolve_device
@@ -433,8 +434,6 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     global-batch BatchNorm statistics, spectral norm's power iteration)
     follow the same computation on every rank, so they stay equal without
     one more collective per forward pass."""
-    from torch.nn.parallel import DistributedDataParallel
-
     device_ids = [device.index] if torch.device(device).type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids, forward_sync_buffers=False)
 

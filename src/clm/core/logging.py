@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from clm.core.rundir import dumps_line
+from clm.core.rundir import atomic_write_text, dumps_line
 
 
 class MetricLogger:
@@ -98,10 +99,6 @@ class MetricLogger:
 
 def _drop_rows_after(path: Path, step: int) -> None:
     """Keep the rows of ``path`` (JSON lines) logged at or before ``step``."""
-    import json
-
-    from clm.core.rundir import atomic_write_text
-
     if not path.is_file():
         return
     kept = []

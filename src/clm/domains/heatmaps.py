@@ -16,6 +16,10 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
 #: red raises the explained score, blue lowers it (symmetric around 0)
 SIGNED_CMAP = "RdBu_r"
@@ -32,8 +36,6 @@ def colour_scale(*maps: np.ndarray) -> float:
 def heat_colours(scores: np.ndarray, signed: bool, scale: float | None = None) -> np.ndarray:
     """(H, W) scores -> (H, W, 3) uint8 colours: signed on [-scale, scale],
     magnitudes on [0, scale] (``scale`` defaults to the largest |score|)."""
-    from matplotlib import colormaps
-
     scores = np.nan_to_num(np.asarray(scores, np.float64))
     scale = colour_scale(scores) if scale is None else scale
     if signed:
@@ -80,10 +82,6 @@ def attribution_sheet(rows: list[list[Panel]], title: str = "", panel_inches: fl
     """Rows of panels as one PNG (matplotlib, Agg, no pyplot state): each
     heat map with a colour bar of its scale, so that values can be read off.
     ``aspect``: a panel's height over its width (a word is a strip)."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     head = 0.35 + (0.3 if title else 0.0)  # inches above the first row: its panel titles (and the sheet's)
     height = (panel_inches * aspect + 0.35) * n_rows + head - 0.35

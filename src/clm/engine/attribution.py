@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from torch import nn
 
 from clm.core.errors import UserError
@@ -163,8 +164,6 @@ def layers(net: nn.Module) -> list[str]:
 def spearman_of_magnitudes(a: np.ndarray, b: np.ndarray) -> float:
     """The mean over inputs of the Spearman rank correlation of |a| and |b|
     (per-cell maps, (N, ...)); an input where either map is constant counts as 0."""
-    from scipy.stats import spearmanr
-
     out = []
     for x, y in zip(np.abs(a).reshape(len(a), -1), np.abs(b).reshape(len(b), -1)):
         if np.ptp(x) == 0 or np.ptp(y) == 0:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
+from clm.agents.training import train_round
 from clm.core import distributed
 from clm.core.checkpoint import load_checkpoint, save_checkpoint, strip_prefix
 from clm.core.config import to_dict
@@ -134,19 +135,17 @@ def run_clm(cfg, run_dir: Path, resume: bool = False, quiet: bool = False,
             row: dict[str, float] = {}
             # -- steps 2 and 4: the agent acts and learns from its experience
             with timer.part("player"):
-                episodes_before, solved_before = agent.episodes, agent.successes
-                for _ in range(max(1, cfg.player_steps // agent.cfg.num_envs)):
-                    agent.collect_step()
+                played = train_round(agent, cfg.player_steps)
                 # over every rank's episodes (data-parallel ranks play their own): the stuck check
                 # must take the same decision on every rank
-                solved, played = distributed.sum_counts(agent.successes - solved_before, agent.episodes - episodes_before)
-                state["train_solve_rate"] = solved / max(played, 1)
+                solved, n_played = distributed.sum_counts(played.successes, played.episodes)
+                state["train_solve_rate"] = solved / max(n_played, 1)
                 if domain.success_flag:
                     row["player_train_solve_rate"] = state["train_solve_rate"]
-                if agent.recent_returns:
-                    row["player_return"] = float(np.mean(agent.recent_returns))
-                if (loss := agent.pop_mean_loss()) is not None:
-                    row["player_loss"] = loss
+                if played.mean_return is not None:
+                    row["player_return"] = played.mean_return
+                if played.loss is not None:
+                    row["player_loss"] = played.loss
             # -- step 2: G generates; the domain judges and archives
             with timer.part("generation"):
                 row.update(domain.generate(gan, agent, rng, rnd))

@@ -17,7 +17,7 @@ with its data, schedule, evaluation and levels-decoding keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from clm.core.errors import UserError
 from clm.gan.augment import parse_policy
@@ -26,6 +26,21 @@ from clm.gan.augment import parse_policy
 @dataclass
 class AdversarialConfig:
     """G and D's training: losses, optimisers, stabilisers, widths (``gan.KEY=...``)."""
+
+    #: options removed in issue 24 after docs/results.md and docs/benchmarks.md measured them as giving nothing
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "pattern_matching": "it did not lower the decoded tile-pattern KL (docs/benchmarks.md, the GAN on levels)",
+        "instance_noise": "it did not change D's robustness (docs/results.md, 'Robustness: the player and D under "
+                          "perturbations')",
+    }
+    #: keys of ``clm gan train`` that a CLM run sets elsewhere (its section ``gan`` has none of them)
+    KEY_HINTS: ClassVar[dict[str, str]] = {
+        "steps": "A CLM run sets G and D's updates with gan_steps (per round) and rounds",
+        "data": "A CLM run's data is its top-level data key (or --data)",
+        "seed": "The top-level seed seeds every network of a CLM run",
+        "device": "Use the top-level device: one for every network",
+        "threads": "Use the top-level threads",
+    }
 
     batch_size: int = 128  # real and fake samples per D step
     z_dim: int = 32  # latent size

@@ -17,6 +17,7 @@ Conventions (one place, used by training, ``clm gan eval`` and benchmarks):
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from clm.core.errors import UserError
 
@@ -206,9 +208,6 @@ def load_or_train_classifier(cache_dir: Path | None, key: str, train_x: torch.Te
     """The FD-clf classifier for data set ``key``, cached as safetensors in
     ``cache_dir`` (the run directory's ``classifier/``) so eval and resume
     reuse exactly the same feature space."""
-    from safetensors.torch import load_file, save_file
-    import json
-
     shape = tuple(train_x.shape[1:])
     if cache_dir is not None:
         wpath, mpath = Path(cache_dir) / f"{key}.safetensors", Path(cache_dir) / f"{key}.json"

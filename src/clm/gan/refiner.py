@@ -24,10 +24,17 @@ Domain-free: any (C, H, W) one-hot grid; nothing here knows what a tile means.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
+
+from clm.core.rundir import atomic_write_bytes
 
 
 class CellRefiner(nn.Module):
@@ -161,12 +168,6 @@ def attach(G: nn.Module, refinement: Refinement | None) -> nn.Module:
 
 def save_refiner(refiner: CellRefiner, path) -> None:
     """The refiner's weights as safetensors (its shape in the metadata), written atomically."""
-    import json
-
-    from safetensors.torch import save as st_save
-
-    from clm.core.rundir import atomic_write_bytes
-
     c, h, w = refiner.shape
     meta = {"shape": [c, h, w], "width": refiner.blind.out_channels, "kernel": refiner.kernel,
             "layers": sum(isinstance(m, nn.Conv2d) for m in refiner.body)}
@@ -175,11 +176,6 @@ def save_refiner(refiner: CellRefiner, path) -> None:
 
 
 def load_refiner(path) -> CellRefiner:
-    import json
-
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["refiner"])
     model = CellRefiner(*meta["shape"], width=meta["width"], kernel=meta["kernel"], layers=meta["layers"])

@@ -24,6 +24,7 @@ import torch
 
 from clm.core import distributed
 from clm.core.checkpoint import strip_prefix
+from clm.core.runtime import use_amp
 from clm.gan import losses
 from clm.gan.augment import diff_augment, parse_policy
 from clm.gan.models import EMA
@@ -43,7 +44,7 @@ class AdversarialPair:
         self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.aug = parse_policy(cfg.diffaug)
         self.real_target = 1.0 - cfg.label_smoothing if cfg.loss == "ns" else 1.0
-        self.amp = amp
+        self.amp = use_amp(amp, next(G.parameters()).device)  # bf16 where the device computes it natively
         self.collapsed_for = 0  # G updates in a row with D's loss below cfg.divergence_loss
         # The modules the updates run through: G and D themselves, or their DistributedDataParallel
         # wrappers once :meth:`data_parallel` is called; ``G``, ``D`` and the EMA stay the plain modules.

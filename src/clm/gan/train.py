@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch
 
@@ -28,11 +28,24 @@ from clm.core.config import save_config, to_dict
 from clm.core.errors import UserError
 from clm.core.logging import MetricLogger, NullLogger
 from clm.core.rundir import write_summary
-from clm.core.runtime import DeferredInterrupt, rng_state, seed_everything, set_rng_state, set_threads
+from clm.core.runtime import (
+    DeferredInterrupt,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    set_threads,
+)
+from clm.gan import metrics
+from clm.gan.config import TileGanConfig
 from clm.gan.data import GanData, GanDomain
 from clm.gan.models import ImageDiscriminator, ImageGenerator, TileGenerator
-from clm.gan.refiner import Refinement, attach, load_refiner, save_refiner, train_refiner
-from clm.gan.config import TileGanConfig
+from clm.gan.refiner import (
+    Refinement,
+    attach,
+    load_refiner,
+    save_refiner,
+    train_refiner,
+)
 from clm.gan.steps import AdversarialPair
 
 
@@ -40,13 +53,6 @@ from clm.gan.steps import AdversarialPair
 class GanConfig(TileGanConfig):
     """Hyperparameters of ``clm gan train`` (``key=value`` on the command line): the tile GAN's
     (:mod:`clm.gan.config`) and the command's data, schedule, evaluation and levels-decoding keys."""
-
-    #: options removed in issue 24 after docs/results.md and docs/benchmarks.md measured them as giving nothing
-    REMOVED_KEYS: ClassVar[dict[str, str]] = {
-        "pattern_matching": "it did not lower the decoded tile-pattern KL (docs/benchmarks.md, the GAN on levels)",
-        "instance_noise": "it did not change D's robustness (docs/results.md, 'Robustness: the player and D under "
-                          "perturbations')",
-    }
 
     data: str = "digits"  # digits | mnist:PATH (IDX images, labels beside) | levels:PATH (Boxoban file/folder)
     seed: int = 0  # seed of weights, noise and batch order
@@ -347,8 +353,6 @@ def evaluate_generator(G: torch.nn.Module, data: GanData, cfg: GanConfig, run_di
     """Sample ``eval_samples`` from G (fixed seed) and compute every metric:
     the generic ones (FD-clf, precision/recall/density/coverage) and the
     domain's own, both in ``domain.evaluate``."""
-    from clm.gan import metrics
-
     cache = Path(run_dir) / "classifier" if run_dir is not None else None
     n = cfg.eval_samples or min(len(data.train_x), 2000)
     ref = metrics.build_reference(data.train_x, data.train_y, data.test_x, data.test_y, data.n_classes, cache,

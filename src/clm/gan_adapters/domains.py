@@ -19,9 +19,16 @@ import numpy as np
 import torch
 
 from clm.core.errors import UserError
+from clm.domains.images import image_grid, load_image_data, save_png
+from clm.domains.levels import levels_to_onehot, write_levels
+from clm.domains.levels.data import room_size_labels, training_split
+from clm.domains.levels.decode import decode_generated, generated_wall_threshold
+from clm.domains.levels.gan_metrics import evaluate_levels
+from clm.domains.levels.level import WALL
+from clm.domains.levels.render import levels_grid
 from clm.gan import metrics
 from clm.gan.data import GanData, GanDomain, _one_hot, from_arrays
-from clm.gan.train import generate
+from clm.gan.train import GanConfig, generate, train
 
 
 def gan_domain(spec: str) -> GanDomain:
@@ -42,8 +49,6 @@ class ImagesGan:
     memorisation_in_pixels = True
 
     def load(self, cfg) -> GanData:
-        from clm.domains.images import load_image_data
-
         s = load_image_data(cfg.data, cfg.test_fraction, cfg.split_seed)
         d = from_arrays(s.train_x, s.train_y, s.test_x, s.test_y, name=s.name)
         d.key, d.n_classes = f"{s.name}-split{cfg.split_seed}-test{cfg.test_fraction:g}", s.n_classes
@@ -51,8 +56,6 @@ class ImagesGan:
         return d
 
     def picture(self, G, z, cond, cfg, data, device) -> np.ndarray:
-        from clm.domains.images import image_grid
-
         with torch.no_grad(), _eval_mode(G):
             x = G(z, cond).float().cpu()
         return image_grid(x, nrow=int(math.ceil(math.sqrt(len(x)))))
@@ -70,8 +73,6 @@ class ImagesGan:
         return out
 
     def write_samples(self, G, D, data, cfg, n, out: Path, seed, device) -> None:
-        from clm.domains.images import image_grid, save_png
-
         gen = torch.Generator().manual_seed(seed)
         pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
         x, _ = generate(G, n, pool, device, generator=gen)
@@ -90,8 +91,6 @@ class LevelsGan:
     memorisation_in_pixels = False  # memorised is measured in cells (Hamming), the levels' unit
 
     def load(self, cfg) -> GanData:
-        from clm.domains.levels import levels_to_onehot
-        from clm.domains.levels.data import room_size_labels, training_split
 
         train_levels, test_levels, source = training_split(cfg.data.split(":", 1)[1], cfg.levels_reference,
                                                            cfg.max_levels, cfg.test_fraction, cfg.split_seed)
@@ -108,8 +107,6 @@ class LevelsGan:
                        categorical=True)
 
     def picture(self, G, z, cond, cfg, data, device) -> np.ndarray:
-        from clm.domains.levels.decode import decode_generated
-        from clm.domains.levels.render import levels_grid
 
         with torch.no_grad(), _eval_mode(G):
             x = G.probs(z, cond).float().cpu()
@@ -118,8 +115,6 @@ class LevelsGan:
                                             live_boxes=cfg.live_boxes))
 
     def evaluate(self, G, D, data, cfg, ref, n, pool, device, generator) -> dict[str, Any]:
-        from clm.domains.levels import levels_to_onehot
-        from clm.domains.levels.gan_metrics import evaluate_levels
 
         x, _, decoded, threshold = sample_levels(G, D, data, cfg, n, pool, device, generator, seed=cfg.seed + 12345)
         out = metrics.evaluate_samples(levels_to_onehot(decoded), ref, class_balance=False, novelty=False)
@@ -129,10 +124,6 @@ class LevelsGan:
         return out
 
     def write_samples(self, G, D, data, cfg, n, out: Path, seed, device) -> None:
-        from clm.domains.images import save_png
-        from clm.domains.levels import write_levels
-        from clm.domains.levels.render import levels_grid
-
         gen = torch.Generator().manual_seed(seed)
         pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
         _, _, levels, _ = sample_levels(G, D, data, cfg, n, pool, device, gen, seed=seed)
@@ -160,8 +151,6 @@ def sample_levels(G: torch.nn.Module, D: torch.nn.Module | None, data: GanData, 
     """``n`` decoded levels from a tile generator: (probabilities, conditions,
     levels, wall threshold). With ``cfg.rejection`` = k > 1, each is the best
     of k candidates of the same condition by D's realism (:func:`best_of_k`)."""
-    from clm.domains.levels.decode import decode_generated
-
     k = cfg.rejection
     if k > 1 and D is None:
         raise UserError("rejection > 1 needs the run's discriminator")
@@ -191,8 +180,6 @@ def best_of_k(candidates: list, conds: torch.Tensor | None, D: torch.nn.Module, 
     """Discriminator rejection sampling, best of ``k``: ``candidates`` are
     decoded levels in groups of ``k`` consecutive ones (one condition per
     group); returns, per group, the index of the one D finds most realistic."""
-    from clm.domains.levels import levels_to_onehot
-
     if len(candidates) % k:
         raise ValueError(f"{len(candidates)} candidates do not split into groups of {k}")
     logits = []
@@ -212,8 +199,6 @@ def wall_threshold(G: torch.nn.Module, data: GanData, cfg, device: torch.device)
     argmax rule) with ``cfg.room_calibration`` off."""
     if not cfg.room_calibration:
         return None
-    from clm.domains.levels.decode import generated_wall_threshold
-    from clm.domains.levels.level import WALL
 
     gen = torch.Generator().manual_seed(cfg.seed + 777)
     pool = data.train_cond[torch.randperm(len(data.train_cond), generator=gen)] if G.cond_dim else None
@@ -224,15 +209,11 @@ def wall_threshold(G: torch.nn.Module, data: GanData, cfg, device: torch.device)
 
 def train_gan(cfg, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """:func:`clm.gan.train.train` on the domain ``cfg.data`` names (what ``clm gan train`` runs)."""
-    from clm.gan.train import train
-
     return train(cfg, run_dir, gan_domain(cfg.data), resume=resume, quiet=quiet)
 
 
 def load_gan_data(spec: str, test_fraction: float = 0.25, split_seed: int = 0, **levels_options) -> GanData:
     """The :class:`GanData` of ``digits``, ``mnist:PATH`` or ``levels:PATH``
     (``levels_options``: levels_reference, max_levels, max_boxes as in GanConfig)."""
-    from clm.gan.train import GanConfig
-
     cfg = GanConfig(data=spec, test_fraction=test_fraction, split_seed=split_seed, **levels_options)
     return gan_domain(spec).load(cfg)

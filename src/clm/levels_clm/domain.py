@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from clm.agents.dqn import DQN
+from clm.agents.training import train_round
 from clm.core.checkpoint import strip_prefix
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
@@ -169,12 +170,11 @@ class SokobanCLM:
         row: dict[str, float] = {}
         with timer.part("designer"):
             self.designer_env.G, self.designer_env.round = gan.sampler, rnd
-            for _ in range(max(1, self.cfg.designer_steps // self.designer_cfg.num_envs)):
-                self.designer.collect_step()
-            if self.designer.recent_returns:
-                row["designer_return"] = float(np.mean(self.designer.recent_returns))
-            if (loss := self.designer.pop_mean_loss()) is not None:
-                row["designer_loss"] = loss
+            played = train_round(self.designer, self.cfg.designer_steps)
+            if played.mean_return is not None:
+                row["designer_return"] = played.mean_return
+            if played.loss is not None:
+                row["designer_loss"] = played.loss
         return row
 
     # -- step 5 (cont.): verified generated levels and the archive join the player's pool ----------

@@ -10,7 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from clm.agents.dqn import q_network_args
+from clm.agents.networks import QNetwork
 from clm.core.errors import UserError
+from clm.core.rundir import atomic_write_bytes, atomic_write_text
+from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
+from clm.domains.levels import levels_to_onehot, read_levels
+from clm.domains.levels.render import level_heatmap, level_to_rgb
+from clm.domains.levels.sim import ACTION_NAMES, N_ACTIONS
 from clm.engine.attribution import (
     CONTEXT_SIZE,
     IG_STEPS,
@@ -23,6 +30,7 @@ from clm.engine.attribution import (
     randomisation_check,
     realism_logit,
 )
+from clm.levels_clm.search import build_gan, load_run
 
 
 def explain_levels(player: nn.Module, D: nn.Module, levels: list, context: torch.Tensor | None,
@@ -30,8 +38,6 @@ def explain_levels(player: nn.Module, D: nn.Module, levels: list, context: torch
     """The player's chosen action and D's realism of each level, explained
     per tile: ``player_ig``, ``player_saliency``, ``d_ig``, ``d_saliency``
     (N, H, W), the deltas, the actions, Q-values and D's logits."""
-    from clm.domains.levels import levels_to_onehot
-
     x = torch.from_numpy(levels_to_onehot(levels)).float()
     zeros = torch.zeros_like(x)
     with torch.no_grad():
@@ -47,8 +53,6 @@ def explain_levels(player: nn.Module, D: nn.Module, levels: list, context: torch
 
 
 def _level_sheet(level, e: dict[str, np.ndarray], i: int, action_name: str) -> bytes:
-    from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
-    from clm.domains.levels.render import level_heatmap, level_to_rgb
 
     ps, ds = colour_scale(e["player_ig"][i]), colour_scale(e["d_ig"][i])
     pss, dss = colour_scale(e["player_saliency"][i]), colour_scale(e["d_saliency"][i])
@@ -62,11 +66,6 @@ def _level_sheet(level, e: dict[str, np.ndarray], i: int, action_name: str) -> b
 
 
 def _levels_sanity(run, x: torch.Tensor, actions: np.ndarray, context: torch.Tensor | None) -> dict[str, Any]:
-    from clm.agents.dqn import q_network_args
-    from clm.agents.networks import QNetwork
-    from clm.domains.levels.sim import N_ACTIONS
-    from clm.levels_clm.search import build_gan
-
     torch.manual_seed(run.cfg.seed + 4_242)  # a random initialisation of each architecture, fixed
     fresh_q = QNetwork(**q_network_args(run.cfg.player, tuple(x.shape[1:]), N_ACTIONS))
     _, fresh_d = build_gan(run.cfg, tuple(x.shape[1:]), "cpu")
@@ -82,11 +81,6 @@ def explain_level_run(run_dir: str | Path, out: Path, levels_file: str | Path | 
     """Explain a levels run's player and D on ``n`` levels (the archive's,
     else held-out real ones; or the levels of ``levels_file``) into ``out``
     (a fresh folder): one PNG per level and ``attributions.json``."""
-    from clm.core.rundir import atomic_write_bytes, atomic_write_text
-    from clm.domains.levels import levels_to_onehot, read_levels
-    from clm.domains.levels.sim import ACTION_NAMES
-    from clm.levels_clm.search import load_run
-
     captum_attr()  # fail before loading anything when Captum is missing
     run = load_run(run_dir)
     if run.player is None:

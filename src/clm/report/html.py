@@ -26,11 +26,21 @@ from typing import Any
 
 from markupsafe import Markup
 
+from clm import __version__
 from clm.core import plots
 from clm.core.checkpoint import read_meta
 from clm.core.errors import UserError
 from clm.core.html import fmt_value
-from clm.core.rundata import NOT_RECORDED, is_number, metric_series, null_steps, read_json_object, read_jsonl, read_text, row_step
+from clm.core.rundata import (
+    NOT_RECORDED,
+    is_number,
+    metric_series,
+    null_steps,
+    read_json_object,
+    read_jsonl,
+    read_text,
+    row_step,
+)
 from clm.core.rundir import atomic_write_text
 from clm.core.templating import render as render_template
 from clm.engine import registry
@@ -315,8 +325,6 @@ class RunReport:
 
     def render(self) -> str:
         """The whole report as one HTML document (templates/base.html.j2)."""
-        from clm import __version__
-
         sections = []
         for anchor, title, build in self.sections():
             try:

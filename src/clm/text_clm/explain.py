@@ -9,19 +9,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from clm.engine.attribution import (MARKER, captum_attr, CONTEXT_SIZE, Attribution, greedy_decisions, attribution_record, attribute,
-                                    needs_context, randomisation_check, realism_logit)
+from clm.core.rundir import atomic_write_bytes, atomic_write_text
+from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
+from clm.domains.text.pictures import word_heatmap, word_picture
+from clm.engine.attribution import (
+    CONTEXT_SIZE,
+    MARKER,
+    Attribution,
+    attribute,
+    attribution_record,
+    captum_attr,
+    greedy_decisions,
+    needs_context,
+    randomisation_check,
+    realism_logit,
+)
+from clm.text_clm.domain import load_text_run
 
 
 def explain_text_run(run_dir: str | Path, out: Path, n: int = 4, sanity: bool = True) -> dict[str, Any]:
     """The writer's last decision of ``n`` greedy episodes (over its word and
     G's proposals) and D's realism of the archive's words (else the written
     ones), explained per letter cell, into ``out``."""
-    from clm.core.rundir import atomic_write_bytes, atomic_write_text
-    from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
-    from clm.domains.text.pictures import word_heatmap, word_picture
-    from clm.text_clm.domain import load_text_run
-
     captum_attr()
     text, writer = load_text_run(run_dir)
     D, cfg, L, C = text.gan.D, text.cfg, text.L, text.C

@@ -47,9 +47,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+from torch.ao.quantization import quantize_dynamic
+from torch.nn.utils import prune
 
 from clm.core.errors import UserError
+from clm.core.rundir import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_folder,
+    folder_written_whole,
+)
+from clm.domains.levels import levels_to_onehot
+from clm.domains.levels.metrics import tile_pattern_kl
+from clm.domains.levels.solver import solve_level
+from clm.levels_clm.couplings import player_solve_rate
+from clm.levels_clm.designer import decode_latents
+from clm.levels_clm.search import load_run
+from clm.tools.explain import run_domain
 
 #: the marker file of a compressed folder (``clm compress`` replaces only folders that hold it)
 MARKER = "compression.json"
@@ -87,8 +105,6 @@ def prune_global(net: nn.Module, fraction: float) -> nn.Module:
     """A copy of ``net`` with the ``fraction`` of smallest-|w| weights over
     all its Linear and Conv2d layers set to zero (``round(fraction * N)`` of
     the N weights), permanently: no masks or hooks remain."""
-    from torch.nn.utils import prune
-
     net = copy.deepcopy(net)
     if fraction <= 0:
         return net
@@ -111,8 +127,6 @@ def _quiet_deprecation():
 
 def quantize_int8(net: nn.Module) -> nn.Module:
     """A copy of ``net`` with its Linear layers dynamically quantised to int8 (CPU)."""
-    from torch.ao.quantization import quantize_dynamic
-
     with _quiet_deprecation():
         return quantize_dynamic(copy.deepcopy(net).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
 
@@ -124,8 +138,6 @@ def compress(net: nn.Module, spec: CompressionSpec) -> nn.Module:
 
 
 def _int8_layers(net: nn.Module) -> dict[str, nn.Module]:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
     return {name: m for name, m in net.named_modules() if isinstance(m, DynamicLinear)}
 
 
@@ -260,10 +272,6 @@ def generator_quality(G: nn.Module, corpus: list, n_boxes: int, samples: int, se
     decoding: G's most probable tiles, the corpus's box count): their
     tile-pattern KL to the corpus and the fraction the solver solves with at
     least one push."""
-    from clm.domains.levels.metrics import tile_pattern_kl
-    from clm.domains.levels.solver import solve_level
-    from clm.levels_clm.designer import decode_latents
-
     z = np.random.default_rng(seed).standard_normal((samples, G.z_dim)).astype(np.float32)
     with torch.inference_mode():
         levels = decode_latents(G, z, n_boxes)
@@ -274,8 +282,6 @@ def generator_quality(G: nn.Module, corpus: list, n_boxes: int, samples: int, se
 
 def file_bytes(tensors: dict[str, torch.Tensor]) -> int:
     """The size of ``tensors`` as one safetensors file."""
-    from safetensors.torch import save
-
     return len(save(tensors))
 
 
@@ -316,10 +322,6 @@ class Measured:
 def load_for_compression(run_dir: str | Path, batch: int = 256, samples: int = 256) -> Measured:
     """The player and G (EMA) of a levels ``clm run`` folder, with the data
     that measures them; a clear error (exit 2) when the folder lacks them."""
-    from clm.domains.levels import levels_to_onehot
-    from clm.tools.explain import run_domain
-    from clm.levels_clm.search import load_run
-
     domain = run_domain(run_dir)
     if domain != "levels":
         raise UserError(f"clm compress measures levels runs (held-out solve rate, tile_kl); {run_dir} is a "
@@ -341,8 +343,6 @@ def load_for_compression(run_dir: str | Path, batch: int = 256, samples: int = 2
 
 def quality(m: Measured, network: str, net: nn.Module) -> dict[str, float]:
     """The player's held-out solve rate, or G's tile_kl and solvable fraction."""
-    from clm.levels_clm.couplings import player_solve_rate
-
     if network == "player":
         return {"heldout_solve_rate": player_solve_rate(greedy_policy(net), m.heldout)}
     return generator_quality(net, m.corpus, m.n_boxes, m.samples, m.seed, m.solve_time_limit)
@@ -410,10 +410,6 @@ def compress_run(run_dir: str | Path, spec: CompressionSpec, out: str | Path | N
     before and after, and write the folder ``out`` whole (default
     ``RUN_DIR/compressed-<spec>``): ``player.safetensors``,
     ``generator.safetensors``, ``compression.json`` and ``compression.md``."""
-    from safetensors.torch import save
-
-    from clm.core.rundir import atomic_write_bytes, atomic_write_text, check_output_folder, folder_written_whole
-
     out = Path(out) if out is not None else Path(run_dir) / f"compressed-{spec.label}"
     check_output_folder(out, MARKER)
     m = load_for_compression(run_dir, batch, samples)
@@ -434,10 +430,6 @@ def compress_run(run_dir: str | Path, spec: CompressionSpec, out: str | Path | N
 def load_compressed(folder: str | Path, run_dir: str | Path | None = None) -> dict[str, nn.Module]:
     """The compressed networks of a ``clm compress`` folder, rebuilt on the
     architectures of their run (``run_dir``, default the one the folder names)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    from clm.levels_clm.search import load_run
 
     folder = Path(folder)
     try:

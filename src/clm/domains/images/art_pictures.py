@@ -4,19 +4,18 @@ beside each canvas, the plain GAN's samples and real digits."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from clm.core.rundir import atomic_write_bytes
+from clm.domains.heatmaps import blend_over
 from clm.domains.images.render import image_grid
 
 
 def png_bytes(grid_hwc: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(grid_hwc).save(buf, format="PNG")
     return buf.getvalue()
@@ -60,6 +59,4 @@ def canvas_picture(canvas: np.ndarray, cell: int = 8) -> np.ndarray:
 def canvas_heatmap(canvas: np.ndarray, pixel_scores: np.ndarray, signed: bool, scale: float | None = None,
                    cell: int = 8) -> np.ndarray:
     """The canvas with each pixel tinted by its score (an attribution per pixel, (S, S))."""
-    from clm.domains.heatmaps import blend_over
-
     return blend_over(canvas_picture(canvas, cell), pixel_scores, signed, scale, cell=cell)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
 
 from clm.core.errors import UserError
 
@@ -78,8 +79,6 @@ def _make_split(name: str, x: np.ndarray, y: np.ndarray, lo: float, hi: float,
 def load_digits_split(test_fraction: float = 0.25, seed: int = 0) -> ImageSplit:
     """scikit-learn's UCI digits: 1,797 images of 8x8 pixels (values 0..16),
     10 classes; split stratified by class with a fixed seed."""
-    from sklearn.datasets import load_digits
-
     d = load_digits()
     x = d.images.reshape(-1, 1, 8, 8)
     return _make_split("digits", x, d.target.astype(np.int64), 0.0, 16.0, test_fraction, seed)

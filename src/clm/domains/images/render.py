@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 
 def image_grid(x: torch.Tensor | np.ndarray, nrow: int | None = None, scale: int = 4, pad: int = 1) -> np.ndarray:
@@ -33,7 +34,5 @@ def image_grid(x: torch.Tensor | np.ndarray, nrow: int | None = None, scale: int
 
 
 def save_png(grid_hwc: np.ndarray, path: str | Path) -> None:
-    from PIL import Image
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid_hwc).save(path)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from clm.core.errors import UserError
+from clm.domains.levels.io import read_levels
 
 #: The splits of DeepMind's Boxoban levels, as folders under the corpus root.
 BOXOBAN_SPLITS = ("unfiltered/train", "unfiltered/valid", "unfiltered/test", "medium/train", "medium/valid", "hard")
@@ -73,10 +76,6 @@ def training_split(path: str, reference: str = "", max_levels: int = 0, test_fra
     given, else the sibling ``valid`` split of a Boxoban ``train`` folder,
     else a fixed-seed ``test_fraction`` of ``path``. ``max_levels`` > 0 keeps
     the first that many training levels. Every level must be one size."""
-    import numpy as np
-
-    from clm.domains.levels.io import read_levels
-
     train_path = Path(path).expanduser()
     levels = list(read_levels(train_path))
     if not levels:
@@ -112,8 +111,6 @@ def room_size_labels(train_onehot, test_onehot):
     structural label instead: the decile (over the training split) of the
     number of open (non-wall) cells, which makes its features sensitive to
     room shape and size. Returns (train labels, test labels, classes)."""
-    import numpy as np
-
     open_train = (np.asarray(train_onehot)[:, 0] == 0).reshape(len(train_onehot), -1).sum(1)
     open_test = (np.asarray(test_onehot)[:, 0] == 0).reshape(len(test_onehot), -1).sum(1)
     edges = np.unique(np.quantile(open_train, np.linspace(0, 1, 11)[1:-1]))

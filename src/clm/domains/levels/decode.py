@@ -52,8 +52,19 @@ import heapq
 import numpy as np
 from scipy import ndimage
 
-from clm.domains.levels.level import (BOX, BOX_ON_GOAL, GOAL, PLAYER, PLAYER_ON_GOAL, WALL, Level,
-                                      levels_to_onehot)
+from clm.domains.levels.level import (
+    BOX,
+    BOX_ON_GOAL,
+    FLOOR,
+    GOAL,
+    PLAYER,
+    PLAYER_ON_GOAL,
+    WALL,
+    Level,
+    levels_to_onehot,
+    tile_player_counts,
+    tiles_to_levels,
+)
 from clm.domains.levels.solver import live_cells
 
 
@@ -302,8 +313,6 @@ def raw_levels(onehot: np.ndarray) -> tuple[list[Level | None], np.ndarray]:
     """Raw samples (N, 7, H, W), argmax per cell, read as levels without any
     repair: a Level where the grid holds exactly one player (else None), and
     whether each is structurally valid."""
-    from clm.domains.levels.level import tile_player_counts, tiles_to_levels
-
     tiles = np.asarray(onehot).argmax(1).astype(np.int8)
     ok_player = tile_player_counts(tiles) == 1
     out: list[Level | None] = [None] * len(tiles)
@@ -332,8 +341,6 @@ def move_player(levels: list[Level], score, moves: int, beta: float = 0.5,
     and goals the decoder placed, which independent per-cell draws cannot do
     (the player beside a box or in a dead end). Walls, boxes and goals stay;
     every level stays structurally valid."""
-    from clm.domains.levels.level import FLOOR, tiles_to_levels
-
     if moves <= 0 or not levels:
         return levels
     if not isinstance(rng, np.random.Generator):

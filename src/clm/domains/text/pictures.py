@@ -4,6 +4,9 @@ grid (the end symbol shown as a dot), tinted by a score per cell."""
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from clm.domains.heatmaps import blend_over
 
 #: how the end symbol (index 0 of a word grid) is drawn
 END_MARK = "·"
@@ -11,8 +14,6 @@ END_MARK = "·"
 
 def word_picture(cells: list[str], cell: int = 32) -> np.ndarray:
     """Letter cells side by side, black on white with a grey border: (cell, len*cell, 3) uint8."""
-    from PIL import Image, ImageDraw, ImageFont
-
     img = Image.new("RGB", (cell * len(cells), cell), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     try:
@@ -32,8 +33,6 @@ def word_picture(cells: list[str], cell: int = 32) -> np.ndarray:
 def word_heatmap(cells: list[str], cell_scores: np.ndarray, signed: bool, scale: float | None = None,
                  cell: int = 32) -> np.ndarray:
     """The word's letter cells, each tinted by its score ((L,) scores, one per cell)."""
-    from clm.domains.heatmaps import blend_over
-
     scores = np.asarray(cell_scores, np.float64).reshape(1, -1)
     if scores.shape[1] != len(cells):
         raise ValueError(f"{scores.shape[1]} scores for {len(cells)} letter cells")
