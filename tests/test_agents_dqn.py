@@ -38,6 +38,7 @@ def count_vec(mode, terminate):
 
 @pytest.mark.parametrize("mode", [gym.vector.AutoresetMode.SAME_STEP, gym.vector.AutoresetMode.NEXT_STEP])
 @pytest.mark.parametrize("terminate", [False, True])
+@pytest.mark.slow
 def test_episode_end_bootstraps_from_the_real_final_observation(mode, terminate):
     cfg = DQNConfig(num_envs=2, learning_starts=10**6, gamma=0.5, hidden=(8,), eval_interval=0)
     agent = DQN(cfg, envs=count_vec(mode, terminate))
@@ -90,6 +91,7 @@ def _losses_after(agent, steps):
 
 
 @pytest.mark.parametrize("extra", [{}, {"prioritized": True, "n_step": 3, "double_dqn": True, "dueling": True}])
+@pytest.mark.slow
 def test_resume_from_checkpoint_gives_the_same_next_losses(tmp_path, extra):
     cfg = DQNConfig(total_steps=1200, learning_starts=200, train_freq=50, gradient_steps=5,
                     batch_size=16, hidden=(32, 32), eval_interval=0, **extra)
@@ -236,6 +238,7 @@ def test_fast_update_equals_torch_adam_with_clipping(max_grad_norm):
         torch.testing.assert_close(p, r, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_amp_runs_the_q_network_in_bfloat16_on_the_cpu():
     """amp=true: the torch path (not the NumPy one) with bfloat16 forward passes on the CPU; the
     Q-values agree with float32's to bf16's precision, and the losses stay finite while it learns."""

@@ -15,6 +15,7 @@ FAST = ["total_steps=1500", "learning_starts=500", "train_freq=100", "gradient_s
         "hidden=32,32", "eval_interval=500", "eval_episodes=3", "log_interval=500"]
 
 
+@pytest.mark.slow
 def test_train_writes_the_run_directory_and_eval_reads_it(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["dqn", "train", "--out", str(out), "--json", *FAST]) == 0
@@ -38,6 +39,7 @@ def test_train_writes_the_run_directory_and_eval_reads_it(tmp_path, capsys):
     assert main(["dqn", "train", "--out", str(out), *FAST]) == 2
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["dqn", "train", "--out", str(out), "--json", *FAST]) == 0
@@ -62,6 +64,7 @@ def test_bad_input_gives_a_clear_error(argv, code, words, capsys):
         assert w in err
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["dqn", "train", "--out", str(out), "--json", *FAST]) == 0
@@ -72,6 +75,7 @@ def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
     assert "state.safetensors" in err and "checksum" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

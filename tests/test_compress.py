@@ -72,6 +72,7 @@ def test_compressed_weights_round_trip_through_safetensors_exactly(spec):
         assert len(blob) < 0.75 * len(save(to_tensors(net, CompressionSpec())))
 
 
+@pytest.mark.slow
 def test_clm_compress_table_matches_the_run_and_round_trips(tiny_clm_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_clm_run, run)

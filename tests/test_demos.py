@@ -99,6 +99,7 @@ def test_demonstrations_need_the_switch_and_the_shape(levels):
         agent.add_demonstrations(d.obs, d.actions, d.rewards, d.next_obs, d.terminated, d.episode_end)
 
 
+@pytest.mark.slow
 def test_dqfd_pretraining_learns_the_demonstrated_levels(levels):
     """Pre-training on demonstrations alone makes the greedy policy solve the
     demonstrated levels (a random policy solves few of them)."""

@@ -179,6 +179,7 @@ def _collectives_worker(rank: int, world: int, out: str) -> None:
                **{f"param_grad{i}": g * world for i, g in enumerate(param_grads)}}, f"{out}/rank{rank}.safetensors")
 
 
+@pytest.mark.slow
 def test_cross_rank_statistics_match_the_whole_batch(tmp_path):
     spawn(_collectives_worker, str(tmp_path))
     # the same computation on the whole batch in one process, with plain BatchNorm and torch's std
@@ -261,6 +262,7 @@ def _gan_one_update_worker(rank: int, world: int, out: str) -> None:
                       f"{out}/{name}-world{world}.safetensors")
 
 
+@pytest.mark.slow
 def test_one_gan_update_on_two_ranks_is_one_process_update(tmp_path):
     """D's and G's gradients of one update (averaged over 2 ranks by DDP)
     against one process's on the whole global batch."""
@@ -314,6 +316,7 @@ def _gan_functions(run_dir: Path, overrides: list) -> dict[str, torch.Tensor]:
     return out
 
 
+@pytest.mark.slow
 def test_gan_training_on_two_ranks_matches_one_process_and_only_rank_0_writes(tmp_path):
     overrides = GAN_BASE + GAN_VARIANTS["mlp-ns"] + ["steps=6"]
     spawn(_gan_train_worker, str(tmp_path), overrides)
@@ -382,6 +385,7 @@ def _dqn_worker(rank: int, world: int, out: str, modes: tuple) -> None:
                       f"{out}/{name}-{ddp_data}-world{world}-rank{rank}.safetensors")
 
 
+@pytest.mark.slow
 def test_dqn_learner_on_two_ranks(tmp_path):
     """ddp_data=replicated: the ranks act alike and split each global batch:
     the Q-network after 8 bursts of 8 updates is one process's.
@@ -403,6 +407,7 @@ def test_dqn_learner_on_two_ranks(tmp_path):
 
 
 # -- the command line: torchrun itself, and misuse -------------------------------------------------
+@pytest.mark.slow
 def test_torchrun_gan_train_matches_one_process(tmp_path):
     """The command of the issue, ``torchrun --nproc_per_node 2 -m clm gan
     train``, against the same command in one process; then resumed."""
@@ -434,7 +439,6 @@ def test_torchrun_gan_train_matches_one_process(tmp_path):
 
 @pytest.mark.parametrize("argv, words", [
     (["gan", "train", "batch_size=7"], "batch_size=7 does not divide over 2 processes"),
-    (["gan", "train", "pattern_matching=0.5"], "pattern_matching=0 under torchrun"),
     (["gan", "train", "device=cuda"], "no CUDA GPU"),
     (["dqn", "train", "batch_size=33"], "batch_size=33 does not divide over 2 processes"),
     (["dqn", "train", "batch_size=64", "demo_fraction=0.2"], "13 demonstration rows"),
@@ -452,6 +456,7 @@ def test_torchrun_misuse_is_a_clear_error_before_any_folder(argv, words, tmp_pat
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_torchrun_clm_run_player_learner(tmp_path):
     """``clm run`` under torchrun: the player's learner data-parallel. With
     player.ddp_data=replicated its Q-network after 2 rounds is one process's;

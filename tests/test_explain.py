@@ -106,6 +106,7 @@ def test_sanity_check_randomised_weights_change_the_attributions(tiny_clm_run):
     assert [c["randomised_down_to"] for c in cascade] == layers(run.player)[::-1]
 
 
+@pytest.mark.slow
 def test_clm_explain_on_a_level_file_and_bad_input(tiny_clm_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_clm_run, run)
@@ -147,6 +148,7 @@ def test_clm_explain_on_a_level_file_and_bad_input(tiny_clm_run, tmp_path, capsy
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
+@pytest.mark.slow
 def test_report_attribution_section_renders_in_headless_chromium(tiny_clm_run, tmp_path):
     """The report of a CLM run holds the attribution section (pictures and the
     sanity table), and Chromium draws it offline with every image decoded."""

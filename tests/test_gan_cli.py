@@ -15,6 +15,7 @@ def _last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_train_sample_eval_and_resume(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["gan", "train", "--data", "digits", *QUICK, "--out", str(run), "--json"]) == 0

@@ -95,6 +95,7 @@ def test_raw_levels_flags_invalid_grids():
     assert levels[1] is not None and valid[1]
 
 
+@pytest.mark.slow
 def test_short_levels_run_on_boxoban(tmp_path):
     root = find_boxoban_dir()
     if root is None or not (root / "unfiltered" / "train").is_dir():
@@ -197,6 +198,7 @@ def test_resconv_pair_works_at_the_grid_resolution(hw):
     assert shapes and set(shapes) == {(h, w)}
 
 
+@pytest.mark.slow
 def test_resconv_g_learns_boxoban_patterns(tmp_path):
     """A short resconv run: the decoded samples' tile-pattern KL falls well
     below the untrained G's."""

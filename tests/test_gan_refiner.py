@@ -44,6 +44,7 @@ def test_refiner_shapes_and_blind_spot():
         CellRefiner(7, 10, 10, kernel=4)
 
 
+@pytest.mark.slow
 def test_refiner_recovers_a_neighbour_rule_and_gibbs_sweeps_impose_it(tmp_path):
     torch.manual_seed(0)
     grids = _uniform_grids(512)
@@ -91,6 +92,7 @@ def test_refiner_off_gives_identical_output():
     assert [n for n, _ in G.named_modules() if "refin" in n] == []  # never part of G's weights
 
 
+@pytest.mark.slow
 def test_short_levels_run_with_the_refiner(tmp_path):
     root = find_boxoban_dir()
     if root is None or not (root / "unfiltered" / "train").is_dir():

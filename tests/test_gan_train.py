@@ -20,6 +20,7 @@ def _cfg(*extra):
     return load_config(GanConfig, None, [*QUICK, *extra])
 
 
+@pytest.mark.slow
 def test_short_training_brings_fd_clf_well_below_the_untrained_generator(tmp_path):
     run = tmp_path / "run"
     summary = train_gan(_cfg("steps=400"), run, quiet=True)
@@ -38,6 +39,7 @@ def test_short_training_brings_fd_clf_well_below_the_untrained_generator(tmp_pat
     assert (run / "classifier").is_dir()
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
     full = train_gan(_cfg("steps=60", "final_eval=false"), tmp_path / "full", quiet=True)
     half = tmp_path / "half"
@@ -59,6 +61,7 @@ def test_resume_continues_exactly(tmp_path):
     ["conditional=false", "feature_matching=1.0", "label_smoothing=0.1", "diffaug=color,translation,cutout"],
     ["arch=dcgan", "g_width=8", "d_width=8", "ema=false"],
 ])
+@pytest.mark.slow
 def test_every_switch_trains_and_samples(tmp_path, extra):
     cfg = _cfg("steps=20", "final_eval=false", *extra)
     train_gan(cfg, tmp_path, quiet=True)
@@ -86,6 +89,7 @@ def test_d_collapse_counts_g_updates_not_d_updates(tmp_path):
         train_gan(cfg, tmp_path, quiet=True)
 
 
+@pytest.mark.slow
 def test_resume_from_a_checkpoint_without_ema_update_count(tmp_path):
     # checkpoints written before the steps moved into AdversarialPair lack "ema_updates": one EMA update a step
     from clm.core.checkpoint import load_checkpoint, save_checkpoint

@@ -165,6 +165,7 @@ def _q_weights(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.slow
 def test_dqn_interrupted_at_a_random_moment_resumes_to_the_uninterrupted_numbers(tmp_path, sig):
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert main(["dqn", "train", "--out", str(ref), "--json", *DQN_ARGS]) == 0
@@ -194,6 +195,7 @@ TINY_CLM = ["rounds=3", "corpus_size=60", "heldout_size=20", "player_steps=320",
             "report=false"]
 
 
+@pytest.mark.slow
 def test_clm_ctrl_c_ends_the_round_and_resume_gives_the_uninterrupted_run(tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert main(["run", "--out", str(ref), "--json", *TINY_CLM]) == 0

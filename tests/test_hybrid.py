@@ -125,6 +125,11 @@ def test_clm_run_generate_and_resume(tmp_path, capsys):
     made = read_levels(gen)
     assert len(made) == 2 and all(solve_level(lv).solved for lv in made)
     assert len((tmp_path / "new.txt.jsonl").read_text().splitlines()) == 2
+    edited = tmp_path / "edited.txt"  # MAP-Elites editing G's levels (issue 25)
+    assert main(["generate", str(out), "-n", "2", "--out", str(edited), "--search", "random_edits",
+                 "--difficulty", "2:9", "--min-novelty", "1", "--max-evaluations", "4000"]) == 0
+    made = read_levels(edited)
+    assert len(made) == 2 and all(2 <= solve_level(lv).pushes <= 9 for lv in made)
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -296,6 +301,7 @@ def test_clm_runs_with_the_joint_resconv_generator(tmp_path):
     assert summary["status"] == "ok" and summary["g_evaluations"] > 0
 
 
+@pytest.mark.slow
 def test_solver_jobs_leave_the_run_unchanged(tmp_path):
     """The judge's solver checks on 2 worker processes give the same run as in-process ones."""
     rows = []

@@ -162,6 +162,7 @@ def tiny():
 
 
 @pytest.mark.parametrize("name", list(SEARCHES))
+@pytest.mark.slow
 def test_each_search_spends_exactly_its_budget(tiny, name):
     G, D, judge, designer = tiny
     budget = 37  # divides no batch size: the last batch is cut

@@ -209,6 +209,7 @@ def test_boxoban_hard_sample_solved_and_replayed():
         assert ok and pushes == res.pushes
 
 
+@pytest.mark.slow
 def test_parallel_solves_equal_the_serial_ones_on_processes_and_on_ray(ray_instance, monkeypatch):
     """solve_levels(n_jobs=2): the same results, in the same order, from a process pool and from
     Ray's tasks; a node limit (not a time limit) makes every outcome independent of speed."""

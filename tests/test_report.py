@@ -89,6 +89,7 @@ def embedded_pngs(text: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)]
 
 
+@pytest.mark.slow
 def test_report_holds_every_section_with_embedded_images(tmp_path):
     run = make_run_dir(tmp_path)
     path = write_report(run)
@@ -121,6 +122,7 @@ def test_report_holds_every_section_with_embedded_images(tmp_path):
     assert 'class="error"' not in text
 
 
+@pytest.mark.slow
 def test_new_metric_keys_are_plotted_without_code_changes(tmp_path):
     run = make_run_dir(tmp_path, n_rounds=6)
     with open(run / "metrics.jsonl", "a") as f:
@@ -151,6 +153,7 @@ def test_diverged_gan_shows_a_red_banner_with_the_message(tmp_path):
     assert "d_loss is non-finite" in banner
 
 
+@pytest.mark.slow
 def test_stuck_player_is_reported_even_when_the_summary_is_missing(tmp_path):
     run = make_run_dir(tmp_path, status="player_stuck", message="solve rate 0 for 20 rounds")
     text = write_report(run).read_text()
@@ -187,6 +190,7 @@ def test_run_dir_missing_most_files_still_gives_a_report(tmp_path):
     assert "Nothing recorded" in write_report(empty).read_text()
 
 
+@pytest.mark.slow
 def test_cli_report_writes_to_out_and_rejects_non_run_dirs(tmp_path, capsys):
     run = make_run_dir(tmp_path, n_rounds=4)
     out = tmp_path / "elsewhere" / "r.html"
@@ -200,6 +204,7 @@ def test_cli_report_writes_to_out_and_rejects_non_run_dirs(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_opens_in_headless_chromium(tmp_path):
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"Chromium is not installed ({CHROMIUM} missing; Debian: apt-get install -y chromium)")

@@ -95,6 +95,7 @@ def test_the_flip_attack_finds_the_best_flip_of_a_direct_search():
     assert figures["d_realism_clean"] > figures["d_realism_flip1"] > figures["d_realism_flip2"]
 
 
+@pytest.mark.slow
 def test_a_run_reports_robustness_with_every_option_on(tmp_path, capsys):
     from test_hybrid import TINY
 

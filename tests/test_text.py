@@ -19,7 +19,7 @@ SHORT_TEXT = ["rounds=6", "gan_warmup_steps=400", "gan_steps=30", "player_steps=
 def test_text_config_rejects_other_domains_keys_and_bad_values():
     from clm.text_clm.domain import TextConfig
 
-    with pytest.raises(UserError, match="does not use gan.live_boxes"):
+    with pytest.raises(UserError, match="unknown config key .live_boxes. in .*gan"):
         load_config(TextConfig, None, ["gan.live_boxes=true"])
     with pytest.raises(UserError, match="designer_steps.* was removed: the text domain has no designer"):
         load_config(TextConfig, None, ["designer_steps=5"])
@@ -27,6 +27,7 @@ def test_text_config_rejects_other_domains_keys_and_bad_values():
         load_config(TextConfig, None, ["constraint=length=14"])
 
 
+@pytest.mark.slow
 def test_bad_text_input_on_the_command_line_is_a_clear_error(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing here\n", encoding="utf-8")
@@ -43,6 +44,7 @@ def test_bad_text_input_on_the_command_line_is_a_clear_error(tmp_path, capsys):
     assert not any((tmp_path / x).exists() for x in "abcd")  # nothing half-written
 
 
+@pytest.mark.slow
 def test_g_terms_match_a_direct_computation():
     from clm.text_clm.domain import TextCLM, TextConfig
 
@@ -106,6 +108,7 @@ def test_a_short_text_run_learns_resumes_and_generates(tmp_path):
     assert json.loads((run / "summary.json").read_text())["rounds"] == 8
 
 
+@pytest.mark.slow
 def test_under_a_constraint_a_share_of_ds_real_words_meet_it():
     from clm.text_clm.domain import TextCLM, TextConfig
 
@@ -120,6 +123,7 @@ def test_under_a_constraint_a_share_of_ds_real_words_meet_it():
     assert sum(w.endswith("ing") for w in words[:30]) < 15  # the rest: the corpus as it is
 
 
+@pytest.mark.slow
 def test_a_users_own_word_file_runs_end_to_end(tmp_path):
     from clm.domains.text.corpus import cmudict_words
 

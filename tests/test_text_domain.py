@@ -162,6 +162,7 @@ def test_constraints_parse_check_and_judge():
     ("rhymes=qqzzxx", "not in the CMU"),
     ("rhymes=night,end=ox", "cannot rhyme"),
 ])
+@pytest.mark.slow
 def test_bad_constraints_get_a_clear_error(spec, message):
     with pytest.raises(UserError, match=message):
         parse_constraint(spec, "abcdefghijklmnopqrstuvwxyz", 3, 10)

@@ -14,6 +14,7 @@ pytest.importorskip("optuna", reason="optuna is not installed (pip install -e .[
 FAST = ["total_steps=1500", "eval_interval=500", "eval_episodes=3", "learning_starts=200"]
 
 
+@pytest.mark.slow
 def test_a_study_runs_trials_as_run_folders_and_resumes_from_its_storage(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["tune", "dqn", "--env", "CartPole-v1", "--trials", "2", "--out", str(out), *FAST]) == 0
@@ -70,6 +71,7 @@ def test_bad_tune_input_is_a_clear_error(tmp_path, capsys):
     assert "another command, objective, space" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_each_trial_scores_the_mean_of_its_seeds_and_reports_offset_steps(tmp_path):
     from clm.cli.tune import TrialPlan, Tunable, run_trial
 
@@ -87,6 +89,7 @@ def test_each_trial_scores_the_mean_of_its_seeds_and_reports_offset_steps(tmp_pa
     assert seen[-1][1] == pytest.approx(runs[1]["eval_return_mean"])
 
 
+@pytest.mark.slow
 def test_a_gan_study_minimises_the_headline_figure(tmp_path, capsys):
     out = tmp_path / "gan"
     quick = ["steps=30", "threads=1", "batch_size=32", "g_width=16", "d_width=16", "classifier_epochs=1",
@@ -100,6 +103,7 @@ def test_a_gan_study_minimises_the_headline_figure(tmp_path, capsys):
     assert json.loads((out / "best.json").read_text())["fd_clf_ratio"] == min(float(r["fd_clf_ratio"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_a_clm_run_study_runs_the_levels_clm(tmp_path, capsys):
     from test_hybrid import TINY
 
@@ -112,6 +116,7 @@ def test_a_clm_run_study_runs_the_levels_clm(tmp_path, capsys):
     assert not (out / "trial-0000" / "report.html").exists()  # trials skip the report
 
 
+@pytest.mark.slow
 def test_the_same_study_runs_on_a_local_ray_instance_of_two_workers(tmp_path, capsys, ray_instance):
     pytest.importorskip("ray.tune", reason="Ray Tune is not installed (pip install -e .[tune])")
     out = tmp_path / "ray"

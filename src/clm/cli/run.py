@@ -47,11 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--out", required=True, help="levels: Boxoban .txt file; art: .png file (metrics: FILE.jsonl); text: .txt file")
     gen.add_argument("--search", default=None,
                      help="the run domain's searches: levels: designer (default), random, cmaes, map_elites or cma_me "
-                          "over G's latent space; "
+                          "over G's latent space, or random_edits (MAP-Elites editing G's levels); "
                           "art: painter (default: the run's painter DQN) or random (G's plain samples); "
                           "text: writer (default: the run's writer DQN) or random (G's plain samples)")
     gen.add_argument("--difficulty", metavar="LO:HI", help="optimal pushes in [LO, HI]")
     gen.add_argument("--min-novelty", type=int, help="least Hamming distance to the corpus, archive and each other")
+    gen.add_argument("--load", action="append", metavar="X,Y,FX,FY",
+                     help='design: a point load at node (X from the left, Y from the bottom) with force (FX, FY); '
+                          'repeat for a second load')
+    gen.add_argument("--support", help="design: the supports, cantilever (default: the left edge clamped) or mbb "
+                                       "(the half MBB beam: the left edge held in x, the bottom-right node in y)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--max-evaluations", type=int, default=0, help="G evaluations before giving up (0: 500 n)")
     gen.set_defaults(func=cmd_generate)
@@ -154,6 +159,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     spec = registry.get(_saved_domain(args.run_dir))
     if spec.generate is None:
         raise UsageError(f"the {spec.name} domain has no clm generate")
+    if spec.name != "design" and (args.load or args.support):
+        raise UsageError(f"--load and --support are for design runs; {args.run_dir} is a {spec.name} run")
     return spec.generate(args)
 
 

@@ -22,7 +22,7 @@ from clm.core.errors import UserError
 from clm.engine.domain import REQUIRED_MEMBERS
 
 #: the packages of the built-in domains, imported by :func:`load_builtin`
-BUILTIN = ("clm.levels_clm", "clm.art_clm", "clm.text_clm")
+BUILTIN = ("clm.levels_clm", "clm.art_clm", "clm.text_clm", "clm.design_clm")
 #: the domain ``clm run`` runs without ``--domain``
 DEFAULT_DOMAIN = "levels"
 

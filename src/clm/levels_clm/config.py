@@ -65,6 +65,9 @@ class CLMConfig:
     generated_to_player: bool = True  #: coupling: verified generated levels join the player's pool
     designer_search: bool = True  #: coupling: a designer DQN searches G's latent space
     archive_feedback: bool = True  #: coupling: the archive feeds D's real data and the player's pool
+    edit_search: bool = False  #: coupling (issue 25, ACCEL): each round, random edits (domains/levels/edit_env) of G's playable samples and the archive's levels are judged; creative ones join the archive (so D's real batches, with archive_feedback) and the QD grid; playable ones the player's greedy policy fails join its pool (its frontier, with generated_to_player)
+    edits_per_round: int = 64  #: edited levels judged per round (with edit_search)
+    edit_max_boxes: int = 2  #: most boxes an edit may make a level hold (with edit_search)
     player_demos: bool = True  #: the player learns from the solver's solutions (DQfD) of every level in its pool; false: plain DQN (player.demo_fraction and player.pretrain_steps then do not apply)
     demo_symmetries: bool = True  #: demonstrations under the 8 symmetries of the square too (square levels)
     d_adversarial_flips: int = 0  #: adversarial training of D: this many gradient-guided wall/floor flips (each lowering D's score most) on a share of D's real batches, still labelled real (0: off)
@@ -116,7 +119,7 @@ class CLMConfig:
         if self.d_adversarial_flips < 0 or not 0 < self.d_adversarial_fraction <= 1 or self.robustness_noise < 0:
             raise UserError("d_adversarial_flips must be >= 0, d_adversarial_fraction in (0, 1], robustness_noise >= 0",
                             exit_code=2)
-        for name in ("eval_every", "eval_levels", "samples_per_round", "archive_size", "corpus_size", "heldout_size",
+        for name in ("eval_every", "eval_levels", "samples_per_round", "edits_per_round", "edit_max_boxes", "archive_size", "corpus_size", "heldout_size",
                      "n_boxes", "solver_jobs"):
             if getattr(self, name) < 1:
                 raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}", exit_code=2)

@@ -23,7 +23,8 @@ from clm.agents.training import train_round
 from clm.core.checkpoint import strip_prefix
 from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
-from clm.domains.levels import levels_to_onehot, levels_to_tiles, write_levels
+from clm.domains.levels import levels_to_onehot, levels_to_tiles, tiles_to_levels, write_levels
+from clm.domains.levels.edit_env import random_edits
 from clm.domains.levels.env import SokobanVecEnv
 from clm.domains.levels.generator import LevelSampler
 from clm.domains.levels.metrics import tile_pattern_kl
@@ -40,6 +41,7 @@ from clm.levels_clm.couplings import (
     levels_state,
     load_archive_state,
     player_solve_rate,
+    player_solves,
 )
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
 from clm.levels_clm.qd_grid import QDGrid
@@ -135,8 +137,33 @@ class SokobanCLM:
             new_levels = self.classic(self.classic_rng, len(new_levels)) if new_levels else []
         self.generated = (self.generated + new_levels)[-2000:]
         self.playable_fraction = float(j.playable.mean())
-        return {"generated_playable_fraction": self.playable_fraction,
-                "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
+        row = {"generated_playable_fraction": self.playable_fraction,
+               "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
+        if cfg.edit_search:
+            row.update(self._edit_round(gan, agent, rng, rnd, [s for s, ok in zip(samples, j.playable) if ok]))
+        return row
+
+    def _edit_round(self, gan, agent, rng, rnd, playable_samples: list) -> dict[str, float]:
+        """ACCEL's random edits (issue 25): 1-4 edits each of levels drawn from G's playable
+        samples and the archive, judged like G's samples (they count as G evaluations);
+        the creative ones join the archive and the grid, and the playable ones the player's
+        greedy policy fails join its pool (its frontier)."""
+        parents = playable_samples + list(self.archive.items)
+        if not parents:
+            return {"edit_playable_fraction": 0.0, "edit_creative": 0, "edit_frontier": 0}
+        n = self.cfg.edits_per_round
+        tiles = levels_to_tiles([parents[i] for i in rng.integers(len(parents), size=n)])
+        edited = tiles_to_levels(random_edits(tiles, rng.integers(1, 5, n), rng, self.cfg.edit_max_boxes))
+        j = self.judge.judge(gan.D, edited)
+        added = archive_creative(self.archive, edited, j, "edits", rnd)
+        self.grid.offer(edited, j)
+        playable = [lv for lv, ok in zip(edited, j.playable) if ok]
+        frontier = [lv for lv, solved in zip(playable, player_solves(agent.greedy_actions, playable)) if not solved] \
+            if playable else []
+        if self.cfg.pool_source == "generator":  # the classic oracle's pool takes none of the CLM's levels
+            self.generated = (self.generated + frontier)[-2000:]
+        return {"edit_playable_fraction": float(j.playable.mean()), "edit_creative": added,
+                "edit_frontier": len(frontier)}
 
     # -- steps 3 and 5: D on real (+ archive) against G; G on D's feedback --------------------------
     def gan_round(self, agent, real_x: torch.Tensor) -> tuple[Any, dict[str, float]]:

@@ -12,7 +12,9 @@ from clm.core.errors import UsageError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import levels_to_tiles, write_levels
 from clm.domains.levels.metrics import novelty
+from clm.levels_clm.edit_qd import EDIT_SEARCHES, CachedJudge, run_edit_search
 from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES, run_qd_search
+from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.search import load_run
 
 
@@ -36,8 +38,9 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, se
     the archive, ``avoid`` and each other, found by the QD search ``search``
     within ``max_evaluations`` G evaluations (0: 500 n). Returns (levels,
     their records, G evaluations spent); fewer than ``n`` when the budget ran out."""
-    if search not in SEARCHES:
-        raise UsageError(f"search {search!r} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
+    if search not in (*SEARCHES, *EDIT_SEARCHES):
+        raise UsageError(f"search {search!r} is not for levels runs; a levels run takes "
+                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
     if search in NEEDS_DESIGNER and run.designer is None:
         raise UsageError(f"this run has no designer (designer_search was off); use another search "
                          f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
@@ -64,15 +67,21 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, se
         return len(chosen) >= n
 
     budget = max_evaluations or 500 * n
-    problem = run_qd_search(search, run.G, run.D, run.judge, budget, seed, run.cfg.qd_descriptor,
-                            designer=run.designer, on_judged=accept)
+    if search in EDIT_SEARCHES:
+        # edits of G's levels (64 G samples first): random-edit MAP-Elites, each layout solved once
+        problem = run_edit_search(search, run.G, run.D, CachedJudge(run.judge), budget, seed,
+                                  QDGrid(run.cfg.qd_descriptor, min_novelty=k), on_judged=accept)
+    else:
+        problem = run_qd_search(search, run.G, run.D, run.judge, budget, seed, run.cfg.qd_descriptor,
+                                designer=run.designer, on_judged=accept)
     return chosen, records, problem.evaluations
 
 
 def generate(args) -> int:
     """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
-    if args.search not in (None, *SEARCHES):
-        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes {', '.join(SEARCHES)}")
+    if args.search not in (None, *SEARCHES, *EDIT_SEARCHES):
+        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes "
+                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
     search = args.search or "designer"
     lo, hi = parse_difficulty(args.difficulty)
     run = load_run(args.run_dir)
@@ -82,13 +91,13 @@ def generate(args) -> int:
     k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
     chosen, records, spent = find_levels(run, args.n, search, lo, hi, k, args.seed, args.max_evaluations)
     if len(chosen) < args.n:
-        raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} G evaluations; widen "
+        raise UsageError(f"found only {len(chosen)} of {args.n} levels within {spent} evaluations; widen "
                          f"--difficulty, lower --min-novelty or raise --max-evaluations")
     out = Path(args.out)
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"
     write_levels(out, chosen)
     atomic_write_text(Path(str(out) + ".jsonl"), "".join(json.dumps(r) + "\n" for r in records[: len(chosen)]))
-    print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} G evaluations "
+    print(f"wrote {len(chosen)} verified levels to {out} (metrics in {out}.jsonl) after {spent} evaluations "
           f"with {search} search")
     return 0
