@@ -115,6 +115,16 @@ def test_canvas_and_word_edit_rewards_are_the_change_of_their_data_made_judges()
     assert reward == pytest.approx(float(ref.fluency([proposal])[0]), abs=1e-6) and reward > 0
 
 
+def test_level_edit_env_edits_the_given_levels():
+    env = gym.make("clm/LevelEdit-v0", n_levels=5, bins=(3, 3), horizon=2)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (10, 7, 7) and env.action_space.n == 6 * 49 + 1
+    obs, reward, term, trunc, _ = env.step(env.action_space.n - 1)  # stop: the episode ends, no judge, no reward
+    assert term and reward == 0.0
+    envs = gym.make_vec("clm/LevelEdit-v0", 4, n_levels=5)
+    assert type(envs).__name__ == "LevelEditVecEnv" and envs.reset(seed=0)[0].shape == (4, 10, 7, 7)
+
+
 def test_a_level_file_that_does_not_parse_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("; 0\n#####\n#@$.#\n#####\n\n; 1\n#####\n#@$X#\n#####\n")

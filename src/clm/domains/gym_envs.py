@@ -19,6 +19,7 @@ import numpy as np
 from clm.core.errors import UserError
 from clm.domains.images.canvas import CanvasEnv, CanvasVecEnv
 from clm.domains.images.digits import load_image_data, resize_split
+from clm.domains.levels.edit_env import INVALID_PENALTY, LevelEditEnv, LevelEditVecEnv
 from clm.domains.levels.env import SokobanEnv, SokobanVecEnv
 from clm.domains.levels.generator import generate_levels
 from clm.domains.levels.io import read_levels
@@ -66,6 +67,26 @@ def make_sokoban_vec(num_envs: int = 1, levels: str | None = None, size: int = 7
     """The vector version (``gymnasium.make_vec``): the compiled SokobanVecEnv, same data arguments."""
     pool = list(_levels(levels, size, boxes, n_levels, min_pushes, seed, max_levels))
     return SokobanVecEnv(pool, num_envs, max_steps=max_steps, copy=copy, sequential=sequential)
+
+
+def make_level_edit(levels: str | None = None, size: int = 7, boxes: int = 1, n_levels: int = 200,
+                    min_pushes: int = 3, seed: int | None = None, max_levels: int = 0, bins: tuple = (4, 4),
+                    horizon: int = 4, max_boxes: int = 4, score_fn=None, target_fn=None,
+                    invalid_penalty: float = INVALID_PENALTY, render_mode: str | None = None) -> LevelEditEnv:
+    """``clm/LevelEdit-v0``: one level edited toward a target QD cell (LevelEditEnv's arguments), its start
+    levels from the same data arguments as clm/Sokoban-v0. Without ``score_fn`` (the judge) the only
+    rewards are the refused edits' penalties."""
+    pool = list(_levels(levels, size, boxes, n_levels, min_pushes, seed, max_levels))
+    return LevelEditEnv(pool, tuple(bins), horizon, max_boxes, score_fn, target_fn, invalid_penalty, render_mode)
+
+
+def make_level_edit_vec(num_envs: int = 8, levels: str | None = None, size: int = 7, boxes: int = 1,
+                        n_levels: int = 200, min_pushes: int = 3, seed: int | None = None, max_levels: int = 0,
+                        bins: tuple = (4, 4), horizon: int = 4, max_boxes: int = 4, score_fn=None, target_fn=None,
+                        invalid_penalty: float = INVALID_PENALTY) -> LevelEditVecEnv:
+    """The vector version of :func:`make_level_edit` (LevelEditVecEnv)."""
+    pool = list(_levels(levels, size, boxes, n_levels, min_pushes, seed, max_levels))
+    return LevelEditVecEnv(pool, num_envs, tuple(bins), horizon, max_boxes, score_fn, target_fn, invalid_penalty)
 
 
 # ------------------------------------------------------------------ canvas

@@ -55,8 +55,12 @@ ENVS: dict[str, RegisteredEnv] = {
         f"{_FACTORIES}:make_word_edit", f"{_FACTORIES}:make_word_edit_vec",
         "the text domain's word editing: take, splice, replace, insert or delete with K proposals (default: real "
         "training words); reward: the change of fluency under a character model of the corpus"),
-    # Issue 28 also names the level-edit env and the design env (other helpers are writing them):
-    # add "clm/LevelEdit-v0" and "clm/Design-v0" here when they are on main, with their factories.
+    "clm/LevelEdit-v0": RegisteredEnv(
+        f"{_FACTORIES}:make_level_edit", f"{_FACTORIES}:make_level_edit_vec",
+        "Sokoban levels edited toward a target cell of a QD grid (PCGRL's wide representation), start levels "
+        "from the same data arguments as clm/Sokoban-v0; the judge comes as score_fn"),
+    # Issue 28 also names the design env (domains/design/env.py, merged at the end of this branch's work):
+    # "clm/Design-v0" belongs here, with a factory that builds its load cases and SIMP references.
 }
 
 
