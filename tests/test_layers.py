@@ -24,7 +24,8 @@ ALLOWED = {
     **{name: BELOW_ENGINE | {"engine"} for name in DOMAIN_CLMS},
     "tools": BELOW_ENGINE | {"engine", "gan_adapters"} | DOMAIN_CLMS,
     "envs": BELOW_ENGINE,
-    "cli": BELOW_ENGINE | {"engine", "gan_adapters", "tools", "report", "envs"} | DOMAIN_CLMS,
+    "cli": BELOW_ENGINE | {"engine", "gan_adapters", "tools", "report", "envs", "serve"} | DOMAIN_CLMS,
+    "serve": BELOW_ENGINE | {"engine"} | DOMAIN_CLMS,  # clm serve: a levels run's G, the player's page
     "report": BELOW_ENGINE | {"engine", "gan_adapters", "tools"} | DOMAIN_CLMS,
 }
 

@@ -110,9 +110,10 @@ def test_report_holds_every_section_with_embedded_images(tmp_path):
     pngs = embedded_pngs(text)
     assert len(pngs) >= 9  # 3 level grids, >= 4 curve groups, time share bar + per round
     assert all(p.startswith(PNG_MAGIC) for p in pngs)
-    # self-contained: no external resources, no scripts
+    # self-contained: no external resources; the only scripts are the level player's, inline
     assert not re.search(r'(src|href)="(?!data:|#)', text)
-    assert "<script" not in text.lower()
+    assert re.findall(r"<script[^>]*>", text.lower()) == ['<script type="application/json" id="clm-levels">',
+                                                           "<script>"]
     # the evidence tables with their columns; problem 3 says it is missing
     assert "yield_per_1000" in text and "designer" in text and "[25, 36]" in text
     assert "problem3: not recorded" in text

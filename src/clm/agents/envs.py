@@ -26,6 +26,11 @@ def _register_optional_suites(env_id: str) -> None:
 def _unknown_env(env_id: str) -> UsageError:
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
     hint = f" Close matches: {', '.join(close)}." if close else ""
+    if "/" in env_id:  # a namespace's ids are few: name them all (e.g. clm/Sokoban-v0, clm/Canvas-v0, ...)
+        ns = env_id.split("/", 1)[0]
+        ids = sorted(k for k in gym.registry if k.startswith(ns + "/"))
+        if ids:
+            hint += f" The {ns}/ ids: {', '.join(ids)}."
     return UsageError(f"unknown environment id '{env_id}'.{hint} List the ids with: clm dqn envs")
 
 

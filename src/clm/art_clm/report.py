@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from clm.core.html import esc, img_tag, missing, records_table
 from clm.core.rundata import NOT_RECORDED, read_jsonl
+from clm.core.templating import render
+
+_PACKAGE = "clm.art_clm"
 
 # the art domain's headline (``clm run --domain art``)
 HEADLINE_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -29,21 +31,19 @@ ART_PICTURES = [
 
 def section_art_pictures(report) -> str:
     """The art run's pictures (pictures/*.png), each with what it shows."""
-    out = []
+    pictures = []
     for name, title, note in ART_PICTURES:
         path = report.run_dir / "pictures" / name
-        out.append(f"<h3>{esc(title)}</h3>")
-        if path.is_file():
-            out.append(f'<p class="note">{esc(note)}</p>' + img_tag(path.read_bytes(), title, "levels"))
-        else:
-            out.append(missing(f"pictures/{name}: {NOT_RECORDED}"))
-    return "".join(out)
+        pictures.append({"name": name, "title": title, "note": note,
+                         "png": path.read_bytes() if path.is_file() else None})
+    return render(_PACKAGE, "pictures.html.j2", pictures=pictures)
+
 
 def section_art_archive(report) -> str:
     records = read_jsonl(report.run_dir / "pictures" / "archive.jsonl")
     if records.value is None:
-        return missing(records.note or f"pictures/archive.jsonl: {NOT_RECORDED}")
+        return render(_PACKAGE, "archive.html.j2",
+                      missing_note=records.note or f"pictures/archive.jsonl: {NOT_RECORDED}")
     if not records.value:
-        return missing("pictures/archive.jsonl is empty: no canvas was creative")
-    return (f'<p class="note">{len(records.value)} creative canvas(es), in the gallery\'s order; novelty is the '
-            f"distance to the nearest training image over the held-out median's.</p>" + records_table(records.value))
+        return render(_PACKAGE, "archive.html.j2", missing_note="pictures/archive.jsonl is empty: no canvas was creative")
+    return render(_PACKAGE, "archive.html.j2", missing_note=None, records=records.value)

@@ -6,12 +6,12 @@ import argparse
 import sys
 
 from clm import __version__
-from clm.cli import compress, design, dqn, explain, gan, levels, report, run, tune
+from clm.cli import compress, design, dqn, explain, gan, levels, report, run, serve, tune
 from clm.core.distributed import launch_env
 from clm.core.errors import UserError
 
 # Each module adds its sub-commands; keep one line per command group.
-GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress, design]
+GROUPS: list = [run, dqn, levels, gan, report, tune, explain, compress, design, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from clm.levels_clm.report import (
     section_archive_table,
     section_evidence,
     section_levels,
+    section_play,
     section_qd,
 )
 
@@ -51,6 +52,7 @@ SPEC = register(DomainSpec(
     agent_name="player", summary_line=_summary_line, presets=PRESETS, generate=generate, explain=_explain,
     headline_figures=HEADLINE_FIGURES, learner_config=_learner_config,
     report_sections=(ReportSection("levels", "Levels", section_levels),
+                     ReportSection("play", "Play the levels", section_play),
                      ReportSection("archive", "Archive table", section_archive_table, "bottom"),
                      ReportSection("qd", "Creative archive as a QD grid", section_qd, "bottom"),
                      ReportSection("evidence", "Evidence: the seed's three problems", section_evidence, "bottom")),

@@ -1,4 +1,5 @@
-"""``clm generate`` for a levels run: new levels, each verified by the solver."""
+"""``clm generate`` for a levels run: new levels, each verified by the solver.
+:func:`find_levels` is the search itself (``clm serve`` asks it too)."""
 
 from __future__ import annotations
 
@@ -19,51 +20,78 @@ from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.search import load_run
 
 
+def parse_difficulty(text: str | None, name: str = "--difficulty") -> tuple[int, int]:
+    """``LO:HI`` optimal pushes as (lo, hi); None or "" is any difficulty."""
+    if not text:
+        return 1, 10**9
+    try:
+        lo, hi = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise UsageError(f"{name} must be LO:HI in optimal pushes (e.g. 4:12), got '{text}'")
+    if lo < 1 or hi < lo:
+        raise UsageError(f"{name} {text}: need 1 <= LO <= HI")
+    return lo, hi
+
+
+def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, seed: int,
+                max_evaluations: int = 0, avoid: list | None = None) -> tuple[list, list, int]:
+    """Up to ``n`` levels of a loaded run (``load_run``) that are playable, of
+    ``lo``..``hi`` optimal pushes, at least ``min_novelty`` from the corpus,
+    the archive, ``avoid`` and each other, found by the QD search ``search``
+    within ``max_evaluations`` G evaluations (0: 500 n). Returns (levels,
+    their records, G evaluations spent); fewer than ``n`` when the budget ran out."""
+    if search not in (*SEARCHES, *EDIT_SEARCHES):
+        raise UsageError(f"search {search!r} is not for levels runs; a levels run takes "
+                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
+    if search in NEEDS_DESIGNER and run.designer is None:
+        raise UsageError(f"this run has no designer (designer_search was off); use another search "
+                         f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
+    k = min_novelty
+    run.judge.min_novelty = k
+    chosen: list = []
+    records: list = []
+    avoid_tiles = levels_to_tiles(avoid) if avoid else None
+
+    def accept(levels, j):
+        """Playable, in the difficulty range, novel to the corpus/archive, to ``avoid`` and to
+        the levels chosen so far; taken in order. True (stop the search) once it has ``n``."""
+        for i in np.flatnonzero(j.playable & (j.pushes >= lo) & (j.pushes <= hi) & (j.novelty >= k)):
+            if len(chosen) >= n:
+                break
+            tiles = levels_to_tiles([levels[i]])
+            if chosen and novelty(tiles, levels_to_tiles(chosen))[0] < max(k, 1):
+                continue
+            if avoid_tiles is not None and novelty(tiles, avoid_tiles)[0] < max(k, 1):
+                continue
+            chosen.append(levels[i])
+            records.append({"realism": float(j.realism[i]), "pushes": int(j.pushes[i]),
+                            "novelty": float(j.novelty[i]), "score": float(j.score[i])})
+        return len(chosen) >= n
+
+    budget = max_evaluations or 500 * n
+    if search in EDIT_SEARCHES:
+        # edits of G's levels (64 G samples first): random-edit MAP-Elites, each layout solved once
+        problem = run_edit_search(search, run.G, run.D, CachedJudge(run.judge), budget, seed,
+                                  QDGrid(run.cfg.qd_descriptor, min_novelty=k), on_judged=accept)
+    else:
+        problem = run_qd_search(search, run.G, run.D, run.judge, budget, seed, run.cfg.qd_descriptor,
+                                designer=run.designer, on_judged=accept)
+    return chosen, records, problem.evaluations
+
+
 def generate(args) -> int:
     """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
     if args.search not in (None, *SEARCHES, *EDIT_SEARCHES):
         raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes "
                          f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
     search = args.search or "designer"
-    lo, hi = 1, 10**9
-    if args.difficulty:
-        try:
-            lo, hi = (int(v) for v in args.difficulty.split(":"))
-        except ValueError:
-            raise UsageError(f"--difficulty must be LO:HI in optimal pushes (e.g. 4:12), got '{args.difficulty}'")
-        if lo < 1 or hi < lo:
-            raise UsageError(f"--difficulty {args.difficulty}: need 1 <= LO <= HI")
+    lo, hi = parse_difficulty(args.difficulty)
     run = load_run(args.run_dir)
-    k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
-    run.judge.min_novelty = k
-    chosen: list = []
-    records: list = []
-
     if search in NEEDS_DESIGNER and run.designer is None:
         raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use another --search "
                          f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
-    def accept(levels, j):
-        """Playable, in the difficulty range, novel to the corpus/archive and to
-        the levels chosen so far; taken in order. True (stop the search) once it has ``n``."""
-        for i in np.flatnonzero(j.playable & (j.pushes >= lo) & (j.pushes <= hi) & (j.novelty >= k)):
-            if len(chosen) >= args.n:
-                break
-            if chosen and novelty(levels_to_tiles([levels[i]]), levels_to_tiles(chosen))[0] < max(k, 1):
-                continue
-            chosen.append(levels[i])
-            records.append({"realism": float(j.realism[i]), "pushes": int(j.pushes[i]),
-                            "novelty": float(j.novelty[i]), "score": float(j.score[i])})
-        return len(chosen) >= args.n
-
-    budget = args.max_evaluations or 500 * args.n
-    if search in EDIT_SEARCHES:
-        # edits of G's levels (64 G samples first): random-edit MAP-Elites, each layout solved once
-        problem = run_edit_search(search, run.G, run.D, CachedJudge(run.judge), budget, args.seed,
-                                  QDGrid(run.cfg.qd_descriptor, min_novelty=k), on_judged=accept)
-    else:
-        problem = run_qd_search(search, run.G, run.D, run.judge, budget, args.seed, run.cfg.qd_descriptor,
-                                designer=run.designer, on_judged=accept)
-    spent = problem.evaluations
+    k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
+    chosen, records, spent = find_levels(run, args.n, search, lo, hi, k, args.seed, args.max_evaluations)
     out = Path(args.out)
     for i, lv in enumerate(chosen):
         records[i]["name"] = f"{out.stem}-{i}"

@@ -4,7 +4,6 @@ and archived levels, the archive table, the QD grid and the evidence tables."""
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,20 +12,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clm.core.errors import UserError
-from clm.core.html import (
-    esc,
-    fmt_value,
-    img_tag,
-    missing,
-    note_list,
-    records_table,
-    table_html,
-)
 from clm.core.plots import figure_png
 from clm.core.rundata import NOT_RECORDED, Loaded, read_json_object, read_jsonl
+from clm.core.templating import render
 from clm.domains.levels import read_levels
+from clm.domains.levels.play import level_payload, play_html, solve_for_play
 from clm.domains.levels.render import render_grid
 
+_PACKAGE = "clm.levels_clm"
 MAX_GRID_LEVELS = 32
 MAX_ARCHIVE_GRID = 48
 
@@ -97,100 +90,97 @@ def qd_heatmap_png(quality: Sequence[Sequence[float | None]], names: Sequence[st
 
 
 def _grid(report, loaded: Loaded, title: str, what: str, limit: int, label_prefix: str | None = None,
-          generated: bool = False) -> str:
-    out = f"<h3>{esc(title)}</h3>"
+          generated: bool = False) -> dict[str, Any]:
+    """One grid of levels for levels.html.j2: its PNG and note, or why it is missing."""
+    grid: dict[str, Any] = {"title": title, "what": what, "missing": None, "error": None}
     if loaded.value is None:
         text = loaded.note or NOT_RECORDED
         if generated and report.summary_dict.get("status") == "gan_diverged":
             text += " (the GAN diverged, so the run kept no generated levels)"
-        return out + missing(text)
+        return {**grid, "missing": text}
     levels = list(loaded.value)
     shown = levels[:limit]
     labels = [f"{label_prefix}{i}" for i in range(len(shown))] if label_prefix is not None else None
     try:
         png = level_grid_png(shown, labels=labels)
     except Exception as e:  # a level the renderer cannot draw must not stop the report
-        return out + f'<p class="error">could not draw {esc(what)}: {esc(e)}</p>'
+        return {**grid, "error": str(e)}
     sizes = sorted({f"{lv.shape[0]}x{lv.shape[1]}" for lv in levels})
     note = f"{len(levels)} level(s), size {', '.join(sizes)}"
     if len(levels) > len(shown):
         note += f"; showing the first {len(shown)}"
-    return out + f'<p class="note">{esc(note)}</p>' + img_tag(png, what, "levels") + note_list([loaded.note])
+    return {**grid, "png": png, "note": note, "loaded_note": loaded.note}
+
 
 def section_levels(report) -> str:
-    return (_grid(report, _levels(report, "real.txt"), "Real levels (the run's corpus)", "real levels", MAX_GRID_LEVELS)
-            + _grid(report, _levels(report, "samples.txt"), "Raw generator samples (G, before any selection)", "raw G samples",
-                         MAX_GRID_LEVELS, generated=True)
-            + _grid(report, _levels(report, "archive.txt"), "The creative archive (numbers match the archive table)",
-                         "creative archive", MAX_ARCHIVE_GRID, label_prefix="#", generated=True))
+    grids = [_grid(report, _levels(report, "real.txt"), "Real levels (the run's corpus)", "real levels", MAX_GRID_LEVELS),
+             _grid(report, _levels(report, "samples.txt"), "Raw generator samples (G, before any selection)",
+                   "raw G samples", MAX_GRID_LEVELS, generated=True),
+             _grid(report, _levels(report, "archive.txt"), "The creative archive (numbers match the archive table)",
+                   "creative archive", MAX_ARCHIVE_GRID, label_prefix="#", generated=True)]
+    return render(_PACKAGE, "levels.html.j2", grids=grids)
+
+
+def section_play(report) -> str:
+    """The levels of the grids above, playable in the page, with the solver's
+    solutions (solved while the report is written, within play.SOLVE_BUDGET_S in all)."""
+    groups = [("real", "Real", "real.txt", MAX_GRID_LEVELS, "r"),
+              ("samples", "G's samples", "samples.txt", MAX_GRID_LEVELS, "s"),
+              ("archive", "Archive", "archive.txt", MAX_ARCHIVE_GRID, "#")]
+    shown = []
+    for gid, title, name, limit, prefix in groups:
+        loaded = _levels(report, name)
+        shown.append((gid, title, list(loaded.value)[:limit] if loaded.value is not None else [], prefix))
+    everything = [lv for _, _, levels, _ in shown for lv in levels]
+    if not everything:
+        return render(_PACKAGE, "no_levels.html.j2")
+    solves = solve_for_play(everything)
+    out, at = [], 0
+    for gid, title, levels, prefix in shown:
+        labels = [f"{prefix}{i}" for i in range(len(levels))]
+        out.append((gid, title, level_payload(levels, solves[at:at + len(levels)], labels)))
+        at += len(levels)
+    return play_html(out)
+
 
 def section_archive_table(report) -> str:
     archive_meta = read_jsonl(report.run_dir / "levels" / "archive.jsonl")
     if archive_meta.value is None:
-        return missing(archive_meta.note or f"levels/archive.jsonl: {NOT_RECORDED}")
-    records = archive_meta.value
-    if not records:
-        return missing("levels/archive.jsonl is empty: the archive holds no levels")
-    return (f'<p class="note">{len(records)} archived level(s); # is the number under each level in the '
-            f"archive grid.</p>" + records_table(records, index_column="#") + note_list([archive_meta.note]))
+        return render(_PACKAGE, "archive_table.html.j2",
+                      missing_note=archive_meta.note or f"levels/archive.jsonl: {NOT_RECORDED}")
+    if not archive_meta.value:
+        return render(_PACKAGE, "archive_table.html.j2",
+                      missing_note="levels/archive.jsonl is empty: the archive holds no levels")
+    return render(_PACKAGE, "archive_table.html.j2", missing_note=None, records=archive_meta.value,
+                  note=archive_meta.note)
+
 
 def section_qd(report) -> str:
     qd_grid = read_json_object(report.run_dir / "qd_grid.json")
     if qd_grid.value is None:
-        return missing(qd_grid.note or f"qd_grid.json: {NOT_RECORDED}")
+        return render(_PACKAGE, "qd.html.j2", missing_note=qd_grid.note or f"qd_grid.json: {NOT_RECORDED}")
     g = qd_grid.value
     try:
         names, quality, ranges = g["descriptors"], g["quality"], g["ranges"]
         coverage, score, filled = float(g["coverage"]), float(g["qd_score"]), int(g["filled"])
     except (KeyError, TypeError, ValueError) as e:
-        return missing(f"qd_grid.json lacks a field or has a wrong one ({type(e).__name__}: {e})")
+        return render(_PACKAGE, "qd.html.j2",
+                      missing_note=f"qd_grid.json lacks a field or has a wrong one ({type(e).__name__}: {e})")
     if filled == 0:
-        return missing(f"the QD grid is empty: none of the {g.get('levels_offered', 0)} judged levels was "
-                       f"playable and novel")
-    note = (f'<p class="note">Every level the run judged (G\'s samples and the designer\'s), filed by '
-            f"{esc(names[0])} and {esc(names[1])}; a cell keeps its best playable, novel level. "
-            f"Coverage {coverage:.3f} ({filled} cells), QD-score {score:.1f}, "
-            f"{g.get('levels_offered', '?')} levels offered.</p>")
-    return note + img_tag(qd_heatmap_png(quality, names, ranges), "QD grid heat map")
+        return render(_PACKAGE, "qd.html.j2", missing_note=(
+            f"the QD grid is empty: none of the {g.get('levels_offered', 0)} judged levels was playable and novel"))
+    return render(_PACKAGE, "qd.html.j2", missing_note=None, names=names, coverage=coverage, score=score,
+                  filled=filled, offered=g.get("levels_offered", "?"), png=qd_heatmap_png(quality, names, ranges))
+
 
 def section_evidence(report) -> str:
     evidence = read_json_object(report.run_dir / "evidence.json")
     if evidence.value is None:
         reason = evidence.note or f"evidence.json: {NOT_RECORDED}"
-        return missing(f"{reason}. Run benchmarks/clm_evidence.py to measure the three problems "
-                       f"(it writes the evidence tables that this section shows).")
+        return render(_PACKAGE, "evidence.html.j2", missing_note=(
+            f"{reason}. Run benchmarks/clm_evidence.py to measure the three problems (it writes the evidence "
+            f"tables that this section shows)."))
     ev = evidence.value
     keys = list(EVIDENCE_TITLES) + [k for k in ev if k not in EVIDENCE_TITLES]
-    out = []
-    for k in keys:
-        body = _evidence_block(ev[k]) if k in ev else missing(f"{k}: {NOT_RECORDED}")
-        out.append(f"<h3>{esc(EVIDENCE_TITLES.get(k, k))}</h3>" + body)
-    return "".join(out)
-
-def _evidence_block(block: Any) -> str:
-    """One problem's evidence: tables for lists of records, a key/value
-    table for scalars, notes as paragraphs; any shape is shown."""
-    if isinstance(block, list):
-        records = [r for r in block if isinstance(r, dict)]
-        return records_table(records) if records else f"<pre>{esc(json.dumps(block, indent=2))}</pre>"
-    if not isinstance(block, dict):
-        return f"<p>{esc(fmt_value(block))}</p>"
-    out = []
-    scalars = []
-    for key, value in block.items():
-        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-            if key != "rows":
-                out.append(f"<h4>{esc(key)}</h4>")
-            out.append(records_table(value))
-        elif key in ("note", "notes", "conclusion") and isinstance(value, str):
-            continue
-        elif isinstance(value, dict):
-            out.append(f"<h4>{esc(key)}</h4>" + _evidence_block(value))
-        else:
-            scalars.append((key, value))
-    if scalars:
-        out.append(table_html(["key", "value"], scalars, ["text", "number"]))
-    for key in ("note", "notes", "conclusion"):
-        if isinstance(block.get(key), str):
-            out.append(f'<p class="note"><b>{esc(key)}:</b> {esc(block[key])}</p>')
-    return "".join(out) or missing("empty")
+    return render(_PACKAGE, "evidence.html.j2", missing_note=None, evidence=ev,
+                  problems=[(k, EVIDENCE_TITLES.get(k, k)) for k in keys])

@@ -8,6 +8,11 @@ samples and the creative archive, every numeric curve of metrics.jsonl
 and the config. Images are PNG data URIs; there is no external CSS, script
 or font, so the file opens offline in any browser. A missing or damaged
 piece makes its section say so; it never stops the report.
+
+The HTML comes from Jinja2 templates with autoescape (templates/: the base
+layout, the banner and one template per common section; each domain's
+sections, chosen through the registry's ``report_sections``, render their
+own package's templates). Python reads the run and computes; templates write.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from markupsafe import Markup
+
 from clm import __version__
 from clm.core import plots
 from clm.core.checkpoint import read_meta
 from clm.core.errors import UserError
-from clm.core.html import esc, fmt_value, img_tag, missing, note_list, table_html
+from clm.core.html import fmt_value
 from clm.core.rundata import (
     NOT_RECORDED,
     is_number,
@@ -35,9 +42,11 @@ from clm.core.rundata import (
     row_step,
 )
 from clm.core.rundir import atomic_write_text
+from clm.core.templating import render as render_template
 from clm.engine import registry
 
 REPORT_NAME = "report.html"
+_PACKAGE = "clm.report"
 
 # Files every run writes; a folder with none of them is not a run directory.
 RUN_FILES = ("config.yaml", "summary.json", "metrics.jsonl", "checkpoints")
@@ -66,47 +75,17 @@ CURVE_GROUPS: list[tuple[str, Callable[[str], bool]]] = [
 CURVE_ORDER = ["Losses", "Player and designer", "Generation quality", "Archive and counts", "Time", "Other"]
 
 
-CSS = """
-:root { --ok:#1b7f3b; --bad:#b00020; --warn:#a15c00; --ink:#1d2330; --muted:#5b6475; --line:#dde2ea; }
-* { box-sizing: border-box; }
-body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-       color:var(--ink); background:#f4f6f9; }
-main { max-width:1180px; margin:0 auto; padding:20px 24px 48px; }
-header h1 { margin:0 0 2px; font-size:26px; }
-header .meta { color:var(--muted); font-size:13px; word-break:break-all; }
-nav { margin:12px 0 18px; font-size:13px; }
-nav a { color:#2457a6; text-decoration:none; margin-right:14px; white-space:nowrap; }
-nav a:hover { text-decoration:underline; }
-section { background:#fff; border:1px solid var(--line); border-radius:8px; padding:16px 20px; margin:16px 0; }
-h2 { font-size:19px; margin:0 0 10px; }
-h3 { font-size:15px; margin:16px 0 6px; }
-.banner { border-radius:8px; padding:14px 18px; margin:14px 0; color:#fff; }
-.banner strong { font-size:17px; }
-.banner.ok { background:var(--ok); } .banner.bad { background:var(--bad); }
-.banner.warn { background:var(--warn); } .banner.unknown { background:#5b6475; }
-.banner .msg { margin-top:4px; white-space:pre-wrap; }
-.banner ul { margin:6px 0 0; padding-left:20px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fill,minmax(220px,1fr)); gap:10px; }
-.card { border:1px solid var(--line); border-radius:6px; padding:10px 12px; background:#fafbfc; }
-.card .v { font-size:22px; font-weight:600; }
-.card .k { color:var(--muted); font-size:12px; }
-.card .k code { display:block; overflow-wrap:anywhere; font-size:11px; }
-.card.missing .v { color:var(--muted); font-size:15px; font-weight:400; font-style:italic; }
-table { border-collapse:collapse; font-size:13px; margin:6px 0; }
-th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top; }
-th { background:#f0f3f7; font-weight:600; }
-td.num { text-align:right; font-variant-numeric:tabular-nums; }
-.scroll { overflow-x:auto; max-height:520px; overflow-y:auto; }
-img { max-width:100%; height:auto; display:block; margin:6px 0; }
-img.levels { image-rendering:pixelated; border:1px solid var(--line); }
-img.attribution { border:1px solid var(--line); }
-.note { color:var(--muted); font-size:13px; margin:4px 0; }
-.missing { color:var(--muted); font-style:italic; }
-.error { color:var(--bad); }
-pre { background:#f6f8fa; border:1px solid var(--line); border-radius:6px; padding:10px 12px;
-      overflow:auto; font-size:12.5px; max-height:600px; }
-footer { color:var(--muted); font-size:12px; margin-top:24px; }
-"""
+
+def _render(template: str, /, **context: Any) -> Markup:
+    return render_template(_PACKAGE, template, **context)
+
+
+def _plot(make_png: Callable[..., bytes], *args) -> tuple[bytes | None, str | None]:
+    """(PNG, None), or (None, why) when the plot fails: one bad curve must not stop the report."""
+    try:
+        return make_png(*args), None
+    except Exception as e:  # noqa: BLE001
+        return None, str(e)
 
 
 def _checkpoint_domain(run_dir: Path) -> str | None:
@@ -165,7 +144,7 @@ class RunReport:
                 warnings.append(f"player_solve_rate is 0 in each of the last {len(tail)} logged rounds")
         return warnings
 
-    def banner(self) -> str:
+    def banner(self) -> dict[str, Any]:
         """The status line at the top: green for ok, red when the GAN diverged
         or the player is stuck, amber otherwise, with the run's message."""
         s = self.summary_dict
@@ -187,63 +166,46 @@ class RunReport:
             if style == "ok" and warnings:
                 style = "warn"
                 title = "The run says ok, but its metrics show trouble."
-        status_word = s.get("status", "unknown")
-        parts = [f'<div class="banner {style}" id="status" data-status="{esc(status_word)}">',
-                 f"<strong>{esc(title)}</strong>"]
-        if message:
-            parts.append(f'<div class="msg">{esc(message)}</div>')
-        if warnings:
-            parts.append("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
-        parts.append("</div>")
-        return "".join(parts)
+        return {"style": style, "status": s.get("status", "unknown"), "title": title, "message": message,
+                "warnings": warnings}
 
     def section_headline(self) -> str:
         s = self.summary_dict
         if self.summary.value is None:
-            return missing(self.summary.note or f"summary.json: {NOT_RECORDED}")
+            return _render("headline.html.j2", missing_note=self.summary.note or f"summary.json: {NOT_RECORDED}")
         cards = []
         headline = self.spec.headline_figures if self.spec is not None else ()
         for key, label, kind in headline:
             if key == "text_constraint_fraction" and key not in s:
                 continue  # a text run without a constraint: nothing to show, and nothing missing
-            if key in s and s[key] is not None:
-                cards.append(f'<div class="card"><div class="v">{esc(fmt_value(s[key], kind))}</div>'
-                             f'<div class="k">{esc(label)} <code>{esc(key)}</code></div></div>')
-            else:
-                cards.append(f'<div class="card missing"><div class="v">{NOT_RECORDED}</div>'
-                             f'<div class="k">{esc(label)} <code>{esc(key)}</code></div></div>')
+            value = fmt_value(s[key], kind) if key in s and s[key] is not None else None
+            cards.append({"key": key, "label": label, "value": value})
         known = {k for k, _, _ in headline} | {"status", "message"}
         others = [(k, v) for k, v in s.items() if k not in known and not k.startswith("time_share_")]
-        out = f'<div class="cards">{"".join(cards)}</div>'
-        if others:
-            out += "<h3>Other figures</h3>" + table_html(["key", "value"], others, ["text", "number"])
-        return out
+        return _render("headline.html.j2", missing_note=None, cards=cards, others=others)
 
     def section_curves(self) -> str:
         rows = self.metric_rows
         if self.metrics.value is None:
-            return missing(self.metrics.note or f"metrics.jsonl: {NOT_RECORDED}")
+            return _render("curves.html.j2", missing_note=self.metrics.note or f"metrics.jsonl: {NOT_RECORDED}",
+                           notes=[])
         series = {k: v for k, v in metric_series(rows).items() if not k.startswith("time_share_")}
         if not series:
-            return missing("metrics.jsonl holds no numeric values to plot") + note_list([self.metrics.note])
+            return _render("curves.html.j2", missing_note="metrics.jsonl holds no numeric values to plot",
+                           notes=[self.metrics.note])
         groups: dict[str, dict[str, tuple[list[float], list[float]]]] = {name: {} for name in CURVE_ORDER}
         for key, values in series.items():
             for name, belongs in CURVE_GROUPS:
                 if belongs(key):
                     groups[name][key] = values
                     break
-        out = [f'<p class="note">{len(rows)} logged row(s); x axis: the CLM round (<code>step</code>). '
-               f'Gaps are rounds where a key was not logged or was not finite.</p>']
+        shown = []
         for name, group in groups.items():
             if not group:
                 continue
-            out.append(f"<h3>{esc(name)}</h3>")
-            try:
-                out.append(img_tag(plots.curves_png(group), f"{name}: " + ", ".join(group)))
-            except Exception as e:
-                out.append(f'<p class="error">could not plot {esc(name)}: {esc(e)}</p>')
-        out.append(note_list([self.metrics.note]))
-        return "".join(out)
+            png, error = _plot(plots.curves_png, group)
+            shown.append({"name": name, "alt": f"{name}: " + ", ".join(group), "png": png, "error": error})
+        return _render("curves.html.j2", missing_note=None, n_rows=len(rows), groups=shown, notes=[self.metrics.note])
 
     def time_shares(self) -> tuple[dict[str, float], str]:
         """Each part's share of the wall-clock time, from summary.json, else
@@ -277,7 +239,7 @@ class RunReport:
     def section_time(self) -> str:
         shares, source = self.time_shares()
         if not shares:
-            return missing(f"time share per part: {NOT_RECORDED}")
+            return _render("time.html.j2", rows=[])
         ordered = dict(sorted(shares.items(), key=lambda kv: -kv[1]))
         total = sum(ordered.values())
         chart = dict(ordered)
@@ -293,25 +255,17 @@ class RunReport:
             rows.append(row)
         steps, over_rounds = self.time_shares_per_round()
         colors = plots.part_colors(list(shares) + [p for p in over_rounds if p not in shares] + ["(unaccounted)"])
-        out = [f'<p class="note">From {esc(source)}.</p>']
-        try:
-            out.append(img_tag(plots.time_share_png(chart, colors), "time share per part"))
-        except Exception as e:
-            out.append(f'<p class="error">could not plot the time shares: {esc(e)}</p>')
-        out.append(table_html(columns, rows, ["text", "text", "number"]))
+        chart_png, chart_error = _plot(plots.time_share_png, chart, colors)
+        per_round = None
         if over_rounds and len(steps) >= 2:
-            out.append("<h3>Time share per round</h3>")
-            try:
-                out.append(img_tag(plots.time_share_over_rounds_png(steps, over_rounds, colors),
-                                   "time share per round"))
-            except Exception as e:
-                out.append(f'<p class="error">could not plot the time share per round: {esc(e)}</p>')
-        return "".join(out)
+            png, error = _plot(plots.time_share_over_rounds_png, steps, over_rounds, colors)
+            per_round = {"png": png, "error": error}
+        return _render("time.html.j2", source=source, chart_png=chart_png, chart_error=chart_error, columns=columns,
+                       rows=rows, per_round=per_round)
 
     def section_config(self) -> str:
-        if self.config.value is None:
-            return missing(self.config.note or f"config.yaml: {NOT_RECORDED}")
-        return f"<pre>{esc(self.config.value)}</pre>"
+        return _render("config.html.j2", text=self.config.value,
+                       missing_note=self.config.note or f"config.yaml: {NOT_RECORDED}")
 
     def section_attributions(self) -> str:
         """Why the agent and D decide as they do (``attributions/``, written by
@@ -319,18 +273,13 @@ class RunReport:
         explained input's heat maps, its figures, and the sanity check."""
         rec = read_json_object(self.run_dir / "attributions" / "attributions.json")
         if rec.value is None:
-            return missing(f"attributions/{rec.note or 'attributions.json: ' + NOT_RECORDED}. Compute them with "
-                           f"clm explain {self.run_dir} (needs Captum, pinned in requirements.lock).")
+            return _render("attributions.html.j2", missing_note=(
+                f"attributions/{rec.note or 'attributions.json: ' + NOT_RECORDED}. Compute them with "
+                f"clm explain {self.run_dir} (needs Captum, pinned in requirements.lock)."))
         r = rec.value
         method = r.get("method") or {}
-        ig = method.get("integrated_gradients") or {}
         agent = self.spec.agent_name if self.spec is not None else "agent"
-        out = [f'<p class="note">Inputs: {esc(r.get("source", "?"))}. Explained: {esc(method.get("agent_score", "?"))}'
-               f' and {esc(method.get("d_score", "?"))}. Integrated Gradients (Captum {esc(r.get("captum", "?"))}, '
-               f'{esc(ig.get("n_steps", "?"))} steps, {esc(ig.get("method", "?"))}; baseline: '
-               f'{esc(ig.get("baseline", "?"))}): red cells raised the score against the baseline, blue ones '
-               f'lowered it, and a cell\'s values sum over the input to the score minus the baseline\'s (up to the '
-               f'convergence delta). Saliency: {esc(method.get("saliency", "?"))}.</p>']
+        items = []
         for item in r.get("items") or []:
             if not isinstance(item, dict):
                 continue
@@ -344,33 +293,22 @@ class RunReport:
                 bits.append(f"D's realism {fmt_value(item['realism'], 'fraction')} (logit "
                             f"{fmt_value(item.get('realism_logit'))}, baseline {fmt_value(item.get('realism_logit_baseline'))}, "
                             f"IG sum {fmt_value(item.get('d_ig_sum'))}, delta {fmt_value(item.get('d_ig_delta'))})")
-            title = item.get("name") or item.get("word") or item.get("picture")
-            out.append(f"<h3>{esc(title)}</h3><p class=\"note\">{esc('; '.join(bits))}</p>")
-            if path.is_file():
-                out.append(img_tag(path.read_bytes(), f"attributions of {title}", "attribution"))
-            else:
-                out.append(missing(f"attributions/{item.get('picture')}: {NOT_RECORDED}"))
+            items.append({"title": item.get("name") or item.get("word") or item.get("picture"), "bits": "; ".join(bits),
+                          "picture": item.get("picture"), "png": path.read_bytes() if path.is_file() else None})
         sanity = r.get("sanity")
-        out.append("<h3>Sanity check: model-parameter randomisation (Adebayo et al. 2018)</h3>")
-        if not isinstance(sanity, dict):
-            out.append(missing("not run (clm explain --no-sanity)"))
-            return "".join(out)
-        rows = []
-        for who, s in sanity.items():
-            if not isinstance(s, dict):
-                continue
-            t = s.get("thresholds") or {}
-            rows.append([who, s.get("control_spearman_ig"), s.get("random_spearman_ig"),
-                         s.get("random_spearman_saliency"),
-                         f"< {fmt_value(t.get('random_below'))} and > {fmt_value(t.get('control_above'))}" if t else "",
-                         "not judged" if "passed" not in s else "passed" if s["passed"] else "FAILED"])
-        out.append('<p class="note">Mean Spearman rank correlation of the per-cell |attribution| with the trained '
-                   "network's: recomputed with another integration rule (control: the numerics alone), and with "
-                   "every layer re-initialised at random. Attributions that explain the network must change with "
-                   "its weights.</p>")
-        out.append(table_html(["network", "control (IG)", "randomised (IG)", "randomised (saliency)", "bar", "verdict"],
-                              rows, ["text", "number", "number", "number", "text", "text"]))
-        return "".join(out)
+        rows = None
+        if isinstance(sanity, dict):
+            rows = []
+            for who, s in sanity.items():
+                if not isinstance(s, dict):
+                    continue
+                t = s.get("thresholds") or {}
+                rows.append([who, s.get("control_spearman_ig"), s.get("random_spearman_ig"),
+                             s.get("random_spearman_saliency"),
+                             f"< {fmt_value(t.get('random_below'))} and > {fmt_value(t.get('control_above'))}" if t else "",
+                             "not judged" if "passed" not in s else "passed" if s["passed"] else "FAILED"])
+        return _render("attributions.html.j2", missing_note=None, r=r, method=method,
+                       ig=method.get("integrated_gradients") or {}, items=items, sanity_rows=rows)
 
     # ---------------------------------------------------------------- whole
     def sections(self) -> list[tuple[str, str, Callable[[], str]]]:
@@ -386,28 +324,17 @@ class RunReport:
                 *bottom, ("config", "Config", self.section_config)]
 
     def render(self) -> str:
-        """The whole report as one HTML document."""
-        body = []
+        """The whole report as one HTML document (templates/base.html.j2)."""
+        sections = []
         for anchor, title, build in self.sections():
             try:
-                content = build()
+                content = Markup(build())  # a section's renderer returns HTML it escaped itself (its template's)
             except Exception as e:  # one broken section must not hide the others
-                content = f'<p class="error">this section could not be built: {esc(type(e).__name__)}: {esc(e)}</p>'
-            body.append(f'<section id="{anchor}"><h2>{esc(title)}</h2>{content}</section>')
-        nav = "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t, _ in self.sections())
+                content = _render("section_error.html.j2", error=f"{type(e).__name__}: {e}")
+            sections.append({"id": anchor, "title": title, "content": content})
         stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-        name = self.run_dir.resolve().name
-        return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>CLM report: {esc(name)}</title><style>{CSS}</style></head><body><main>"
-            f"<header><h1>Creative Learning Model: run report</h1>"
-            f"<div class=\"meta\">{esc(self.run_dir.resolve())} &middot; written {esc(stamp)} "
-            f"&middot; clm {esc(__version__)}</div></header>"
-            f"{self.banner()}<nav>{nav}</nav>{''.join(body)}"
-            "<footer>One self-contained file: every picture is embedded; it opens offline.</footer>"
-            "</main></body></html>\n"
-        )
+        return _render("base.html.j2", name=self.run_dir.resolve().name, run_path=str(self.run_dir.resolve()),
+                       stamp=stamp, version=__version__, banner=self.banner(), sections=sections) + "\n"
 
 
 def build_report_html(run_dir: str | Path) -> str:

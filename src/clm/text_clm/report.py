@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from clm.core.html import esc, missing, records_table, table_html
 from clm.core.rundata import NOT_RECORDED, read_json_object, read_jsonl, read_text
+from clm.core.templating import render
+
+_PACKAGE = "clm.text_clm"
 
 # the text domain's headline (``clm run --domain text``)
 HEADLINE_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -23,19 +25,18 @@ def section_text_gallery(report) -> str:
     """The creative words, best first, with their scores and nearest training word."""
     records = read_jsonl(report.run_dir / "words" / "archive.jsonl")
     if records.value is None:
-        return missing(records.note or f"words/archive.jsonl: {NOT_RECORDED}")
+        return render(_PACKAGE, "gallery.html.j2", missing_note=records.note or f"words/archive.jsonl: {NOT_RECORDED}")
     if not records.value:
-        return missing("words/archive.jsonl is empty: no word was creative")
+        return render(_PACKAGE, "gallery.html.j2", missing_note="words/archive.jsonl is empty: no word was creative")
     best = sorted(records.value, key=lambda r: -float(r.get("score", 0)))
     shown = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in best]
-    return (f'<p class="note">{len(best)} creative word(s), best score first: new (in no split of the corpus), '
-            "at least as real to D as the median training word, fluent; each with the nearest training word "
-            "and its edit distance.</p>" + records_table(shown, max_rows=60))
+    return render(_PACKAGE, "gallery.html.j2", missing_note=None, records=shown)
+
 
 def section_text_edits(report) -> str:
     """The writer's edit sequences at its last evaluation, and G's plain samples."""
     seqs = read_json_object(report.run_dir / "words" / "edits.json")
-    out = []
+    rows = None
     if seqs.value is not None and seqs.value.get("episodes"):
         rows = []
         for e in seqs.value["episodes"]:
@@ -43,16 +44,7 @@ def section_text_edits(report) -> str:
             trail = " → ".join(f"{steps[0]}" if i == 0 else f"[{a}] {steps[i]}"
                                for i, a in enumerate([""] + list(e["actions"])) if i < len(steps))
             rows.append([trail, f"{float(e['return']):.3f}"])
-        out.append('<p class="note">One row per episode of the greedy writer: the word after each edit, '
-                   "the edit in brackets, and the episode's return.</p>" + table_html(["edits", "return"], rows))
-    else:
-        out.append(missing(seqs.note or f"words/edits.json: {NOT_RECORDED}"))
     plain = read_text(report.run_dir / "words" / "plain_gan.txt")
-    out.append("<h3>G's plain samples</h3>")
-    if plain.value:
-        words = plain.value.split()[:120]
-        out.append(f'<p class="note">G\'s samples from the empty word at the end of the run.</p><p>'
-                   f"{esc(', '.join(words))}</p>")
-    else:
-        out.append(missing(plain.note or f"words/plain_gan.txt: {NOT_RECORDED}"))
-    return "".join(out)
+    return render(_PACKAGE, "edits.html.j2", rows=rows, edits_missing=seqs.note or f"words/edits.json: {NOT_RECORDED}",
+                  plain=", ".join(plain.value.split()[:120]) if plain.value else "",
+                  plain_missing=plain.note or f"words/plain_gan.txt: {NOT_RECORDED}")
