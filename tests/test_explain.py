@@ -23,7 +23,7 @@ from clm.engine.attribution import (SANITY_MAX_RANDOM_SPEARMAN, SANITY_MIN_CONTR
                                 realism_logit, spearman_of_magnitudes)
 from clm.levels_clm.search import load_run  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
+from test_report import CHROMIUM, headless_page  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -160,23 +160,15 @@ def test_report_attribution_section_renders_in_headless_chromium(tiny_clm_run, t
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.lock)")
     shots = Path(os.environ["CLM_REPORT_SCREENSHOT_DIR"]) if os.environ.get("CLM_REPORT_SCREENSHOT_DIR") else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-            page.goto((tiny_clm_run / "report.html").resolve().as_uri(), wait_until="load")
-            section = page.locator("#attributions")
-            images = section.evaluate(
-                "s => Array.from(s.querySelectorAll('img')).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-            assert len(images) == 4 and all(done and w > 400 and h > 100 for done, w, h in images), images
-            assert "passed" in section.locator("table").inner_text()
-            assert page.locator('nav a[href="#attributions"]').count() == 1
-            section.screenshot(path=str(shots / "report-attributions.png"))
-            assert (shots / "report-attributions.png").read_bytes().startswith(PNG_MAGIC)
-            assert problems == []
-        finally:
-            browser.close()
+    with headless_page(sync_api) as (page, problems):
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.goto((tiny_clm_run / "report.html").resolve().as_uri(), wait_until="load")
+        section = page.locator("#attributions")
+        images = section.evaluate(
+            "s => Array.from(s.querySelectorAll('img')).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert len(images) == 4 and all(done and w > 400 and h > 100 for done, w, h in images), images
+        assert "passed" in section.locator("table").inner_text()
+        assert page.locator('nav a[href="#attributions"]').count() == 1
+        section.screenshot(path=str(shots / "report-attributions.png"))
+        assert (shots / "report-attributions.png").read_bytes().startswith(PNG_MAGIC)
+        assert problems == []

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,23 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Where the browser test leaves its screenshot for a person to look at.
 SCREENSHOT_DIR = Path(os.environ.get("CLM_REPORT_SCREENSHOT_DIR", "")) if os.environ.get(
     "CLM_REPORT_SCREENSHOT_DIR") else None
+
+
+@contextmanager
+def headless_page(sync_api, width: int = 1280, height: int = 900, console_errors: bool = True):
+    """A page of headless Chromium (Debian's) and the list its page errors (and console errors) go to."""
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            if console_errors:
+                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+            yield page, problems
+        finally:
+            browser.close()
 
 
 def make_run_dir(root: Path, status: str = "ok", message: str = "finished 40 rounds", n_rounds: int = 40) -> Path:
@@ -214,30 +232,22 @@ def test_report_opens_in_headless_chromium(tmp_path):
     reports = {"diverged": write_report(run), "ok": write_report(ok_run)}
     shots = SCREENSHOT_DIR or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            problems: list[str] = []
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-            for name, report in reports.items():
-                page.goto(report.resolve().as_uri(), wait_until="load")
-                images = page.evaluate(
-                    "() => Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-                assert len(images) >= 9
-                assert all(done and w > 0 and h > 0 for done, w, h in images), images
-                banner = page.locator("#status")
-                color = banner.evaluate("e => getComputedStyle(e).backgroundColor")
-                if name == "diverged":
-                    assert color == "rgb(176, 0, 32)"
-                    assert "The GAN diverged" in banner.inner_text()
-                else:
-                    assert color == "rgb(27, 127, 59)"
-                page.screenshot(path=str(shots / f"report-{name}.png"), full_page=(name == "ok"))
-                assert (shots / f"report-{name}.png").read_bytes().startswith(PNG_MAGIC)
-            assert problems == []
-        finally:
-            browser.close()
+    with headless_page(sync_api) as (page, problems):
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        for name, report in reports.items():
+            page.goto(report.resolve().as_uri(), wait_until="load")
+            images = page.evaluate(
+                "() => Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            assert len(images) >= 9
+            assert all(done and w > 0 and h > 0 for done, w, h in images), images
+            banner = page.locator("#status")
+            color = banner.evaluate("e => getComputedStyle(e).backgroundColor")
+            if name == "diverged":
+                assert color == "rgb(176, 0, 32)"
+                assert "The GAN diverged" in banner.inner_text()
+            else:
+                assert color == "rgb(27, 127, 59)"
+            page.screenshot(path=str(shots / f"report-{name}.png"), full_page=(name == "ok"))
+            assert (shots / f"report-{name}.png").read_bytes().startswith(PNG_MAGIC)
+        assert problems == []
+

@@ -16,7 +16,7 @@ from clm.domains.levels.sim import ReferenceSokoban
 from clm.domains.levels.solver import solve_level
 from clm.report import write_report
 from clm.domains.levels.play import json_for_script, level_payload
-from test_report import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR, make_run_dir
+from test_report import CHROMIUM, SCREENSHOT_DIR, headless_page, make_run_dir
 
 KEYS = {"u": "ArrowUp", "d": "ArrowDown", "l": "ArrowLeft", "r": "ArrowRight"}
 ACTION = {"u": 0, "d": 1, "l": 2, "r": 3}
@@ -87,46 +87,38 @@ def test_a_level_is_played_by_its_solutions_keys_undone_and_restarted(tmp_path):
     assert len(solution) >= 3
     shots = SCREENSHOT_DIR or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
-            page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None)
-            page.goto(report.resolve().as_uri(), wait_until="load")
-            assert page.locator("#clm-player").is_hidden()
-            page.click('button.pick[data-group="archive"][data-index="1"]')
-            assert page.locator("#clm-player").is_visible()
-            assert page.inner_text("#clm-play-title").startswith("#1")
-            start_boxes, start_player = expected_state(level, "")
-            assert board_state(page)[1:] == (start_boxes, start_player)
-            for c in solution:
-                page.keyboard.press(KEYS[c.lower()])
-            status = page.inner_text("#clm-play-status")
-            assert f"Solved in {len(solution)} moves" in status, status
-            assert page.get_attribute("#clm-board", "data-solved") == "yes"
-            page.locator("#play").screenshot(path=str(shots / "report-play-solved.png"))
-            # undo with u, then with Backspace: the board is the state after the shorter move lists
-            page.keyboard.press("u")
-            assert page.get_attribute("#clm-board", "data-solved") == "no"
-            assert board_state(page)[1:] == expected_state(level, solution[:-1])
-            page.keyboard.press("Backspace")
-            assert page.get_attribute("#clm-board", "data-moves") == str(len(solution) - 2)
-            assert board_state(page)[1:] == expected_state(level, solution[:-2])
-            # a few moves, then restart: the level as it began
-            page.keyboard.press("ArrowLeft")
-            page.keyboard.press("r")
-            assert page.get_attribute("#clm-board", "data-moves") == "0"
-            assert board_state(page)[1:] == (start_boxes, start_player)
-            # the solver's solution replayed step by step
-            for i in range(len(solution)):
-                page.click("#clm-step")
-                assert board_state(page)[1:] == expected_state(level, solution[:i + 1])
-            assert page.get_attribute("#clm-board", "data-solved") == "yes"
-            page.screenshot(path=str(shots / "report-play.png"), full_page=False)
-            assert problems == [], problems
-        finally:
-            browser.close()
+    with headless_page(sync_api) as (page, problems):
+        page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith(("file:", "data:")) else None)
+        page.goto(report.resolve().as_uri(), wait_until="load")
+        assert page.locator("#clm-player").is_hidden()
+        page.click('button.pick[data-group="archive"][data-index="1"]')
+        assert page.locator("#clm-player").is_visible()
+        assert page.inner_text("#clm-play-title").startswith("#1")
+        start_boxes, start_player = expected_state(level, "")
+        assert board_state(page)[1:] == (start_boxes, start_player)
+        for c in solution:
+            page.keyboard.press(KEYS[c.lower()])
+        status = page.inner_text("#clm-play-status")
+        assert f"Solved in {len(solution)} moves" in status, status
+        assert page.get_attribute("#clm-board", "data-solved") == "yes"
+        page.locator("#play").screenshot(path=str(shots / "report-play-solved.png"))
+        # undo with u, then with Backspace: the board is the state after the shorter move lists
+        page.keyboard.press("u")
+        assert page.get_attribute("#clm-board", "data-solved") == "no"
+        assert board_state(page)[1:] == expected_state(level, solution[:-1])
+        page.keyboard.press("Backspace")
+        assert page.get_attribute("#clm-board", "data-moves") == str(len(solution) - 2)
+        assert board_state(page)[1:] == expected_state(level, solution[:-2])
+        # a few moves, then restart: the level as it began
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("r")
+        assert page.get_attribute("#clm-board", "data-moves") == "0"
+        assert board_state(page)[1:] == (start_boxes, start_player)
+        # the solver's solution replayed step by step
+        for i in range(len(solution)):
+            page.click("#clm-step")
+            assert board_state(page)[1:] == expected_state(level, solution[:i + 1])
+        assert page.get_attribute("#clm-board", "data-solved") == "yes"
+        page.screenshot(path=str(shots / "report-play.png"), full_page=False)
+        assert problems == [], problems
+

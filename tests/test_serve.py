@@ -30,7 +30,7 @@ from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.corpus import load_corpus
 from clm.serve.app import create_app
 from clm.serve.sources import FAVOURITES, RunLevels, check_levels_run
-from test_report import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR
+from test_report import CHROMIUM, SCREENSHOT_DIR, headless_page
 
 SRC = Path(clm.__file__).resolve().parents[1]
 ACTION_KEYS = {"u": "ArrowUp", "d": "ArrowDown", "l": "ArrowLeft", "r": "ArrowRight"}
@@ -202,32 +202,24 @@ def test_a_person_generates_plays_and_keeps_a_level_in_the_browser(tiny_run, tmp
                 time.sleep(0.5)
         shots = SCREENSHOT_DIR or tmp_path
         shots.mkdir(parents=True, exist_ok=True)
-        executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1200, "height": 900})
-                problems: list[str] = []
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.goto(url, wait_until="load")
-                page.fill("#clm-n", "2")
-                page.fill("#clm-novelty", "1")
-                page.select_option("#clm-search", "random")
-                page.click("#clm-go")
-                page.wait_for_selector("#clm-player:not([hidden])", timeout=60_000)
-                assert page.locator("#clm-picks button.pick").count() == 2
-                solution = page.evaluate("window.clmPlayer.current().solution")
-                assert solution, page.inner_text("#clm-solution")
-                for c in solution:
-                    page.keyboard.press(ACTION_KEYS[c.lower()])
-                assert f"Solved in {len(solution)} moves" in page.inner_text("#clm-play-status")
-                page.fill("#clm-note", "a neat corner push")
-                page.click("#clm-fav")
-                page.wait_for_function("document.getElementById('clm-fav-status').textContent.includes('kept')")
-                page.screenshot(path=str(shots / "serve.png"), full_page=True)
-                assert problems == []
-            finally:
-                browser.close()
+        with headless_page(sync_api, 1200, 900, console_errors=False) as (page, problems):
+            page.goto(url, wait_until="load")
+            page.fill("#clm-n", "2")
+            page.fill("#clm-novelty", "1")
+            page.select_option("#clm-search", "random")
+            page.click("#clm-go")
+            page.wait_for_selector("#clm-player:not([hidden])", timeout=60_000)
+            assert page.locator("#clm-picks button.pick").count() == 2
+            solution = page.evaluate("window.clmPlayer.current().solution")
+            assert solution, page.inner_text("#clm-solution")
+            for c in solution:
+                page.keyboard.press(ACTION_KEYS[c.lower()])
+            assert f"Solved in {len(solution)} moves" in page.inner_text("#clm-play-status")
+            page.fill("#clm-note", "a neat corner push")
+            page.click("#clm-fav")
+            page.wait_for_function("document.getElementById('clm-fav-status').textContent.includes('kept')")
+            page.screenshot(path=str(shots / "serve.png"), full_page=True)
+            assert problems == []
         kept = list(read_levels(tiny_run / FAVOURITES))
         assert len(kept) == 1
         record = json.loads((tiny_run / "favourites.jsonl").read_text().splitlines()[0])
