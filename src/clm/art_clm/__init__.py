@@ -1,9 +1,14 @@
 """The CLM on art: a painter DQN on a canvas with G's fragments, D judging the work."""
 
-from clm.art_clm.domain import ArtCLM, ArtConfig
+from clm.art_clm.config import ArtConfig
+from clm.art_clm.domain import ArtCLM
 from clm.art_clm.explain import explain_art_run
 from clm.art_clm.generate import generate
-from clm.art_clm.report import HEADLINE_FIGURES, section_art_archive, section_art_pictures
+from clm.art_clm.report import (
+    HEADLINE_FIGURES,
+    section_art_archive,
+    section_art_pictures,
+)
 from clm.core.errors import UserError
 from clm.engine.registry import DomainSpec, ReportSection, register
 

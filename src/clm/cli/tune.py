@@ -24,44 +24,18 @@ backends leave the same study folder.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import json
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from clm.cli.tune_checks import check_env, check_objective, check_ray_address, check_storage
+from clm.cli.tune_space import DEFAULT_SPACES, KINDS, settings_of, suggest, write_outputs
 from clm.core.errors import UsageError, UserError
 from clm.engine import registry
 
-#: each command's default search space (dqn: rl-zoo3's DQN ranges, narrowed for CPU budgets)
-DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    "dqn": {
-        "lr": {"type": "loguniform", "low": 1e-4, "high": 3e-3},
-        "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
-        "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995]},
-        # at most 8 updates per env step (rl-zoo3's space allows 128: a trial of 20,000 steps then makes 2.5M updates)
-        "train_freq": {"type": "categorical", "choices": [16, 64, 256]},
-        "gradient_steps": {"type": "categorical", "choices": [4, 16, 64, 128]},
-        "target_update_interval": {"type": "categorical", "choices": [10, 100, 1000, 5000]},
-        "exploration_fraction": {"type": "uniform", "low": 0.05, "high": 0.5},
-        "epsilon_end": {"type": "uniform", "low": 0.01, "high": 0.1},
-        "hidden": {"type": "categorical", "choices": [[64, 64], [128, 128], [256, 256]]},  # rl-zoo3's net_arch
-    },
-    # the stable ns/hinge settings around the defaults (wgan-gp wants its own beta1 and d_steps)
-    "gan": {
-        "lr_g": {"type": "loguniform", "low": 5e-5, "high": 1e-3},
-        "lr_d": {"type": "loguniform", "low": 5e-5, "high": 1e-3},
-        "beta1": {"type": "categorical", "choices": [0.0, 0.5]},
-        "loss": {"type": "categorical", "choices": ["ns", "hinge"]},
-        "d_steps": {"type": "categorical", "choices": [1, 2]},
-        "spectral_norm": {"type": "categorical", "choices": [False, True]},
-        "label_smoothing": {"type": "uniform", "low": 0.0, "high": 0.2},
-        "ema_decay": {"type": "categorical", "choices": [0.99, 0.999]},
-    },
-}
-KINDS = ("uniform", "loguniform", "int", "categorical")
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,30 +171,6 @@ def load_space(path: str | None, t: Tunable) -> dict[str, dict[str, Any]]:
             except UserError as e:
                 raise UserError(f"{where}, key '{key}' = {v!r}: {e}", exit_code=2) from None
     return space
-
-
-def suggest(trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One trial's settings, drawn by Optuna from ``space``."""
-    out = {}
-    for key, d in space.items():
-        kind = d["type"]
-        if kind == "categorical":
-            if any(isinstance(c, (list, dict)) for c in d["choices"]):  # Optuna's choices are scalars: lists go as JSON
-                out[key] = json.loads(trial.suggest_categorical(key, [json.dumps(c) for c in d["choices"]]))
-            else:
-                out[key] = trial.suggest_categorical(key, d["choices"])
-        elif kind == "int":
-            out[key] = trial.suggest_int(key, int(d["low"]), int(d["high"]))
-        else:
-            out[key] = trial.suggest_float(key, float(d["low"]), float(d["high"]), log=kind == "loguniform")
-    return out
-
-
-def settings_of(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A trial's settings from Optuna's stored params (list choices are stored as JSON text)."""
-    return {k: json.loads(v) if isinstance(v, str) and any(isinstance(c, (list, dict))
-                                                            for c in space.get(k, {}).get("choices", []))
-            else v for k, v in params.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,7 +320,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         study.optimize(lambda trial: run_trial(plan, trial.number, suggest(trial, space), _pruning_report(trial)),
                        n_trials=args.trials, catch=(RuntimeError,), gc_after_trial=False)
-    _write_outputs(study, out, objective)
+    write_outputs(study, out, objective)
     best = study.best_trial if any(x.state.name == "COMPLETE" for x in study.trials) else None
     done = sum(x.state.name == "COMPLETE" for x in study.trials)
     pruned = sum(x.state.name == "PRUNED" for x in study.trials)
@@ -400,88 +350,6 @@ def _pruning_report(trial) -> Callable[[int, float], None]:
             raise optuna.TrialPruned(f"{value:.4g} at step {step}")
 
     return report
-
-
-#: the figures ``clm dqn train`` writes to summary.json (``clm tune dqn --objective`` takes one of them)
-DQN_FIGURES = ("eval_return_mean", "eval_return_std", "best_eval_return", "env_steps", "gradient_steps", "episodes",
-               "wall_seconds", "train_wall_seconds", "env_steps_per_second", "target_reached_env_steps",
-               "target_reached_seconds")
-def check_objective(objective: str, t: Tunable) -> None:
-    """``--objective`` must be a figure the tuned command writes (else the study would learn it after a trial).
-    ``clm gan train``'s figures depend on its data's metrics: its objective is checked after the first trial."""
-    if t.command == "gan":
-        return
-    known = DQN_FIGURES if t.command == "dqn" else registry.get(t.domain).figures
-    if objective not in known:
-        raise UsageError(f"--objective {objective}: clm {t.command} writes no such figure; use one of "
-                         f"{', '.join(known)}")
-
-
-def check_env(env_id: str) -> None:
-    """The Gymnasium env exists and can be made (one copy, closed at once)."""
-    from clm.agents.envs import make_vec_env
-
-    make_vec_env(env_id, 1).close()
-
-
-def check_storage(url: str, default: bool) -> None:
-    """An Optuna storage URL that can be opened: a known database with its
-    driver installed; a SQLite file in an existing folder that is a database
-    (or not there yet). The default one is made in --out."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        parsed = make_url(url)
-        dialect = parsed.get_dialect()
-    except (ArgumentError, NoSuchModuleError, ValueError) as e:
-        raise UsageError(f"--storage {url}: not a database URL ({e}); give e.g. sqlite:///study.db") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as e:
-        raise UsageError(f"--storage {url}: the {parsed.get_backend_name()} driver is not installed ({e}); "
-                         f"install it, or use sqlite:///PATH") from None
-    if parsed.get_backend_name() != "sqlite" or default:
-        return
-    if not parsed.database or parsed.database == ":memory:":
-        raise UsageError(f"--storage {url}: give a file (sqlite:///PATH); an in-memory study cannot resume")
-    path = Path(parsed.database)
-    if not path.parent.is_dir():
-        raise UsageError(f"--storage {url}: the folder {path.parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"--storage {url}: {path} is a folder; give a file")
-    if path.exists():
-        try:
-            with path.open("rb") as f:
-                head = f.read(16)
-        except OSError as e:
-            raise UsageError(f"--storage {url}: cannot read {path} ({e.strerror})") from None
-        if head and head != b"SQLite format 3\x00":
-            raise UsageError(f"--storage {url}: {path} is not a SQLite database; give a new file or a study's")
-
-
-def check_ray_address(address: str, timeout: float) -> None:
-    """The Ray cluster at ``address`` answers (its port accepts a connection) within ``timeout`` seconds."""
-    import socket
-    import time
-
-    if address in ("auto", "local"):
-        return
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--ray-address {address}: give HOST:PORT (or ray://HOST:PORT, or auto)")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=max(0.1, deadline - time.monotonic())).close()
-            return
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                raise UserError(f"--ray-address {address}: no Ray cluster answered within {timeout:g} s "
-                                f"({e.strerror or e}); start it (ray start --head) or fix the address, or raise "
-                                f"--ray-timeout", exit_code=2) from None
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def run_on_ray(study, plan: TrialPlan, space, n_trials: int, workers: int, address: str | None,
@@ -568,45 +436,3 @@ def run_on_ray(study, plan: TrialPlan, space, n_trials: int, workers: int, addre
             ray.shutdown()
 
 
-def _write_outputs(study, out: Path, objective: str) -> None:
-    """trials.csv, best.json and best.png (the best value over trials), each written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from clm.core.rundir import atomic_write_bytes, atomic_write_text
-
-    keys = sorted({k for t in study.trials for k in t.params})
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["trial", "state", objective, *keys])
-    for t in study.trials:
-        w.writerow([t.number, t.state.name.lower(), "" if t.value is None else t.value,
-                    *[t.params.get(k, "") for k in keys]])
-    atomic_write_text(out / "trials.csv", buf.getvalue())
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if not complete:
-        return
-    best = study.best_trial
-    atomic_write_text(out / "best.json", json.dumps({"trial": best.number, objective: best.value,
-                                                     "params": settings_of(best.params,
-                                                                           study.user_attrs["space"]["space"]),
-                                                     "run_dir": str(out / f"trial-{best.number:04d}")}, indent=1))
-    maximise = study.direction.name == "MAXIMIZE"
-    xs, ys, running = [], [], None
-    for t in complete:
-        running = t.value if running is None else (max if maximise else min)(running, t.value)
-        xs.append(t.number)
-        ys.append(running)
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot([t.number for t in complete], [t.value for t in complete], "o", alpha=0.4, label="trial")
-    ax.step(xs, ys, where="post", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(objective)
-    ax.legend()
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(out / "best.png", png.getvalue())

@@ -2,10 +2,15 @@
 
 from clm.core.errors import UserError
 from clm.engine.registry import DomainSpec, ReportSection, register
-from clm.text_clm.domain import TextCLM, TextConfig
+from clm.text_clm.config import TextConfig
+from clm.text_clm.domain import TextCLM
 from clm.text_clm.explain import explain_text_run
 from clm.text_clm.generate import generate
-from clm.text_clm.report import HEADLINE_FIGURES, section_text_edits, section_text_gallery
+from clm.text_clm.report import (
+    HEADLINE_FIGURES,
+    section_text_edits,
+    section_text_gallery,
+)
 
 
 def _summary_line(summary: dict) -> str:
