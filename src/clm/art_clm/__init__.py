@@ -9,7 +9,6 @@ from clm.art_clm.report import (
     section_art_archive,
     section_art_pictures,
 )
-from clm.core.errors import UserError
 from clm.engine.registry import DomainSpec, ReportSection, register
 
 
@@ -19,12 +18,6 @@ def _summary_line(summary: dict) -> str:
             f"{'not evaluated' if creative is None else f'{creative:.2f}'}, FD-clf ratio painter "
             f"{summary.get('canvas_fd_clf_ratio') or float('nan'):.2f} / plain G "
             f"{summary.get('plain_gan_fd_clf_ratio') or float('nan'):.2f}, {summary['wall_seconds']:.0f} s")
-
-
-def _explain(run_dir, out, n, sanity, levels_file=None):
-    if levels_file is not None:
-        raise UserError(f"--levels is for levels runs; {run_dir} is an art run", exit_code=2)
-    return explain_art_run(run_dir, out, n, sanity)
 
 
 SPEC = register(DomainSpec(
@@ -39,7 +32,7 @@ SPEC = register(DomainSpec(
         "novelty_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
         "kept_weight": {"type": "uniform", "low": 0.0, "high": 1.0},
     },
-    agent_name="painter", summary_line=_summary_line, generate=generate, explain=_explain,
+    agent_name="painter", summary_line=_summary_line, generate=generate, explain=explain_art_run,
     headline_figures=HEADLINE_FIGURES, learner_config=lambda cfg: cfg.player,
     report_sections=(ReportSection("pictures", "Canvases", section_art_pictures),
                      ReportSection("archive", "Archive table", section_art_archive, "bottom")),

@@ -11,7 +11,6 @@ import torch
 
 from clm.agents.dqn import q_network_args
 from clm.agents.networks import QNetwork
-from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_bytes, atomic_write_text
 from clm.design_clm.config import DesignConfig
 from clm.domains.heatmaps import Panel, attribution_sheet, colour_scale
@@ -29,12 +28,10 @@ def _heat(design: np.ndarray, scores: np.ndarray, signed: bool, scale: float) ->
     return canvas_heatmap(1.0 - 2.0 * np.asarray(design, np.float64), scores, signed, scale)
 
 
-def explain_design_run(run_dir, out: Path, n: int = 4, sanity: bool = True, levels_file=None) -> dict[str, Any]:
+def explain_design_run(run_dir, out: Path, n: int = 4, sanity: bool = True) -> dict[str, Any]:
     """The editor's last decision of ``n`` greedy episodes on held-out load cases (over its design, the load
     planes and the energy plane) and D's realism of the finished designs with their load planes, per element.
     Baselines: the all-void design (the load planes and the time plane kept, the energy plane zero)."""
-    if levels_file is not None:
-        raise UserError(f"--levels is for levels runs; {run_dir} is a design run", exit_code=2)
     captum_attr()
     domain, editor = load_domain_run(run_dir, DesignConfig)
     cfg, D = domain.cfg, domain.gan.D

@@ -54,7 +54,8 @@ class DomainSpec:
     learner_config: Callable[[Any], Any] | None = None  #: the agent's DQNConfig as its learner will run (checked for torchrun before a folder is made)
     run_options: tuple[str, ...] = ()  #: ``clm run`` options the domain takes besides --data (e.g. "constraint")
     generate: Callable | None = None  #: ``clm generate RUN_DIR``: ``generate(args) -> exit code``
-    explain: Callable | None = None  #: ``clm explain``: ``explain(run_dir, out, n, sanity, levels_file) -> dict``
+    explain: Callable | None = None  #: ``clm explain``: ``explain(run_dir, out, n=, sanity=[, levels_file=]) -> dict``
+    explain_takes_levels: bool = False  #: whether ``clm explain --levels FILE`` applies (the explainer then takes ``levels_file``)
     headline_figures: tuple[tuple[str, str, str], ...] = ()  #: the report's headline cards: (summary key, label, kind)
     report_sections: tuple[ReportSection, ...] = ()  #: the domain's sections of report.html, in order
 

@@ -30,10 +30,6 @@ def _learner_config(cfg: CLMConfig):
     return cfg.player if cfg.player_demos else replace(cfg.player, demo_fraction=0.0)
 
 
-def _explain(run_dir, out, n, sanity, levels_file=None):
-    return explain_level_run(run_dir, out, levels_file, n, sanity)
-
-
 SPEC = register(DomainSpec(
     name="levels", config_cls=CLMConfig, domain_cls=SokobanCLM, headline="player_solve_rate",
     figures=("player_solve_rate", "creative_levels", "generated_playable_fraction", "qd_score", "qd_coverage"),
@@ -49,7 +45,8 @@ SPEC = register(DomainSpec(
         "generated_fraction": {"type": "uniform", "low": 0.1, "high": 0.5},
         "archive_real_fraction": {"type": "uniform", "low": 0.1, "high": 0.4},
     },
-    agent_name="player", summary_line=_summary_line, presets=PRESETS, generate=generate, explain=_explain,
+    agent_name="player", summary_line=_summary_line, presets=PRESETS, generate=generate,
+    explain=explain_level_run, explain_takes_levels=True,
     headline_figures=HEADLINE_FIGURES, learner_config=_learner_config,
     report_sections=(ReportSection("levels", "Levels", section_levels),
                      ReportSection("play", "Play the levels", section_play),

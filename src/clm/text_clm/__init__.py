@@ -1,6 +1,5 @@
 """The CLM on text: a writer DQN inventing words by editing with G's proposals."""
 
-from clm.core.errors import UserError
 from clm.engine.registry import DomainSpec, ReportSection, register
 from clm.text_clm.config import TextConfig
 from clm.text_clm.domain import TextCLM
@@ -20,12 +19,6 @@ def _summary_line(summary: dict) -> str:
             f"{'-' if plain is None else f'{plain:.2f}'}), {summary['wall_seconds']:.0f} s")
 
 
-def _explain(run_dir, out, n, sanity, levels_file=None):
-    if levels_file is not None:
-        raise UserError(f"--levels is for levels runs; {run_dir} is a text run", exit_code=2)
-    return explain_text_run(run_dir, out, n, sanity)
-
-
 SPEC = register(DomainSpec(
     name="text", config_cls=TextConfig, domain_cls=TextCLM, headline="text_creative_fraction",
     figures=TextCLM.evaluation_keys + ("creative_words",),
@@ -38,7 +31,7 @@ SPEC = register(DomainSpec(
         "novelty_weight": {"type": "uniform", "low": 0.25, "high": 2.0},
     },
     agent_name="writer", summary_line=_summary_line, run_options=("constraint",), generate=generate,
-    explain=_explain, headline_figures=HEADLINE_FIGURES, learner_config=lambda cfg: cfg.player,
+    explain=explain_text_run, headline_figures=HEADLINE_FIGURES, learner_config=lambda cfg: cfg.player,
     report_sections=(ReportSection("gallery", "Creative words", section_text_gallery),
                      ReportSection("edits", "The writer at work", section_text_edits)),
 ))

@@ -36,8 +36,12 @@ def explain_run(run_dir: str | Path, out: str | Path | None = None, levels_file:
     spec = registry.get(run_domain(run_dir))
     if spec.explain is None:
         raise UserError(f"the {spec.name} domain has no explainer", exit_code=2)
+    if levels_file is not None and not spec.explain_takes_levels:
+        takers = [name for name in registry.names() if registry.get(name).explain_takes_levels]
+        raise UserError(f"--levels is for {', '.join(takers)} runs; {run_dir} is a {spec.name} run", exit_code=2)
     if levels_file is not None and not Path(levels_file).is_file():
         raise UserError(f"--levels {levels_file}: no such file", exit_code=2)
+    files = {"levels_file": levels_file} if spec.explain_takes_levels else {}
     with folder_written_whole(out, MARKER) as tmp:
-        record = spec.explain(run_dir, tmp, n=n, sanity=sanity, levels_file=levels_file)
+        record = spec.explain(run_dir, tmp, n=n, sanity=sanity, **files)
     return out, record
