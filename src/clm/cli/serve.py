@@ -6,10 +6,7 @@ import argparse
 import errno
 import socket
 
-import uvicorn
-
 from clm.core.errors import UserError
-from clm.serve.app import create_app
 from clm.serve.sources import RunLevels, check_levels_run
 
 
@@ -50,6 +47,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_levels_run(args.run_dir)  # before the slow load: a wrong folder is said at once
     check_port(args.host, args.port)
     print(f"loading {args.run_dir} ...", flush=True)
+    # the web stack (FastAPI, pydantic, uvicorn) is read only by this command, not at every `clm` start
+    import uvicorn
+
+    from clm.serve.app import create_app
+
     app = create_app(RunLevels(args.run_dir, seed=args.seed))
     print(f"clm serve: http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
