@@ -163,10 +163,10 @@ def test_room_size_threshold_opens_the_corpus_share_of_cells():
     logit = np.log(p[:, 0, 1:-1, 1:-1]) - np.log1p(-p[:, 0, 1:-1, 1:-1])
     assert abs((logit < t).mean() - 0.3) < 0.01
     lv = decode_levels(p, wall_threshold=t)  # the decoder's room sizes follow (joining adds a few cells)
-    assert 0.3 <= np.mean([(~l.walls[1:-1, 1:-1]).mean() for l in lv]) <= 0.4
+    assert 0.3 <= np.mean([(~lev.walls[1:-1, 1:-1]).mean() for lev in lv]) <= 0.4
     t_drawn = room_size_threshold(p, 0.3, rng=0, temperature=0.3)
     lv = decode_levels(p, wall_threshold=t_drawn, wall_temperature=0.3, rng=1)
-    assert 0.3 <= np.mean([(~l.walls[1:-1, 1:-1]).mean() for l in lv]) <= 0.4
+    assert 0.3 <= np.mean([(~lev.walls[1:-1, 1:-1]).mean() for lev in lv]) <= 0.4
     for lv in decode_levels(p[:5], wall_threshold=t, rng=1):
         assert lv.is_valid()
     with pytest.raises(ValueError, match="open_fraction"):

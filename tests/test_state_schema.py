@@ -221,6 +221,23 @@ def test_checkpoint_edited_with_recomputed_checksums_is_refused_and_the_folder_u
         assert folder_bytes(run) == before, (part, kind, path)
 
 
+def test_stepped_env_state_without_its_generator_is_refused(dqn_run, capsys):
+    """CI's find (stop 30): a CartPole checkpoint whose innermost env lost ``_np_random`` resumed, inexactly."""
+    weights, state, meta = load_checkpoint(dqn_run / "checkpoints" / "latest")
+    assert meta["env_steps"] > 0
+    path = next(p for p, _ in _paths(state) if p[-1] == "_np_random")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        shutil.copytree(dqn_run, run)
+        rewrite(run / "checkpoints" / "latest", weights, _with(state, path, _DELETE), meta)
+        before = folder_bytes(run)
+        capsys.readouterr()
+        code = main(["dqn", "train", "--resume", str(run), "--json"])
+        err = capsys.readouterr().err
+        assert code == 2 and "_np_random" in err and "missing" in err, err
+        assert folder_bytes(run) == before
+
+
 # -- a real CLM run's checkpoint: the probes of issue 27 ---------------------------------------------
 TINY_CLM = ["rounds=2", "corpus_size=60", "heldout_size=20", "player_steps=320", "gan_steps=4", "designer_steps=16",
             "samples_per_round=16", "eval_every=1", "eval_levels=10", "player.learning_starts=64",

@@ -8,6 +8,8 @@ buffer's capacity, columns and dtypes, its env's state, and counters in range.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clm.agents.envs import env_state, make_vec_env
@@ -78,10 +80,12 @@ class ReplaySchema(Schema):
                 raise Mismatch(f"{path}.{k}", f"{rows} rows (pos {v['pos']}, full {v['full']})", describe(v[k]))
 
 
-def training_state_schema(agent) -> Schema:
-    """The schema of ``agent.training_state()``'s state for ``agent`` as built."""
+def training_state_schema(agent, stepped: bool = True) -> Schema:
+    """The schema of ``agent.training_state()``'s state for ``agent`` as built;
+    ``stepped``: the state was saved after the envs' first step (then they
+    hold all a reset gives them, their generators included)."""
     cfg = agent.cfg
-    env = _env_schema(agent)
+    env = _env_schema(agent, stepped)
     replay = ReplaySchema.of(agent.replay)
     episode_obs = Arr(replay.obs_dtype, (cfg.num_envs, *replay.obs_shape))
     demos = ReplaySchema(cfg.demo_buffer_size, 1, replay.obs_shape, replay.obs_dtype)  # made on first use
@@ -103,20 +107,36 @@ def training_state_schema(agent) -> Schema:
     })
 
 
-def _env_schema(agent) -> Schema:
+def _env_schema(agent, stepped: bool) -> Schema:
     """The env's state as the config builds it: a Gymnasium env's attributes as
-    a fresh env holds them or as a copy made from ``env_id`` holds them once reset
-    (CartPole's ``state`` is None until then, an array of float64 after); clm's
-    own envs, whose ``state_dict`` says what they hold, as they are."""
+    a copy made from ``env_id`` holds them once reset (CartPole's ``state`` is
+    None until then, an array of float64 after; its ``_np_random`` is made
+    then), or, before the first step (``stepped`` false), as a fresh env holds
+    them; clm's own envs, whose ``state_dict`` says what they hold, as they are.
+    A stepped env's state lacking what a reset made would resume inexactly."""
     fresh = env_state(agent.envs)[0]
     if callable(getattr(agent.envs, "state_dict", None)):
         return like(fresh)
     envs = make_vec_env(agent.cfg.env_id, agent.cfg.num_envs)
     try:
         envs.reset(seed=0)
-        return like_either(fresh, env_state(envs)[0])
+        reset = env_state(envs)[0]
+        schema = like_either(fresh, reset)
+        return _keys_required(schema, reset) if stepped else schema
     finally:
         envs.close()
+
+
+def _keys_required(s: Schema, ref: Any) -> Schema:
+    """``s`` with every key ``ref`` holds required (at any depth)."""
+    if isinstance(s, Rec) and isinstance(ref, dict):
+        s.optional = {k for k in s.optional if k not in ref}
+        for k, x in s.fields.items():
+            if k in ref:
+                s.fields[k] = _keys_required(x, ref[k])
+    elif isinstance(s, Fixed) and isinstance(ref, (list, tuple)):
+        s.items = [_keys_required(x, r) for x, r in zip(s.items, ref)]
+    return s
 
 
 def _growing(s: Schema) -> Schema:
@@ -153,7 +173,7 @@ def check_training_state(agent, weights: dict, state: dict | None, meta: dict, w
     validate(meta, Rec({"kind": Str(("dqn",)), "env_steps": Int(0, MAX_COUNT), "exact_resume": Bool(),
                         "config": Anything(), "format_version": Int(), "files": Anything()},
                        optional=("config", "format_version", "files")), f"{where} (meta)")
-    validate(state, training_state_schema(agent), f"{where} (state.json)")
+    validate(state, training_state_schema(agent, stepped=meta["env_steps"] > 0), f"{where} (state.json)")
     cnt = state["counters"]
     if meta["env_steps"] != cnt["env_steps"]:
         raise StateMismatch(f"{where} (state.json)", "counters.env_steps",

@@ -392,17 +392,37 @@ def optimizer_schema(opt: torch.optim.Optimizer) -> Schema:
     for g, s in zip(ref["param_groups"], groups.items):
         for k, v in g.items():  # lr, betas, eps, ...: as the resumed config sets them
             s.fields[k] = Fixed([Const(x) for x in v]) if isinstance(v, (list, tuple)) else Const(v)
-    return Rec({"state": _ParamState(params), "param_groups": groups})
+    return Rec({"state": _ParamState(opt, params), "param_groups": groups})
 
 
 class _ParamState(Schema):
-    def __init__(self, params: list[torch.Tensor]):
-        self.params = params
+    """Each parameter's optimiser state: the keys a step of this optimiser
+    makes (Adam's ``step``, ``exp_avg``, ``exp_avg_sq``), each tensor of its
+    parameter's shape and dtype (``step``: a float32 scalar)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, params: list[torch.Tensor]):
+        self.opt, self.params, self._keys = opt, params, None
+
+    def keys(self) -> set[str]:
+        """The state keys one step of a twin of the optimiser (same class and settings, zero
+        tensors of the parameters' shapes) gives a parameter: what torch's loader will read."""
+        if self._keys is None:
+            twin_params = [torch.zeros_like(p, requires_grad=True) for p in self.params[:1]]
+            twin = type(self.opt)(twin_params, **self.opt.defaults)
+            for t in twin_params:
+                t.grad = torch.zeros_like(t)
+            twin.step()
+            self._keys = set(next(iter(twin.state_dict()["state"].values()), {}))
+        return self._keys
 
     def check(self, v, path):
         Map(Int(0, len(self.params) - 1), Map(Str(), Anything())).check(v, path)
         for i, entry in v.items():
             p = self.params[i]
+            missing = sorted(self.keys() - set(entry))
+            if missing:
+                raise Mismatch(f"{path}.{i}.{missing[0]}", f"{type(self.opt).__name__}'s state of a parameter",
+                               "nothing (the key is missing)")
             for k, x in entry.items():
                 want = Arr(torch.float32, (), "tensor") if k == "step" else Arr(p.dtype, tuple(p.shape), "tensor")
                 want.check(x, f"{path}.{i}.{k}")
