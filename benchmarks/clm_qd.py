@@ -60,8 +60,9 @@ def judge_seed(clm_dir: Path, plain_dir: Path, seed: int, args) -> tuple[dict, d
     """Every search on one seed's runs: {method: figures}, and the diversity figures."""
     import torch
 
-    from clm.levels_clm.qd import SEARCHES, run_qd_search
+    from clm.levels_clm.qd import run_qd_search
     from clm.levels_clm.search import load_run
+    from clm.levels_clm.searches import search_names
 
     torch.set_num_threads(1)
     run, plain = load_run(clm_dir), load_run(plain_dir)
@@ -78,7 +79,7 @@ def judge_seed(clm_dir: Path, plain_dir: Path, seed: int, args) -> tuple[dict, d
                      "heatmap": [[None if np.isnan(v) else round(float(v), 3) for v in row]
                                  for row in p.grid.heatmap()]}
 
-    names = [s for s in args.searches.split(",") if s] or list(SEARCHES)
+    names = [s for s in args.searches.split(",") if s] or search_names("latent")
     for name in names:
         record(name, lambda: run_qd_search(name, G, D, J, args.budget, seed, args.second, designer=run.designer))
     record("random, plain G", lambda: run_qd_search("random", plain.G, D, J, args.budget, seed, args.second))
@@ -97,14 +98,14 @@ def main() -> None:
     ap.add_argument("--runs", default=None, help="folder of the CLM runs (clm-S, plain-S): reused when finished")
     ap.add_argument("--budget", type=int, default=1000, help="G evaluations per search and seed")
     ap.add_argument("--second", default="wall_density", help="second grid axis: wall_density | box_goal_distance | realism")
-    ap.add_argument("--searches", default="", help="comma-separated QD searches (default: all of clm.levels_clm.qd.SEARCHES)")
+    ap.add_argument("--searches", default="", help="comma-separated QD searches (default: the latent ones of clm.levels_clm.searches.SEARCHES)")
     ap.add_argument("--ceiling", type=int, default=16, help="also random sampling with this many budgets (0: skip)")
     ap.add_argument("--diversity-samples", type=int, default=1000)
     args = ap.parse_args()
 
     from clm.core.errors import UserError
-    from clm.levels_clm.qd import SEARCHES
     from clm.levels_clm.qd_grid import SECOND_AXES
+    from clm.levels_clm.searches import SEARCHES
 
     if args.second not in SECOND_AXES:
         raise SystemExit(f"error: unknown --second '{args.second}': valid ones are {', '.join(SECOND_AXES)}")

@@ -12,7 +12,8 @@ from clm.levels_clm.config import CLMConfig
 from clm.levels_clm.couplings import Judgement, LevelJudge
 from clm.levels_clm.designer import LatentDesignerEnv
 from clm.levels_clm.designer import designer_observation
-from clm.levels_clm.qd import SEARCHES, run_qd_search
+from clm.levels_clm.qd import run_qd_search
+from clm.levels_clm.searches import SEARCHES
 from clm.levels_clm.qd_grid import QDGrid, box_goal_distance, wall_density
 
 # 7x7, interior 5x5 = 25 cells. A: 4 interior walls, box (2, 2), goal (2, 5): distance 3.

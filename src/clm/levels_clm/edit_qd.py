@@ -22,8 +22,9 @@ controllable PCGRL), both measured like the latent searches of
   start to its edited level, plus the edited level's QD gain in the training
   grid, minus the env's penalties for refused edits); its evaluations are
   counted and returned.
-- ``EDIT_SEARCHES`` / ``run_edit_search``: what ``clm generate --search``
-  takes (random edits; the agent is not saved by a run yet).
+- ``random_edits`` is registered in the one table of levels searches
+  (``clm.levels_clm.searches``), which ``clm generate --search`` and ``clm
+  serve`` read; ``run_qd_search`` runs it (the agent is not saved by a run yet).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from clm.levels_clm.couplings import Judgement, LevelJudge
 from clm.levels_clm.designer import decode_latents
 from clm.levels_clm.qd import INELIGIBLE_PENALTY, LatentQDProblem
 from clm.levels_clm.qd_grid import QDGrid
+from clm.levels_clm.searches import LevelSearch, register_search
 
 
 class CachedJudge:
@@ -307,21 +309,10 @@ def search_edit_agent(p: LatentQDProblem, seed: int, agent: DQN | None = None, b
                                                                temperature=temperature), seed)
 
 
-#: the edit searches ``clm generate --search`` takes (the edit agent needs a trained agent, which a
-#: run does not save yet: see docs/results.md)
-EDIT_SEARCHES = {"random_edits": search_random_edits}
-
-
-def run_edit_search(name: str, G, D, judge, budget: int, seed: int, grid: QDGrid,
-                    on_judged=None, **options) -> LatentQDProblem:
-    """Run the named edit search for ``budget`` judge evaluations (fewer if ``on_judged``
-    stops it), filing every judged level in ``grid``; returns the problem."""
-    if name not in EDIT_SEARCHES:
-        raise ValueError(f"unknown edit search '{name}': valid ones are {', '.join(EDIT_SEARCHES)}")
-    problem = LatentQDProblem(G, D, judge, grid, budget, on_judged=on_judged)
-    torch.manual_seed(seed)
-    EDIT_SEARCHES[name](problem, seed, **options)
-    return problem
+#: the edit searches ``clm generate --search`` takes, in the one table of levels searches (the edit
+#: agent needs a trained agent, which a run does not save yet: see docs/results.md). Random edits may
+#: make levels of up to 4 boxes (search_random_edits' max_boxes), whatever G decodes.
+register_search(LevelSearch("random_edits", search_random_edits, "edit", caches_layouts=True, max_boxes=4))
 
 
 # -- training the agent -----------------------------------------------------------------------

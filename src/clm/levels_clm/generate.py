@@ -12,18 +12,22 @@ import numpy as np
 from clm.core.errors import UsageError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import levels_to_tiles, write_levels
-from clm.domains.levels.metrics import novelty
+from clm.domains.levels.metrics import max_optimal_pushes, novelty
 from clm.engine.collect import shortfall_exit
-from clm.levels_clm.edit_qd import EDIT_SEARCHES, CachedJudge, run_edit_search
-from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES, run_qd_search
+from clm.levels_clm.edit_qd import CachedJudge
+from clm.levels_clm.qd import run_qd_search
 from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.search import load_run
+from clm.levels_clm.searches import get_search, search_names
+
+#: parse_difficulty's HI when no range is given: any difficulty
+ANY_PUSHES = 10**9
 
 
 def parse_difficulty(text: str | None, name: str = "--difficulty") -> tuple[int, int]:
     """``LO:HI`` optimal pushes as (lo, hi); None or "" is any difficulty."""
     if not text:
-        return 1, 10**9
+        return 1, ANY_PUSHES
     try:
         lo, hi = (int(v) for v in text.split(":"))
     except ValueError:
@@ -40,12 +44,17 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, se
     the archive, ``avoid`` and each other, found by the QD search ``search``
     within ``max_evaluations`` G evaluations (0: 500 n). Returns (levels,
     their records, G evaluations spent); fewer than ``n`` when the budget ran out."""
-    if search not in (*SEARCHES, *EDIT_SEARCHES):
-        raise UsageError(f"search {search!r} is not for levels runs; a levels run takes "
-                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
-    if search in NEEDS_DESIGNER and run.designer is None:
+    entry = get_search(search)
+    if entry.needs_designer and run.designer is None:
         raise UsageError(f"this run has no designer (designer_search was off); use another search "
-                         f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
+                         f"({', '.join(search_names(designer=False))})")
+    shape = tuple(run.judge.corpus_tiles.shape[1:])
+    boxes = entry.max_boxes or run.judge.n_boxes or 1
+    most = max_optimal_pushes(shape, boxes)
+    if lo > most or most < hi < ANY_PUSHES:
+        raise UsageError(f"difficulty {lo}:{hi} lies outside what this run's levels allow: {shape[0]}x{shape[1]} "
+                         f"levels of at most {boxes} box(es) (the {search} search) hold at most {most} optimal "
+                         f"pushes (clm.domains.levels.metrics.max_optimal_pushes); ask for a range within 1:{most}")
     k = min_novelty
     run.judge.min_novelty = k
     chosen: list = []
@@ -69,27 +78,23 @@ def find_levels(run, n: int, search: str, lo: int, hi: int, min_novelty: int, se
         return len(chosen) >= n
 
     budget = max_evaluations or 500 * n
-    if search in EDIT_SEARCHES:
-        # edits of G's levels (64 G samples first): random-edit MAP-Elites, each layout solved once
-        problem = run_edit_search(search, run.G, run.D, CachedJudge(run.judge), budget, seed,
-                                  QDGrid(run.cfg.qd_descriptor, min_novelty=k), on_judged=accept)
-    else:
-        problem = run_qd_search(search, run.G, run.D, run.judge, budget, seed, run.cfg.qd_descriptor,
-                                designer=run.designer, on_judged=accept)
+    # an edit search meets a layout again (edits of the same elites): its entry asks for a cache by layout
+    judge = CachedJudge(run.judge) if entry.caches_layouts else run.judge
+    problem = run_qd_search(search, run.G, run.D, judge, budget, seed, run.cfg.qd_descriptor,
+                            designer=run.designer, grid=QDGrid(run.cfg.qd_descriptor, min_novelty=k),
+                            on_judged=accept)
     return chosen, records, problem.evaluations
 
 
 def generate(args) -> int:
     """``clm generate`` for a levels run: solver-verified levels into a Boxoban file, metrics in FILE.jsonl."""
-    if args.search not in (None, *SEARCHES, *EDIT_SEARCHES):
-        raise UsageError(f"--search {args.search} is not for levels runs; a levels run takes "
-                         f"{', '.join([*SEARCHES, *EDIT_SEARCHES])}")
     search = args.search or "designer"
+    entry = get_search(search, "--search")
     lo, hi = parse_difficulty(args.difficulty)
     run = load_run(args.run_dir)
-    if search in NEEDS_DESIGNER and run.designer is None:
+    if entry.needs_designer and run.designer is None:
         raise UsageError(f"{args.run_dir} has no designer (designer_search was off); use another --search "
-                         f"({', '.join(s for s in SEARCHES if s not in NEEDS_DESIGNER)})")
+                         f"({', '.join(search_names(designer=False))})")
     k = run.cfg.min_novelty if args.min_novelty is None else args.min_novelty
     chosen, records, spent = find_levels(run, args.n, search, lo, hi, k, args.seed, args.max_evaluations)
     out = Path(args.out)

@@ -1,7 +1,9 @@
 """QD searches over G's latent space at an exact budget of G evaluations,
 measured on one :class:`~clm.levels_clm.qd_grid.QDGrid`.
 
-The searches (``SEARCHES``, name -> function) all judge their levels through
+The searches (registered in the one table of levels searches,
+``clm.levels_clm.searches.SEARCHES``, with the edit searches of
+``clm.levels_clm.edit_qd``) all judge their levels through
 one ``LatentQDProblem``, which decodes z with G, judges the levels with the
 run's ``LevelJudge``, files them in the grid and stops at the budget, so
 every search is measured by the same grid at the same cost:
@@ -50,6 +52,7 @@ from clm.levels_clm.qd_grid import (  # noqa: F401 - part of this module's API
     QDGrid,
     descriptor_values,
 )
+from clm.levels_clm.searches import SEARCHES, LevelSearch, get_search, register_search
 
 
 class BudgetSpent(Exception):
@@ -214,24 +217,21 @@ def _require_designer(designer):
     return designer
 
 
-SearchFn = Callable[..., None]
-
-SEARCHES: dict[str, SearchFn] = {
-    "random": search_random,
-    "cmaes": search_cmaes,
-    "map_elites": search_map_elites,
-    "cma_me": search_cma_me,
-    "designer": search_designer,
-}
-NEEDS_DESIGNER = ("designer",)
+for _search in (LevelSearch("random", search_random, "latent"),
+                LevelSearch("cmaes", search_cmaes, "latent"),
+                LevelSearch("map_elites", search_map_elites, "latent"),
+                LevelSearch("cma_me", search_cma_me, "latent"),
+                LevelSearch("designer", search_designer, "latent", needs_designer=True)):
+    register_search(_search)
 
 
 def run_qd_search(name: str, G: torch.nn.Module, D: torch.nn.Module, judge: LevelJudge, budget: int, seed: int,
                   second: str = "wall_density", designer: DQN | None = None, grid: QDGrid | None = None,
                   on_judged: Callable[[list, Judgement], bool] | None = None, **options) -> LatentQDProblem:
-    """Run the named search for exactly ``budget`` G evaluations (fewer if ``on_judged`` stops
-    the problem); returns the problem (its ``grid`` has coverage and QD-score, its ``curve``
-    their course)."""
+    """Run the named search (any of the one table, ``SEARCHES``: latent or edit) for exactly
+    ``budget`` G evaluations (fewer if ``on_judged`` stops the problem), judged by ``judge`` as
+    given (a caller wraps it in a cache by layout where the search's entry asks for one);
+    returns the problem (its ``grid`` has coverage and QD-score, its ``curve`` their course)."""
     if name not in SEARCHES:
         raise UserError(f"unknown QD search '{name}': valid ones are {', '.join(SEARCHES)}")
     if budget < 1:
@@ -239,5 +239,5 @@ def run_qd_search(name: str, G: torch.nn.Module, D: torch.nn.Module, judge: Leve
     grid = grid if grid is not None else QDGrid(second, min_novelty=judge.min_novelty)
     problem = LatentQDProblem(G, D, judge, grid, budget, on_judged=on_judged)
     torch.manual_seed(seed)
-    SEARCHES[name](problem, seed, designer=designer, **options)
+    get_search(name).fn(problem, seed, designer=designer, **options)
     return problem

@@ -25,10 +25,9 @@ from clm.core.errors import UserError
 from clm.core.rundir import atomic_write_text
 from clm.domains.levels import Level, read_levels, write_levels
 from clm.domains.levels.play import level_payload, solve_for_play
-from clm.levels_clm.edit_qd import EDIT_SEARCHES
 from clm.levels_clm.generate import find_levels
-from clm.levels_clm.qd import NEEDS_DESIGNER, SEARCHES
 from clm.levels_clm.search import load_run
+from clm.levels_clm.searches import search_names
 
 FAVOURITES = "favourites.txt"
 FAVOURITES_RECORDS = "favourites.jsonl"
@@ -71,7 +70,7 @@ class RunLevels:
         self.run = load_run(self.run_dir)
         self.rng = np.random.default_rng(seed)
         self.min_novelty = int(self.run.cfg.min_novelty)
-        self.searches = [s for s in (*SEARCHES, *EDIT_SEARCHES) if s not in NEEDS_DESIGNER or self.run.designer is not None]
+        self.searches = search_names(designer=self.run.designer is not None)
         if "designer" in self.searches:  # the run's own designer first: clm generate's default
             self.searches.remove("designer")
             self.searches.insert(0, "designer")

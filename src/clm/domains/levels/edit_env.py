@@ -194,18 +194,28 @@ def apply_edits(tiles: np.ndarray, actions: np.ndarray, max_boxes: int = 4) -> t
 
 
 def random_edits(tiles: np.ndarray, n_edits: np.ndarray | int, rng: np.random.Generator,
-                 max_boxes: int = 4) -> np.ndarray:
+                 max_boxes: int = 4, log: list | None = None) -> np.ndarray:
     """ACCEL's mutation: each level of ``tiles`` (N, H, W) with ``n_edits`` (per
     level, or one count) edits, each drawn uniformly from the edits whose cell
-    conditions hold (:func:`edit_mask`, stop excluded), one after the other."""
+    conditions hold (:func:`edit_mask`, stop excluded), one after the other.
+    ``log``, if given, gets one list per level of the edits made (not those
+    refused), each ``(kind name, row, column)``; the draws are the same with it."""
     tiles = np.asarray(tiles, dtype=np.int8).copy()
     n = len(tiles)
+    w = tiles.shape[2] if tiles.ndim == 3 else 0
     n_edits = np.broadcast_to(np.asarray(n_edits, dtype=np.int64), (n,))
+    made: list[list] = [[] for _ in range(n)]
     for k in range(int(n_edits.max(initial=0))):
         live = np.flatnonzero(n_edits > k)
         mask = edit_mask(tiles[live], max_boxes)[:, :-1]
         pick = np.argmax(rng.random(mask.shape) * mask, axis=1)  # uniform among the allowed edits
-        tiles[live], _ = apply_edits(tiles[live], pick, max_boxes)
+        tiles[live], changed = apply_edits(tiles[live], pick, max_boxes)
+        if log is not None:
+            for i, a in zip(live[changed], pick[changed]):
+                kind, cell = divmod(int(a), tiles.shape[1] * w)
+                made[i].append((EDIT_KINDS[kind], cell // w, cell % w))
+    if log is not None:
+        log.extend(made)
     return tiles
 
 
@@ -221,16 +231,31 @@ def edit_observation(tiles: np.ndarray, targets: np.ndarray, t: np.ndarray, hori
     return np.concatenate([tiles_to_onehot(tiles), planes], axis=1).astype(np.float32)
 
 
+class BadTarget(UserError, ValueError):
+    """A target cell that is not a cell of the QD grid (or not a cell at all).
+
+    A ``ValueError`` for code that calls the env (Gymnasium's convention for a bad
+    argument) and a ``UserError`` with exit code 2 for the command line, so a
+    target a person typed would be refused without a traceback. (No ``clm``
+    command takes a target cell today: they come from ``reset``'s options and
+    the searches' own samplers.)"""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_code=2)
+
+
 def check_targets(targets: np.ndarray, bins: tuple[int, int]) -> np.ndarray:
-    """(N, 2) int target cells, or a UserError naming the grid's range."""
+    """(N, 2) int target cells, or a :class:`BadTarget` naming the grid's range."""
     t = np.asarray(targets)
     if t.ndim != 2 or t.shape[1] != 2 or not np.issubdtype(t.dtype, np.integer):
-        raise UserError(f"targets must be (N, 2) integer cells (pushes bin, wall bin), got shape {t.shape} {t.dtype}")
+        raise BadTarget(f"targets must be (N, 2) integer cells (pushes bin, wall bin) of the {bins[0]}x{bins[1]} "
+                        f"grid, got shape {t.shape} {t.dtype}")
     bad = (t < 0) | (t >= np.asarray(bins)[None])
     if bad.any():
         row = int(np.flatnonzero(bad.any(1))[0])
-        raise UserError(f"target cell {tuple(int(v) for v in t[row])} lies outside the {bins[0]}x{bins[1]} grid: "
-                        f"pushes bin must be in 0..{bins[0] - 1} and wall bin in 0..{bins[1] - 1}")
+        raise BadTarget(f"target cell {tuple(int(v) for v in t[row])} (row {row} of the targets) lies outside the "
+                        f"{bins[0]}x{bins[1]} grid: pushes bin must be in 0..{bins[0] - 1} and wall bin in "
+                        f"0..{bins[1] - 1}")
     return t.astype(np.int64)
 
 
@@ -297,7 +322,11 @@ class LevelEditVecEnv(gym.vector.VectorEnv):
             targets = self.target_fn(self._rng, tiles)
         self._tiles[idx] = tiles
         self._start_tiles[idx] = tiles
-        self._targets[idx] = check_targets(targets, self.bins)
+        targets = check_targets(targets, self.bins)
+        if len(targets) != len(idx):
+            raise BadTarget(f"got {len(targets)} target cells for {len(idx)} levels: give one (pushes bin, wall bin) "
+                            f"cell of the {self.bins[0]}x{self.bins[1]} grid per level")
+        self._targets[idx] = targets
         self._t[idx] = 0
         self._start_score[idx] = self._score(tiles, self._targets[idx])
 

@@ -7,6 +7,7 @@ in ``TILE_CHARS`` order, differ). All levels compared must share one shape.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numba
@@ -327,3 +328,25 @@ def difficulty_stats(results: Sequence[SolveResult]) -> dict[str, float | int | 
     out["seconds_median"] = float(np.median(secs)) if secs else None
     out["seconds_max"] = float(max(secs)) if secs else None
     return out
+
+
+def max_optimal_pushes(shape: tuple[int, int], max_boxes: int) -> int:
+    """An upper bound on the optimal pushes of any valid ``H x W`` level with at
+    most ``max_boxes`` boxes: what ``clm generate --difficulty`` may ask for.
+
+    Why it holds. A box the player can push, and the player, stay inside the
+    player's enclosed area (``Level.problems``: it never reaches the grid's
+    edge), so within the ``F = (H - 2)(W - 2)`` inner cells. After each push the
+    player stands on the cell the box just left, next to a box. An optimal
+    solution never meets the same state (box cells, player cell) twice after two
+    of its pushes: cutting the loop between them would solve the level in fewer
+    pushes. So its pushes are at most the number of such states with ``B`` boxes,
+    ``C(F, B)`` box sets times at most ``min(4 B, F - B)`` player cells next to a
+    box, maximised over ``B = 1..max_boxes``. The bound is loose (it counts
+    states no level reaches: 100 at 7x7 with one box, where the classic generator
+    finds none of 7 or more in 200 tries), but no level can exceed it.
+    """
+    h, w = (int(v) for v in shape)
+    inner = max(h - 2, 0) * max(w - 2, 0)
+    return max((math.comb(inner, b) * min(4 * b, inner - b) for b in range(1, int(max_boxes) + 1) if inner > b),
+               default=0)
