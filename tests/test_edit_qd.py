@@ -116,3 +116,20 @@ def test_clm_run_with_the_edit_coupling(tmp_path, capsys):
     archived = read_levels(out / "levels" / "archive.txt")
     assert all(lv.problems() == [] and lv.n_boxes <= 2 for lv in archived)
     assert {r["source"] for r in records} <= {"generator", "edits"}
+    # the report's edit episodes: every edit judged is counted, the shown ones are valid and replayed by the judge
+    from clm.domains.levels.solver import solve_level
+    from clm.levels_clm.edit_episodes import read_edit_episodes
+
+    rec = read_edit_episodes(out / "levels" / "edit_episodes.json").value
+    assert rec.judged == 2 * 32 and rec.playable == round(sum(32 * r["edit_playable_fraction"] for r in edits))
+    assert 1 <= len(rec.episodes) <= 12
+    for i, ep in enumerate(rec.episodes):
+        before, after = rec.levels(i)
+        assert after.n_boxes <= 2 and before.problems() == [] and after.problems() == []
+        solved = solve_level(after, time_limit=1.0)
+        assert ep["playable"] == (solved.solved and solved.pushes > 0)
+        assert ep["pushes_after"] == (solved.pushes if ep["playable"] else -1)
+    # a resumed run continues the record from its checkpoint
+    assert main(["run", "--resume", str(out), "--json", "rounds=3", "report=false"]) == 0
+    again = read_edit_episodes(out / "levels" / "edit_episodes.json").value
+    assert again.judged == 3 * 32 and again.playable >= rec.playable

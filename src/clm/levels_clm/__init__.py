@@ -12,6 +12,7 @@ from clm.levels_clm.generate import generate
 from clm.levels_clm.report import (
     HEADLINE_FIGURES,
     section_archive_table,
+    section_edits,
     section_evidence,
     section_levels,
     section_play,
@@ -50,6 +51,7 @@ SPEC = register(DomainSpec(
     headline_figures=HEADLINE_FIGURES, learner_config=_learner_config,
     report_sections=(ReportSection("levels", "Levels", section_levels),
                      ReportSection("play", "Play the levels", section_play),
+                     ReportSection("edits", "Edit episodes: levels before and after the edits", section_edits),
                      ReportSection("archive", "Archive table", section_archive_table, "bottom"),
                      ReportSection("qd", "Creative archive as a QD grid", section_qd, "bottom"),
                      ReportSection("evidence", "Evidence: the seed's three problems", section_evidence, "bottom")),

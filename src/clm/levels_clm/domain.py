@@ -62,6 +62,8 @@ from clm.levels_clm.couplings import (
     player_solves,
 )
 from clm.levels_clm.designer import LatentDesignerEnv, decode_latents
+from clm.levels_clm.edit_episodes import FILE as EDIT_EPISODES_FILE
+from clm.levels_clm.edit_episodes import EditEpisodes, parse_edit_episodes
 from clm.levels_clm.qd_grid import QDGrid
 from clm.levels_clm.robustness import (
     d_robustness,
@@ -86,6 +88,7 @@ class SokobanCLM:
         self.designer: DQN | None = None
         self.demos: DemonstrationFeed | None = None
         self.feedback_x: torch.Tensor | None = None
+        self.edit_episodes = EditEpisodes() if cfg.edit_search else None  # the report's before/after pictures
 
     # -- step 1 ----------------------------------------------------------------------------------
     def real_data(self) -> torch.Tensor:
@@ -158,10 +161,11 @@ class SokobanCLM:
         row = {"generated_playable_fraction": self.playable_fraction,
                "generated_novelty_mean": float(j.novelty.mean()), "generated_realism_mean": float(j.realism.mean())}
         if cfg.edit_search:
-            row.update(self._edit_round(gan, agent, rng, rnd, [s for s, ok in zip(samples, j.playable) if ok]))
+            ok = np.flatnonzero(j.playable)
+            row.update(self._edit_round(gan, agent, rng, rnd, [samples[i] for i in ok], [int(j.pushes[i]) for i in ok]))
         return row
 
-    def _edit_round(self, gan, agent, rng, rnd, playable_samples: list) -> dict[str, float]:
+    def _edit_round(self, gan, agent, rng, rnd, playable_samples: list, sample_pushes: list) -> dict[str, float]:
         """ACCEL's random edits (issue 25): 1-4 edits each of levels drawn from G's playable
         samples and the archive, judged like G's samples (they count as G evaluations);
         the creative ones join the archive and the grid, and the playable ones the player's
@@ -170,9 +174,15 @@ class SokobanCLM:
         if not parents:
             return {"edit_playable_fraction": 0.0, "edit_creative": 0, "edit_frontier": 0}
         n = self.cfg.edits_per_round
-        tiles = levels_to_tiles([parents[i] for i in rng.integers(len(parents), size=n)])
-        edited = tiles_to_levels(random_edits(tiles, rng.integers(1, 5, n), rng, self.cfg.edit_max_boxes))
+        pick = rng.integers(len(parents), size=n)
+        tiles = levels_to_tiles([parents[i] for i in pick])
+        made: list = []
+        edited = tiles_to_levels(random_edits(tiles, rng.integers(1, 5, n), rng, self.cfg.edit_max_boxes, log=made))
         j = self.judge.judge(gan.D, edited)
+        pushes = sample_pushes + [int(r["pushes"]) for r in self.archive.records]
+        sources = ["generator"] * len(playable_samples) + ["archive"] * len(self.archive)
+        self.edit_episodes.offer(rnd, [parents[i] for i in pick], [pushes[i] for i in pick],
+                                 [sources[i] for i in pick], edited, made, j)
         added = archive_creative(self.archive, edited, j, "edits", rnd)
         self.grid.offer(edited, j)
         playable = [lv for lv, ok in zip(edited, j.playable) if ok]
@@ -260,6 +270,8 @@ class SokobanCLM:
               "qd_grid": self.grid.state_dict(), "exact": True}
         if self.demos is not None:
             st.update(demo_keys=sorted(self.demos.seen), demo_transitions=self.demos.transitions)
+        if self.edit_episodes is not None:
+            st["edit_episodes"] = self.edit_episodes.state()
         if self.designer is None:
             return {}, st
         w, dst, dmeta = self.designer.training_state()
@@ -290,7 +302,10 @@ class SokobanCLM:
             fields.update(demo_keys=Seq(Bytes()), demo_transitions=Int(0, MAX_COUNT))
         if self.designer is not None:
             fields.update(designer=Anything(), designer_meta=Anything())  # the designer's own schema, below
-        validate(st, Rec(fields, optional=("designer", "designer_meta")), f"{where} (state.json)", "domain")
+        if self.edit_episodes is not None:  # checked by its own parser, below (absent: a run before it)
+            fields.update(edit_episodes=Anything())
+        validate(st, Rec(fields, optional=("designer", "designer_meta", "edit_episodes")), f"{where} (state.json)",
+                 "domain")
         for name in ("archive", "generated"):
             part = st[name]["items"] if name == "archive" else st[name]
             n = 0 if part["tiles"] is None else len(part["tiles"])
@@ -302,6 +317,8 @@ class SokobanCLM:
         if not (len(grid["quality"]) == len(grid["measures"]) == n and (n == 0 or grid["tiles"].shape == (n, h, w))):
             raise StateMismatch(f"{where} (state.json)", "domain.qd_grid", f"{n} qualities, measures and levels "
                                 f"of {h}x{w}", f"{len(grid['quality'])}, {len(grid['measures'])}, {grid['tiles'].shape}")
+        if self.edit_episodes is not None and "edit_episodes" in st:
+            parse_edit_episodes(st["edit_episodes"], f"{where} (state.json) domain.edit_episodes")
         if self.designer is not None and "designer" in st:
             check_training_state(self.designer, strip_prefix(weights, "designer."), st["designer"],
                                  st["designer_meta"], where)
@@ -315,6 +332,8 @@ class SokobanCLM:
         self.grid.load_state_dict(st["qd_grid"])
         if self.demos is not None:
             self.demos.seen, self.demos.transitions = set(st["demo_keys"]), st["demo_transitions"]
+        if self.edit_episodes is not None and "edit_episodes" in st:
+            self.edit_episodes.load_state(st["edit_episodes"], f"{where} (state.json) domain.edit_episodes")
         if self.designer is None:
             return True
         if "designer" not in st:
@@ -337,6 +356,8 @@ class SokobanCLM:
                 atomic_write_text(run_dir / "levels" / "archive.jsonl",
                                   "".join(json.dumps(r) + "\n" for r in archive.records))
         write_qd_grid(run_dir / "qd_grid.json", self.grid)
+        if self.edit_episodes is not None:
+            self.edit_episodes.write(run_dir / "levels" / EDIT_EPISODES_FILE)
         robust = {}
         if cfg.robustness_eval and status != "gan_diverged":
             held = self.heldout[: cfg.eval_levels]

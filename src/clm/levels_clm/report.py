@@ -18,6 +18,8 @@ from clm.core.templating import render
 from clm.domains.levels import read_levels
 from clm.domains.levels.play import level_payload, play_html, solve_for_play
 from clm.domains.levels.render import render_grid
+from clm.levels_clm.edit_episodes import FILE as EDIT_EPISODES_FILE
+from clm.levels_clm.edit_episodes import read_edit_episodes
 
 _PACKAGE = "clm.levels_clm"
 MAX_GRID_LEVELS = 32
@@ -184,3 +186,32 @@ def section_evidence(report) -> str:
     keys = list(EVIDENCE_TITLES) + [k for k in ev if k not in EVIDENCE_TITLES]
     return render(_PACKAGE, "evidence.html.j2", missing_note=None, evidence=ev,
                   problems=[(k, EVIDENCE_TITLES.get(k, k)) for k in keys])
+
+
+def _pushes_text(p: int) -> str:
+    return "unplayable" if p < 0 else f"{p} push{'es' if p != 1 else ''}"
+
+
+def section_edits(report) -> str:
+    """The edit coupling's best episodes (``edit_search=true``) as before/after pictures
+    with the judge's verdict; left out for a run without edits."""
+    path = report.run_dir / "levels" / EDIT_EPISODES_FILE
+    ran_edits = any("edit_playable_fraction" in r for r in report.metric_rows)
+    if not path.exists() and not ran_edits:
+        return ""  # the run had edit_search off: nothing to show
+    loaded = read_edit_episodes(path)
+    if loaded.value is None:
+        return render(_PACKAGE, "edit_episodes.html.j2", missing_note=loaded.note)
+    rec = loaded.value
+    episodes = []
+    for i, ep in enumerate(rec.episodes):
+        before, after = rec.levels(i)
+        labels = [f"before: {_pushes_text(ep['pushes_before'])}", f"after: {_pushes_text(ep['pushes_after'])}"]
+        try:
+            png, error = level_grid_png([before, after], labels=labels, cols=2), None
+        except Exception as e:  # a level the renderer cannot draw must not stop the report
+            png, error = None, str(e)
+        edits = ", ".join(f"{e['kind']} at ({e['row'] + 1}, {e['col'] + 1})" for e in ep["edits"])
+        episodes.append({**ep, "png": png, "error": error, "edit_text": edits,
+                         "gain": (ep["pushes_after"] - ep["pushes_before"]) if ep["playable"] else None})
+    return render(_PACKAGE, "edit_episodes.html.j2", missing_note=None, rec=rec, episodes=episodes)

@@ -331,6 +331,8 @@ class RunReport:
                 content = Markup(build())  # a section's renderer returns HTML it escaped itself (its template's)
             except Exception as e:  # one broken section must not hide the others
                 content = _render("section_error.html.j2", error=f"{type(e).__name__}: {e}")
+            if not content.strip():  # the registry's contract: a section that renders "" is left out
+                continue
             sections.append({"id": anchor, "title": title, "content": content})
         stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         return _render("base.html.j2", name=self.run_dir.resolve().name, run_path=str(self.run_dir.resolve()),
